@@ -1,0 +1,1 @@
+"""The agent: LLM factory, tool-calling graph, rule-based planner, output schema, guard."""

@@ -1,0 +1,109 @@
+"""Typed settings: environment (`RECAGENT_*`), an optional `recagent.toml`, then CLI flags.
+
+Precedence, highest first: values passed by the CLI, environment variables
+(`RECAGENT_HOME`, `RECAGENT_DATASET`, nested ones as `RECAGENT_LLM__TIMEOUT`), the TOML file,
+defaults. The TOML file is the first of: `$RECAGENT_CONFIG`, `./recagent.toml`,
+`$RECAGENT_HOME/recagent.toml`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from recagent.errors import ConfigError
+
+CONFIG_FILE_NAME = "recagent.toml"
+
+
+def default_home() -> Path:
+    """The platform's user data directory for recagent (e.g. ~/.local/share/recagent)."""
+    return Path(user_data_dir("recagent", appauthor=False))
+
+
+class Section(BaseModel):
+    """Base for nested settings sections: unknown keys are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Settings(BaseSettings):
+    """Everything a run of recagent can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECAGENT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    home: Path = Field(default_factory=default_home, description="Workspace directory.")
+    dataset: str = Field("ml-100k", description="Dataset used when --dataset is not given.")
+    download_mirror: str | None = Field(
+        None,
+        description="Base URL to fetch MovieLens archives from instead of the official site "
+        "(archives are still checked against their pinned SHA-256).",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def find_config_file(home: Path | None = None) -> Path | None:
+    """The TOML file to read, if any (see the module docstring for the search order)."""
+    explicit = os.environ.get("RECAGENT_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"RECAGENT_CONFIG points at {path}, which is not a file")
+        return path
+    candidates = [Path.cwd() / CONFIG_FILE_NAME]
+    env_home = os.environ.get("RECAGENT_HOME")
+    base = home or (Path(env_home).expanduser() if env_home else default_home())
+    candidates.append(base / CONFIG_FILE_NAME)
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; `overrides` are CLI values (None means 'not given')."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    path = find_config_file(given.get("home"))
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+
+    class _Configured(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        settings = _Configured(**given)
+    except ValidationError as exc:
+        where = f" (from {path})" if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings{where}: {problems}") from exc
+    return settings
+
+
+__all__ = ["CONFIG_FILE_NAME", "Section", "Settings", "default_home", "load_settings"]

@@ -1,0 +1,178 @@
+"""People's own data: an items file and an interactions file (CSV, TSV or JSON lines) with a
+column mapping. Ratings and timestamps are optional; without timestamps, file order is the
+sequence order."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from recagent.data.catalog import Item
+from recagent.data.source import ItemCollector, RawData, split_title_year
+from recagent.data.tables import Column, TableSpec, line_of_row, read_jsonl, read_table
+from recagent.errors import ConfigError, DataError
+
+
+class GenericConfig(BaseModel):
+    """Where the files are and which column holds what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: Path
+    interactions: Path
+    item_id_col: str = "item_id"
+    user_id_col: str = "user_id"
+    title_col: str = "title"
+    year_col: str | None = None
+    genres_col: str | None = None
+    genre_sep: str = "|"
+    text_cols: list[str] = Field(default_factory=list)
+    attr_cols: list[str] = Field(default_factory=list)
+    rating_col: str | None = None
+    timestamp_col: str | None = None
+    sep: str | None = Field(None, description="Delimiter; inferred from the file extension.")
+    encoding: str = "utf-8"
+
+
+def _file_format(path: Path, sep: str | None) -> str | None:
+    """The separator to use, or None for JSON lines."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return None
+    if sep is not None:
+        return sep
+    if suffix in (".tsv", ".tab"):
+        return "\t"
+    if suffix in (".csv", ".txt", ""):
+        return ","
+    raise ConfigError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .jsonl, or --sep")
+
+
+def _header(path: Path, sep: str, encoding: str) -> list[str]:
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    with path.open(encoding=encoding, errors="replace") as fh:
+        first = fh.readline()
+    if not first.strip():
+        raise DataError(path, "file is empty", 1)
+    return [h.strip() for h in next(csv.reader([first.rstrip("\r\n")], delimiter=sep))]
+
+
+LineOf = Callable[[int], int]
+
+
+def _read(cfg: GenericConfig, path: Path, columns: list[Column]) -> tuple[dict, LineOf]:
+    sep = _file_format(path, cfg.sep)
+    if sep is None:
+        cols = read_jsonl(path, columns, cfg.encoding)
+        lines = [i for i, ln in enumerate(path.read_bytes().splitlines(), 1) if ln.strip()]
+        return cols, lambda row: lines[row] if row < len(lines) else row + 1
+    spec = TableSpec(path, sep, tuple(columns), header=True, encoding=cfg.encoding)
+    return read_table(spec), lambda row: line_of_row(spec, row)
+
+
+def _optional(
+    cfg_value: str | None, default: str, path: Path, sep: str | None, enc: str
+) -> str | None:
+    """An optional column: the configured name, else `default` if the file has it."""
+    if cfg_value is not None:
+        return cfg_value
+    if sep is None:  # JSON lines: look at the first object
+        with path.open(encoding=enc) as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        return default if default in json.loads(line) else None
+                    except (json.JSONDecodeError, TypeError):
+                        return None
+        return None
+    return default if default in _header(path, sep, enc) else None
+
+
+def load_generic(cfg: GenericConfig) -> RawData:
+    item_sep = _file_format(cfg.items, cfg.sep)
+    year_col = _optional(cfg.year_col, "year", cfg.items, item_sep, cfg.encoding)
+    genres_col = _optional(cfg.genres_col, "genres", cfg.items, item_sep, cfg.encoding)
+    item_cols = [Column(cfg.item_id_col, "id"), Column(cfg.title_col, required=True)]
+    item_cols += [Column(c) for c in [year_col, genres_col] if c]
+    item_cols += [Column(c) for c in [*cfg.text_cols, *cfg.attr_cols]]
+    icols, item_line = _read(cfg, cfg.items, _unique(item_cols))
+    collector = ItemCollector(cfg.items, item_line)
+    for row, item_id in enumerate(icols[cfg.item_id_col]):
+        raw_title = icols[cfg.title_col][row]
+        title, year = split_title_year(raw_title)
+        if year_col:
+            year = _year(icols[year_col][row], cfg.items, item_line(row), year_col) or year
+        genres = ()
+        if genres_col:
+            parts = icols[genres_col][row].split(cfg.genre_sep)
+            genres = tuple(g.strip() for g in parts if g.strip())
+        text = " ".join(icols[c][row] for c in cfg.text_cols if icols[c][row])
+        attrs = {c: icols[c][row] for c in cfg.attr_cols if icols[c][row]}
+        item = Item(item_id=item_id, title=title, year=year, genres=genres, text=text, attrs=attrs)
+        collector.add(row, raw_title, item)
+
+    inter_sep = _file_format(cfg.interactions, cfg.sep)
+    rating_col = _optional(cfg.rating_col, "rating", cfg.interactions, inter_sep, cfg.encoding)
+    ts_col = _optional(cfg.timestamp_col, "timestamp", cfg.interactions, inter_sep, cfg.encoding)
+    inter_cols = [Column(cfg.user_id_col, "id"), Column(cfg.item_id_col, "id")]
+    if rating_col:
+        inter_cols.append(Column(rating_col, "float", required=True))
+    if ts_col:
+        inter_cols.append(Column(ts_col, required=True))
+    cols, inter_line = _read(cfg, cfg.interactions, inter_cols)
+    timestamp = None
+    if ts_col:
+        timestamp = _timestamps(cols[ts_col], cfg.interactions, inter_line, ts_col)
+    return RawData(
+        items=collector.items,
+        user_id=cols[cfg.user_id_col],
+        item_id=cols[cfg.item_id_col],
+        rating=cols[rating_col] if rating_col else None,
+        timestamp=timestamp,
+        interactions_path=cfg.interactions,
+        line_of_row=inter_line,
+        files=[cfg.items, cfg.interactions],
+    )
+
+
+def _unique(columns: list[Column]) -> list[Column]:
+    seen: dict[str, Column] = {}
+    for col in columns:
+        seen.setdefault(col.name, col)
+    return list(seen.values())
+
+
+def _year(value: str, path: Path, line: int, col: str) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(float(value[:4]) if len(value) > 4 and value[:4].isdigit() else float(value))
+    except ValueError:
+        raise DataError(path, f"column '{col}' should be a year, got {value!r}", line) from None
+
+
+def _timestamps(values: np.ndarray, path: Path, line_of: LineOf, col: str) -> np.ndarray:
+    """Epoch seconds from numbers or ISO-8601 text."""
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+    if not numbers.isna().any():
+        return numbers.to_numpy(dtype=np.float64).astype(np.int64)
+    parsed = pd.to_datetime(pd.Series(values), errors="coerce", utc=True, format="ISO8601")
+    bad = np.flatnonzero(parsed.isna().to_numpy())
+    if len(bad):
+        row = int(bad[0])
+        raise DataError(
+            path,
+            f"column '{col}' should be a number or an ISO date, got {values[row]!r}",
+            line_of(row),
+        )
+    return (parsed.astype("int64") // 10**9).to_numpy(dtype=np.int64)
+
+
+__all__ = ["GenericConfig", "load_generic"]

@@ -1,0 +1,1 @@
+"""Offline evaluation: pure metrics, protocols, the harness and its reports."""

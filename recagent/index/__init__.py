@@ -1,0 +1,1 @@
+"""Vector recall: item-text embedders and the ChromaDB store."""

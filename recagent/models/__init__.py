@@ -1,0 +1,1 @@
+"""Scoring models: the Scorer protocol, SASRec and popularity."""

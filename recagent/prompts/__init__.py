@@ -1,0 +1,1 @@
+"""Prompt templates users edit: registry, loader and the shipped defaults (*.yaml)."""

@@ -1,0 +1,1 @@
+"""LLM-facing tools: thin, typed wrappers over data, models and index."""

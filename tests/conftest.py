@@ -1,0 +1,120 @@
+"""Shared fixtures: an isolated workspace, the CLI runner, tiny datasets written on the fly,
+and the shared MovieLens copies (skipped, with a reason, when absent)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recagent.cli import app
+from recagent.data.dataset import Dataset
+from recagent.data.prepare import PrepareConfig, prepare
+from recagent.workspace import Workspace
+
+ML100K_GENRE_COUNT = 19
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own workspace and no LLM configuration from the developer's shell."""
+    monkeypatch.setenv("RECAGENT_HOME", str(tmp_path / "home"))
+    for var in ("RECAGENT_CONFIG", "RECAGENT_DATASET", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace(tmp_path / "home")
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def cli() -> Callable[..., CliResult]:
+    """Run `recagent ARGS...` in-process; returns exit code, stdout and stderr."""
+
+    def run(*args: str, input: str | None = None) -> CliResult:
+        runner = CliRunner()
+        result = runner.invoke(app, list(args), input=input, catch_exceptions=False)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+def shared_data_dir() -> Path | None:
+    """The shared MovieLens copies, from RECAGENT_TEST_DATA or ../shared/data beside the repo."""
+    env = os.environ.get("RECAGENT_TEST_DATA")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    return next((p for p in candidates if (p / "ml-100k" / "u.data").is_file()), None)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip(
+            "REAL-DATA TEST SKIPPED: set RECAGENT_TEST_DATA to the folder holding ml-100k/ "
+            "and ml-latest-small/"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def ml100k(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """ML-100k prepared once per session in its own workspace (read-only for tests)."""
+    ws = Workspace(tmp_path_factory.mktemp("ml100k-home"))
+    return prepare(PrepareConfig(dataset="ml-100k", source=shared_data / "ml-100k"), ws)
+
+
+Rating = tuple[str | int, str | int, float, int]
+
+
+def write_ml100k(
+    folder: Path,
+    ratings: Sequence[Rating],
+    items: Sequence[tuple[int | str, str, Sequence[int]]] | None = None,
+) -> Path:
+    """Write a tiny dataset in the official ML-100k format (u.data, u.item) into `folder`.
+
+    `items` are (id, title, genre positions); by default one item per id used in `ratings`.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"{u}\t{i}\t{r:g}\t{t}" for u, i, r, t in ratings]
+    (folder / "u.data").write_text("\n".join(lines) + "\n")
+    if items is None:
+        ids = sorted({int(i) for _, i, _, _ in ratings})
+        items = [(i, f"Movie {i} (199{i % 10})", [1 + i % 18]) for i in ids]
+    rows = []
+    for item_id, title, genres in items:
+        flags = ["1" if g in genres else "0" for g in range(ML100K_GENRE_COUNT)]
+        rows.append("|".join([str(item_id), title, "01-Jan-1995", "", "http://x", *flags]))
+    (folder / "u.item").write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    return folder
+
+
+@pytest.fixture
+def tiny_ml100k(tmp_path: Path) -> Path:
+    """Four users, six items, timestamps with ties."""
+    ratings: list[Rating] = [
+        (1, 1, 5, 100), (1, 2, 4, 101), (1, 3, 3, 102), (1, 4, 5, 103), (1, 5, 2, 104),
+        (2, 3, 5, 200), (2, 1, 4, 200), (2, 2, 3, 201), (2, 6, 1, 202),
+        (3, 6, 4, 300), (3, 5, 4, 301), (3, 4, 4, 302),
+        (4, 2, 5, 400), (4, 1, 5, 401),
+    ]  # fmt: skip
+    return write_ml100k(tmp_path / "tiny", ratings)
