@@ -1,0 +1,260 @@
+"""What every tool shares: item references, evidence, the per-turn candidate set, the runtime
+context, typed errors, and the adapter that turns a tool into a LangChain tool.
+
+A tool is a plain function `run(args, ctx) -> result` registered with `@register_tool`. The
+rule-based planner calls it through `run_tool`; the LLM agent calls the same function through
+`langchain_tools(ctx)`, which binds the runtime context so the LLM never has to pass it.
+Results are small pydantic models; item text inside them is data, never instructions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recagent.data.catalog import Catalog, Item
+from recagent.data.dataset import Dataset
+from recagent.errors import RecagentError
+
+EvidenceKind = Literal[
+    "text_match",  # matched a free-text query (score = similarity, matched_text)
+    "similar_to_items",  # near given reference items (because_of = those item ids)
+    "similar_to_history",  # near the user's history (because_of = the history items)
+    "sequential",  # scored by SASRec for this history (score, rank, because_of = attended)
+    "popularity",  # popular overall
+    "title_match",  # title lookup
+    "filter",  # passed hard filters
+    "profile",  # matches the user's profile (detail says how)
+]
+
+
+class ItemRef(BaseModel):
+    """How tools refer to an item: its id (use this in answers) and what people see."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str
+    title: str
+    year: int | None = None
+    genres: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, item: Item) -> ItemRef:
+        return cls(item_id=item.item_id, title=item.title, year=item.year, genres=list(item.genres))
+
+
+class Evidence(BaseModel):
+    """Why a tool returned an item. Explanations may only cite evidence like this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str
+    kind: EvidenceKind
+    score: float | None = None
+    rank: int | None = None
+    matched_text: str | None = None
+    because_of: list[str] = Field(default_factory=list, description="Item ids behind it.")
+    detail: str | None = None
+
+
+class ToolError(BaseModel):
+    """A tool could not do what was asked; `hint` says how to call it instead."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str
+    hint: str | None = None
+    ok: Literal[False] = False
+
+
+@dataclass
+class Candidate:
+    item_id: str
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+class CandidateSet:
+    """Items tools returned this turn, with their evidence, in first-seen order."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Candidate] = {}
+
+    def add(self, item_id: str, evidence: Evidence) -> None:
+        cand = self._items.setdefault(item_id, Candidate(item_id))
+        cand.evidence.append(evidence)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def ids(self) -> list[str]:
+        return list(self._items)
+
+    def get(self, item_id: str) -> Candidate | None:
+        return self._items.get(item_id)
+
+    def evidence(self, item_id: str) -> list[Evidence]:
+        cand = self._items.get(item_id)
+        return list(cand.evidence) if cand else []
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+@dataclass
+class ToolCall:
+    """One tool call, for the run log and the guard."""
+
+    name: str
+    args: dict[str, Any]
+    ok: bool
+    duration_ms: float
+    error: str | None = None
+
+
+@dataclass
+class ToolContext:
+    """Runtime context injected into every tool (never asked from the LLM).
+
+    `history` is the current user's history as item ids in time order (empty for a new
+    user). `scorer` and `index` are the classical models; a tool that needs one that is
+    missing returns a `ToolError`.
+    """
+
+    dataset: Dataset
+    user_id: str | None = None
+    history: list[str] = field(default_factory=list)
+    scorer: Any = None  # recagent.models.base.Scorer
+    index: Any = None  # recagent.index.store.ItemIndex
+    candidates: CandidateSet = field(default_factory=CandidateSet)
+    calls: list[ToolCall] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.dataset.catalog
+
+    def ref(self, item_id: str) -> ItemRef:
+        return ItemRef.of(self.catalog[item_id])
+
+    def new_turn(self) -> None:
+        self.candidates.clear()
+        self.calls.clear()
+
+    def unknown_ids(self, item_ids: Iterable[str]) -> list[str]:
+        return [i for i in item_ids if i not in self.catalog]
+
+
+Runner = Callable[[Any, ToolContext], BaseModel]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    args: type[BaseModel]
+    run: Runner
+
+
+TOOLS: dict[str, ToolSpec] = {}
+
+
+def register_tool(name: str, args: type[BaseModel]) -> Callable[[Runner], Runner]:
+    """Register `run(args, ctx)` as a tool; its docstring is the description the LLM reads."""
+
+    def deco(fn: Runner) -> Runner:
+        doc = " ".join((fn.__doc__ or "").split())
+        TOOLS[name] = ToolSpec(name=name, description=doc, args=args, run=fn)
+        return fn
+
+    return deco
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+def run_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel:
+    """Validate `args`, run the tool, record the call. Never raises for bad input."""
+    started = time.perf_counter()
+    raw = args.model_dump() if isinstance(args, BaseModel) else dict(args or {})
+    spec = TOOLS.get(name)
+    result: BaseModel
+    if spec is None:
+        result = ToolError(error=f"no tool named {name!r}", hint=f"tools: {', '.join(TOOLS)}")
+    else:
+        try:
+            parsed = args if isinstance(args, spec.args) else spec.args.model_validate(raw)
+            result = spec.run(parsed, ctx)
+        except ValidationError as exc:
+            schema = json.dumps(spec.args.model_json_schema().get("properties", {}))
+            result = ToolError(
+                error=f"invalid arguments: {_validation_message(exc)}",
+                hint=f"arguments schema: {schema}",
+            )
+        except RecagentError as exc:
+            result = ToolError(error=str(exc))
+    error = result.error if isinstance(result, ToolError) else None
+    ms = (time.perf_counter() - started) * 1000
+    ctx.calls.append(ToolCall(name, raw, error is None, ms, error))
+    return result
+
+
+def result_text(result: BaseModel) -> str:
+    """What the LLM sees: compact JSON of the result."""
+    return result.model_dump_json(exclude_none=True)
+
+
+def langchain_tools(ctx: ToolContext, names: Sequence[str] | None = None) -> list[BaseTool]:
+    """LangChain tools bound to `ctx`, one per registered tool (or those in `names`)."""
+    tools: list[BaseTool] = []
+    for spec in TOOLS.values():
+        if names is not None and spec.name not in names:
+            continue
+
+        def call(_spec: ToolSpec = spec, **kwargs: Any) -> str:
+            return result_text(run_tool(_spec.name, kwargs, ctx))
+
+        def on_invalid(exc: ValidationError, _spec: ToolSpec = spec) -> str:
+            err = ToolError(error=f"invalid arguments: {_validation_message(exc)}")
+            ctx.calls.append(ToolCall(_spec.name, {}, False, 0.0, err.error))
+            return result_text(err)
+
+        tools.append(
+            StructuredTool.from_function(
+                func=call,
+                name=spec.name,
+                description=spec.description,
+                args_schema=spec.args,
+                handle_validation_error=on_invalid,
+            )
+        )
+    return tools
+
+
+__all__ = [
+    "TOOLS",
+    "Candidate",
+    "CandidateSet",
+    "Evidence",
+    "EvidenceKind",
+    "ItemRef",
+    "ToolCall",
+    "ToolContext",
+    "ToolError",
+    "ToolSpec",
+    "langchain_tools",
+    "register_tool",
+    "result_text",
+    "run_tool",
+]
