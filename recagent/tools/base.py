@@ -80,14 +80,20 @@ class Candidate:
 
 
 class CandidateSet:
-    """Items tools returned this turn, with their evidence, in first-seen order."""
+    """Items tools returned this turn, with their evidence, in first-seen order.
+
+    `filter_items` can drop items from the active set; `returned` still remembers every item
+    a tool returned this turn (what the guard checks answers against).
+    """
 
     def __init__(self) -> None:
         self._items: dict[str, Candidate] = {}
+        self._returned: set[str] = set()
 
     def add(self, item_id: str, evidence: Evidence) -> None:
         cand = self._items.setdefault(item_id, Candidate(item_id))
         cand.evidence.append(evidence)
+        self._returned.add(item_id)
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._items
@@ -105,8 +111,18 @@ class CandidateSet:
         cand = self._items.get(item_id)
         return list(cand.evidence) if cand else []
 
+    def returned(self, item_id: str) -> bool:
+        """Whether any tool returned this item this turn (even if filtered out since)."""
+        return item_id in self._returned
+
+    def retain(self, keep: Iterable[str]) -> None:
+        """Keep only `keep` in the active set (order preserved)."""
+        wanted = set(keep)
+        self._items = {k: v for k, v in self._items.items() if k in wanted}
+
     def clear(self) -> None:
         self._items.clear()
+        self._returned.clear()
 
 
 @dataclass
@@ -136,6 +152,8 @@ class ToolContext:
     index: Any = None  # recagent.index.store.ItemIndex
     candidates: CandidateSet = field(default_factory=CandidateSet)
     calls: list[ToolCall] = field(default_factory=list)
+    profile_writer: Any = None  # Callable[[UserProfile], str] when an LLM words profiles
+    history_ratings: list[float] | None = None  # aligned with `history` when known
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
