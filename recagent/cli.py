@@ -13,7 +13,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from recagent import __version__
-from recagent.commands import data
+from recagent.commands import chat, data, logs, prompts
 from recagent.commands.context import AppContext, setup_logging
 from recagent.config import load_settings
 from recagent.errors import RecagentError
@@ -42,7 +42,11 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold API keys
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.command("chat")(chat.chat_cmd)
+app.command("recommend")(chat.recommend_cmd)
 app.add_typer(data.app, name="data")
+app.add_typer(prompts.app, name="prompts")
+app.command("logs")(logs.logs_cmd)
 
 
 def _version(value: bool) -> None:

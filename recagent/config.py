@@ -38,6 +38,30 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LLMConfig(Section):
+    """`[llm]` in recagent.toml, or RECAGENT_LLM__<KEY>."""
+
+    spec: str = Field(
+        "auto",
+        description="offline | openai:<model> | auto (openai when OPENAI_API_KEY or "
+        "OPENAI_BASE_URL is set, else offline)",
+    )
+    model: str | None = Field(None, description="Model for 'auto' [default: the server's].")
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    backoff_max_s: float = Field(8.0, gt=0)
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(1024, ge=16)
+
+
+class AgentConfig(Section):
+    """`[agent]`: how a turn runs."""
+
+    k: int = Field(10, ge=1, le=50, description="Items per answer by default.")
+    max_steps: int = Field(8, ge=2, le=50, description="Model calls per LLM turn.")
+    domain: str = Field("movies", description="What the catalog holds, for the prompts.")
+
+
 class Settings(BaseSettings):
     """Everything a run of recagent can be configured with."""
 
@@ -52,6 +76,9 @@ class Settings(BaseSettings):
         description="Base URL to fetch MovieLens archives from instead of the official site "
         "(archives are still checked against their pinned SHA-256).",
     )
+
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -106,4 +133,12 @@ def load_settings(**overrides: Any) -> Settings:
     return settings
 
 
-__all__ = ["CONFIG_FILE_NAME", "Section", "Settings", "default_home", "load_settings"]
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "AgentConfig",
+    "LLMConfig",
+    "Section",
+    "Settings",
+    "default_home",
+    "load_settings",
+]

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -60,6 +60,11 @@ class RenderedPrompt(BaseModel):
     hash: str
     system: str | None
     text: str
+
+
+@lru_cache(maxsize=64)
+def _compiled(source: str) -> Template:
+    return _ENV.from_string(source)
 
 
 def _undeclared(source: str) -> set[str]:
@@ -157,8 +162,8 @@ class PromptRegistry:
             else:
                 context[var] = spec.default
         try:
-            text = _ENV.from_string(tpl.template).render(context).strip()
-            system = _ENV.from_string(tpl.system).render(context).strip() if tpl.system else None
+            text = _compiled(tpl.template).render(context).strip()
+            system = _compiled(tpl.system).render(context).strip() if tpl.system else None
         except (UndefinedError, SecurityError, TypeError) as exc:
             raise PromptError(f"prompt {name!r} failed to render: {exc}") from None
         return RenderedPrompt(name=name, hash=tpl.hash, system=system, text=text)
