@@ -128,3 +128,57 @@ def tiny_ml100k(tmp_path: Path) -> Path:
         (4, 1, 5, 401),
     ]
     return write_ml100k(tmp_path / "tiny", ratings)
+
+
+# --- a tiny movie catalog for agent and evaluation tests ------------------------------------
+# 40 items over 8 genres and four decades; 30 users whose histories lean to two genres each.
+# Deterministic (seeded), written in the ML-100k format.
+MINI_GENRES = {
+    "Action": 1,
+    "Animation": 3,
+    "Comedy": 5,
+    "Crime": 6,
+    "Drama": 8,
+    "Horror": 11,
+    "Romance": 14,
+    "Sci-Fi": 15,
+}
+
+
+def mini_movie_items() -> list[tuple[int, str, list[int]]]:
+    names = list(MINI_GENRES)
+    items = []
+    for i in range(1, 41):
+        first, second = names[i % 8], names[(i * 3) % 8]
+        year = 1950 + (i * 7) % 48
+        genres = sorted({MINI_GENRES[first], MINI_GENRES[second]})
+        items.append((i, f"{first} Story {i} ({year})", genres))
+    items[0] = (1, "Toy Story (1995)", [MINI_GENRES["Animation"], MINI_GENRES["Comedy"]])
+    items[1] = (2, "Alien (1979)", [MINI_GENRES["Horror"], MINI_GENRES["Sci-Fi"]])
+    items[2] = (3, "Blade Runner (1982)", [MINI_GENRES["Sci-Fi"]])
+    items[3] = (4, "Heat (1995)", [MINI_GENRES["Action"], MINI_GENRES["Crime"]])
+    return items
+
+
+@pytest.fixture
+def mini_movies(tmp_path: Path) -> Dataset:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    items = mini_movie_items()
+    by_genre: dict[int, list[int]] = {}
+    for item_id, _, genres in items:
+        for g in genres:
+            by_genre.setdefault(g, []).append(item_id)
+    ratings: list[Rating] = []
+    codes = list(MINI_GENRES.values())
+    for user in range(1, 31):
+        liked = rng.choice(codes, 2, replace=False)
+        pool = sorted({i for g in liked for i in by_genre[int(g)]})
+        chosen = rng.choice(pool, min(len(pool), 8), replace=False)
+        for t, item_id in enumerate(chosen):
+            ratings.append((user, int(item_id), float(rng.integers(2, 6)), 1000 * user + t))
+    src = write_ml100k(tmp_path / "mini", ratings, items=items)
+    return prepare(
+        PrepareConfig(dataset="ml-100k", source=src, name="mini"), Workspace(tmp_path / "home")
+    )

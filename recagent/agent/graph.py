@@ -33,7 +33,7 @@ from recagent.agent.request import Request
 from recagent.agent.schema import FinalAnswer, FinalPick
 from recagent.config import AgentConfig, LLMConfig
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import ToolContext, langchain_tools
+from recagent.tools.base import TOOLS, ToolContext, langchain_tools
 from recagent.tools.profile import current_profile
 
 FINAL_TOOL = "final_answer"
@@ -54,19 +54,22 @@ class AgentTurn:
     prompt_hashes: dict[str, str] = field(default_factory=dict)
 
 
-class _ForceFirstTool(AgentMiddleware):
-    """Make the first model call of a turn call `tool_name` (named tool choice works on
-    OpenAI and on llama.cpp's server, where 'required' does not)."""
+class _ForceTool(AgentMiddleware):
+    """Force a named tool: `first` on the turn's first model call, `always` on every call.
+    (A named tool choice works on OpenAI and on llama.cpp's server; 'required' does not.)"""
 
-    def __init__(self, tool_name: str | None) -> None:
+    def __init__(self, first: str | None = None, always: str | None = None) -> None:
         super().__init__()
-        self.tool_name = tool_name
+        self.first = first
+        self.always = always
 
     def wrap_model_call(self, request, handler):  # type: ignore[no-untyped-def]
-        if self.tool_name and not any(
+        if self.always:
+            request = request.override(tool_choice=self.always)
+        elif self.first and not any(
             isinstance(m, ToolMessage) for m in _this_turn(request.messages)
         ):
-            request = request.override(tool_choice=self.tool_name)
+            request = request.override(tool_choice=self.first)
         return handler(request)
 
 
@@ -86,15 +89,37 @@ def _this_turn(messages: list[BaseMessage]) -> list[BaseMessage]:
     return messages[last_human + 1 :]
 
 
+def _final_answer_tool(holder: dict[str, FinalAnswer]) -> StructuredTool:
+    """The answer as an ordinary tool call (no provider JSON mode needed); ends the run."""
+
+    def submit(**kwargs: Any) -> str:
+        holder["answer"] = FinalAnswer.model_validate(kwargs)
+        return "Recommendations recorded."
+
+    return StructuredTool.from_function(
+        func=submit,
+        name=FINAL_TOOL,
+        description=FinalAnswer.__doc__ or "",
+        args_schema=FinalAnswer,
+        return_direct=True,
+        handle_validation_error=lambda exc: (
+            f"invalid {FINAL_TOOL}: {exc.error_count()} problem(s); send "
+            '{"items": [{"item_id": "...", "explanation": "..."}], "message": "..."}'
+        ),
+    )
+
+
 def first_tool(request: Request, ctx: ToolContext) -> str | None:
-    """The tool the request obviously needs first."""
+    """The tool the request obviously needs first (None when it is not available)."""
     if request.reference_titles:
-        return "lookup_items"
-    if request.query:
-        return "search_items"
-    if ctx.history:
-        return "similar_items"
-    return "filter_items"
+        name = "lookup_items"
+    elif request.query:
+        name = "search_items"
+    elif ctx.history:
+        name = "similar_items"
+    else:
+        name = "filter_items"
+    return name if name in TOOLS else None
 
 
 def picks_from_text(text: str, ctx: ToolContext) -> list[FinalPick]:
@@ -137,25 +162,12 @@ class ToolCallingAgent:
         history: list[BaseMessage],
         on_event: Event | None = None,
     ) -> AgentTurn:
-        """One turn. Raises `LLMUnavailable` when the LLM fails for good."""
+        """One turn. Raises `LLMUnavailable` when the LLM fails for good.
+
+        If the model stops without calling final_answer (small models often reply in prose
+        or print a tool call as text), it is asked once more with final_answer forced."""
         emit = on_event or (lambda kind, data: None)
         holder: dict[str, FinalAnswer] = {}
-
-        def submit(**kwargs: Any) -> str:
-            holder["answer"] = FinalAnswer.model_validate(kwargs)
-            return "Recommendations recorded."
-
-        final = StructuredTool.from_function(
-            func=submit,
-            name=FINAL_TOOL,
-            description=FinalAnswer.__doc__ or "",
-            args_schema=FinalAnswer,
-            return_direct=True,
-            handle_validation_error=lambda exc: (
-                f"invalid final_answer: {exc.error_count()} problem(s); "
-                'send {"items": [{"item_id": "...", "explanation": "..."}], "message": "..."}'
-            ),
-        )
         profile = current_profile(ctx)
         style = self.registry.render("explanation_style")
         system = self.registry.render(
@@ -165,23 +177,48 @@ class ToolCallingAgent:
             explanation_style=style.text,
             user=profile.text if profile.n_items else "a new user with no history",
         )
+        tools = [*langchain_tools(ctx), _final_answer_tool(holder)]
+        turn = AgentTurn(
+            answer=None, prompt_hashes={"system": system.hash, "explanation_style": style.hash}
+        )
+        messages: list[BaseMessage] = [*history, HumanMessage(content=message)]
+        force = _ForceTool(first=first_tool(request, ctx))
+        messages = self._invoke(tools, system.text, force, messages, turn, emit)
+        if "answer" not in holder:
+            nudge = HumanMessage(
+                content=f"Now call {FINAL_TOOL} with the {k} best item_ids from the tool results "
+                "above, best first, each with a one-sentence explanation."
+            )
+            self._invoke(
+                tools, system.text, _ForceTool(always=FINAL_TOOL), [*messages, nudge], turn, emit
+            )
+        turn.answer = holder.get("answer")
+        return turn
+
+    def _invoke(
+        self,
+        tools: list[Any],
+        system: str,
+        force: _ForceTool,
+        messages: list[BaseMessage],
+        turn: AgentTurn,
+        emit: Event,
+    ) -> list[BaseMessage]:
         agent = create_agent(
             self.model,
-            [*langchain_tools(ctx), final],
-            system_prompt=system.text,
+            tools,
+            system_prompt=system,
             middleware=[
-                _ForceFirstTool(first_tool(request, ctx)),
+                force,
                 _Retry(self.llm_cfg),
                 ModelCallLimitMiddleware(run_limit=self.agent_cfg.max_steps, exit_behavior="end"),
             ],
         )
-        turn = AgentTurn(
-            answer=None, prompt_hashes={"system": system.hash, "explanation_style": style.hash}
-        )
-        state: dict[str, Any] = {}
-        inputs = {"messages": [*history, HumanMessage(content=message)]}
+        state: dict[str, Any] = {"messages": messages}
         try:
-            for mode, data in agent.stream(inputs, stream_mode=["messages", "values"]):
+            for mode, data in agent.stream(
+                {"messages": messages}, stream_mode=["messages", "values"]
+            ):
                 if mode == "messages":
                     chunk = data[0]
                     if (
@@ -191,12 +228,12 @@ class ToolCallingAgent:
                     ):
                         emit("token", chunk.content)
                 else:
-                    self._events(state.get("messages", []), data.get("messages", []), emit)
+                    self._events(state["messages"], data.get("messages", []), emit)
                     state = data
         except (openai.OpenAIError, httpx.HTTPError, TimeoutError) as exc:
             raise LLMUnavailable(describe_error(exc)) from exc
-        messages = state.get("messages", [])
-        for msg in _this_turn(messages):
+        new = state["messages"][len(messages) :]
+        for msg in new:
             if isinstance(msg, AIMessage):
                 turn.llm_calls += 1
                 usage = msg.usage_metadata or {}
@@ -206,8 +243,7 @@ class ToolCallingAgent:
                 turn.tool_sequence.extend(tc["name"] for tc in msg.tool_calls)
                 if isinstance(msg.content, str) and msg.content.strip():
                     turn.text = msg.content.strip()
-        turn.answer = holder.get("answer")
-        return turn
+        return list(state["messages"])
 
     @staticmethod
     def _events(before: list[BaseMessage], after: list[BaseMessage], emit: Event) -> None:

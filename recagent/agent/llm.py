@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import openai
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
+from langchain_openai import ChatOpenAI
 from tenacity import (
     RetryCallState,
     retry,
@@ -89,13 +92,54 @@ def _auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-def make_chat_model(choice: LLMChoice, cfg: LLMConfig) -> BaseChatModel:
-    """A `ChatOpenAI` for `choice`; retries are ours (see `with_retries`), not the SDK's."""
-    from langchain_openai import ChatOpenAI
+def _dedupe_tool_chunk(message: BaseMessage, seen: set[Any]) -> None:
+    """Some servers (llama.cpp's) repeat a tool call's name and id in every streamed chunk;
+    LangChain would concatenate them ('fooofoo'). Keep them on the first chunk only."""
+    chunks = getattr(message, "tool_call_chunks", None) or []
+    raw = message.additional_kwargs.get("tool_calls") or []
+    message.additional_kwargs.pop("function_call", None)  # legacy duplicate of tool_calls
+    for tc in chunks:
+        if tc.get("index") in seen:
+            tc["name"], tc["id"] = None, None
+    for tc in raw:
+        if tc.get("index") in seen:
+            tc["id"] = None
+            if isinstance(tc.get("function"), dict):
+                tc["function"]["name"] = None
+    seen.update(tc.get("index") for tc in chunks)
 
+
+class CompatChatOpenAI(ChatOpenAI):
+    """`ChatOpenAI` that also suits llama.cpp-style servers: assistant messages carry ''
+    rather than null content, and repeated tool-call names in streams are not doubled."""
+
+    def _get_request_payload(
+        self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict:
+        payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        for message in payload.get("messages", []):
+            if message.get("role") == "assistant" and message.get("content") is None:
+                message["content"] = ""
+        return payload
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        seen: set[Any] = set()
+        for chunk in super()._stream(*args, **kwargs):
+            _dedupe_tool_chunk(chunk.message, seen)
+            yield chunk
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        seen: set[Any] = set()
+        async for chunk in super()._astream(*args, **kwargs):
+            _dedupe_tool_chunk(chunk.message, seen)
+            yield chunk
+
+
+def make_chat_model(choice: LLMChoice, cfg: LLMConfig) -> BaseChatModel:
+    """A chat model for `choice`; retries are ours (see `with_retries`), not the SDK's."""
     if choice.mode != "openai" or not choice.model:
         raise ConfigError("no LLM configured (offline mode)")
-    return ChatOpenAI(
+    return CompatChatOpenAI(
         model=choice.model,
         base_url=choice.base_url,
         api_key=os.environ.get("OPENAI_API_KEY") or "not-needed",
