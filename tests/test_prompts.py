@@ -81,13 +81,16 @@ def test_cli_edit_saves_valid_copy_and_reset(
 ) -> None:
     monkeypatch.setenv(
         "EDITOR",
-        _editor_script(tmp_path, "p.write_text(p.read_text().replace('version: 1', 'version: 7'))"),
+        _editor_script(
+            tmp_path,
+            "import re; p.write_text(re.sub(r'version: \\d+', 'version: 77', p.read_text()))",
+        ),
     )
     result = cli("prompts", "edit", "explanation_style")
     assert result.exit_code == 0, result.output
     override = tmp_path / "home" / "prompts" / "explanation_style.yaml"
-    assert "version: 7" in override.read_text()
-    assert "version: 7" in cli("prompts", "diff", "explanation_style").stdout
+    assert "version: 77" in override.read_text()
+    assert "version: 77" in cli("prompts", "diff", "explanation_style").stdout
     assert cli("prompts", "reset", "explanation_style", "--yes").exit_code == 0
     assert not override.exists()
 
