@@ -55,6 +55,7 @@ class Guard:
         k: int,
         reference_ids: Sequence[str] = (),
         exclude_ids: Sequence[str] = (),
+        allowed_ids: Sequence[str] | None = None,
     ) -> None:
         self.ctx = ctx
         self.request = request
@@ -62,6 +63,7 @@ class Guard:
         self.reference_ids = set(reference_ids)
         self.exclude_ids = set(exclude_ids)
         self.seen = set(ctx.history)
+        self.allowed = set(allowed_ids) if allowed_ids is not None else None
 
     def rejection(self, item_id: str) -> str | None:
         """Why `item_id` cannot be in the answer (None when it can)."""
@@ -70,6 +72,8 @@ class Guard:
             return "unknown_item"
         if not self.ctx.candidates.returned(item_id):
             return "not_from_tool"
+        if self.allowed is not None and item_id not in self.allowed:
+            return "outside_candidates"
         if item_id in self.reference_ids:
             return "reference_item"
         if item_id in self.exclude_ids:

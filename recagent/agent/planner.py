@@ -32,7 +32,9 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def recall_filters(request: Request, exclude: list[str]) -> dict[str, Any]:
+def recall_filters(
+    request: Request, exclude: list[str], include: list[str] | None = None
+) -> dict[str, Any]:
     """Constraints pushed down into vector recall (the rest is enforced by filter_items)."""
     filters: dict[str, Any] = {}
     if request.genres_any:
@@ -47,6 +49,8 @@ def recall_filters(request: Request, exclude: list[str]) -> dict[str, Any]:
         filters["year_max"] = request.year_max
     if exclude:
         filters["exclude_ids"] = exclude
+    if include is not None:
+        filters["include_ids"] = include
     return filters
 
 
@@ -80,49 +84,39 @@ class Planner:
         k: int,
         reference_ids: list[str],
         exclude: list[str],
+        preset: list[str] | None = None,
     ) -> Plan:
+        """Call the tools and rank what they found. With `preset`, rank only those items
+        (the evaluation's candidate protocol)."""
         notes: list[str] = []
-        seen = [] if request.include_seen else list(ctx.history)
-        filters = recall_filters(request, seen + list(exclude) + reference_ids)
+        filters = recall_filters(request, list(exclude) + reference_ids, preset)
+        recall = {"filters": filters, "exclude_seen": not request.include_seen}
+        n = len(preset) if preset else RECALL_K
         run_tool("summarize_profile", {}, ctx)
         if request.query:
-            self._recall(
-                ctx,
-                "search_items",
-                {"query": request.query, "k": RECALL_K, "filters": filters},
-                notes,
-            )
+            self._recall(ctx, "search_items", {"query": request.query, "k": n, **recall}, notes)
         if reference_ids:
-            self._recall(
-                ctx,
-                "similar_items",
-                {"item_ids": reference_ids, "k": RECALL_K, "filters": filters},
-                notes,
-            )
+            self._recall(ctx, "similar_items", {"item_ids": reference_ids, "k": n, **recall}, notes)
         if ctx.history:
-            self._recall(
-                ctx,
-                "similar_items",
-                {"use_history": True, "k": RECALL_K, "filters": filters},
-                notes,
-            )
-        constraints = {
-            "genres_any": request.genres_any,
-            "genres_all": request.genres_all,
-            "genres_none": request.genres_none,
-            "year_min": request.year_min,
-            "year_max": request.year_max,
-            "exclude_seen": not request.include_seen,
-        }
-        run_tool("filter_items", constraints, ctx)
-        if len(ctx.candidates) < max(MIN_POOL, 2 * k):
-            run_tool(
-                "filter_items",
-                {**constraints, "from_catalog": True, "k": max(MIN_POOL, 3 * k)},
-                ctx,
-            )
+            self._recall(ctx, "similar_items", {"use_history": True, "k": n, **recall}, notes)
+        if preset is None:
+            constraints = {
+                "genres_any": request.genres_any,
+                "genres_all": request.genres_all,
+                "genres_none": request.genres_none,
+                "year_min": request.year_min,
+                "year_max": request.year_max,
+                "exclude_seen": not request.include_seen,
+            }
+            run_tool("filter_items", constraints, ctx)
+            if len(ctx.candidates) < max(MIN_POOL, 2 * k):
+                run_tool(
+                    "filter_items",
+                    {**constraints, "from_catalog": True, "k": max(MIN_POOL, 3 * k)},
+                    ctx,
+                )
         if ctx.candidates.ids():
-            scored = run_tool("score_candidates", {"k": len(ctx.candidates)}, ctx)
+            scored = run_tool("score_candidates", {"k": min(len(ctx.candidates), 500)}, ctx)
             if isinstance(scored, ToolError):
                 notes.append(f"score_candidates: {scored.error}")
         has_content = bool(request.query or reference_ids)

@@ -25,7 +25,7 @@ from recagent.agent.schema import FinalPick, RankedItem, RankedList
 from recagent.config import AgentConfig
 from recagent.data.dataset import Dataset
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import ToolContext, run_tool
+from recagent.tools.base import Evidence, ToolContext, run_tool
 
 MEMORY_TURNS = 3
 
@@ -92,6 +92,8 @@ class ChatSession:
         )
         self.session_id = secrets.token_hex(6)
         self.state = SessionState()
+        self.preset_candidates: list[str] | None = None  # evaluation: rank only these
+        self.last_turn: TurnRecord | None = None
 
     @property
     def mode(self) -> str:
@@ -140,6 +142,7 @@ class ChatSession:
         )
         k = clamp_k(k if k is not None else effective.k, notices, self.agent_cfg.k)
         ctx.new_turn()
+        self._seed_preset()
         references, missing = self.planner.resolve_references(ctx, effective.reference_titles)
         notices += [f"no title like {t!r} in the catalog" for t in missing]
         if effective.more_like_rank and self.state.last_list:
@@ -167,18 +170,21 @@ class ChatSession:
                 fallback = str(exc)
                 notices.append(f"LLM unavailable ({exc}); answered by the rule-based planner")
                 ctx.new_turn()
+                self._seed_preset()
                 references = self.planner.resolve_references(ctx, effective.reference_titles)[0]
 
-        guard = Guard(ctx, effective, k, references, exclude)
+        guard = Guard(ctx, effective, k, references, exclude, allowed_ids=self.preset_candidates)
         repairs: dict[str, int] = {}
         if turn is None:
-            plan = self.planner.plan(ctx, effective, k, references, exclude)
+            plan = self.planner.plan(ctx, effective, k, references, exclude, self.preset_candidates)
             scores, pool = plan.scores, plan.ranked
         else:
             scores, pool = self._tool_ranking(ctx, effective, references)
             if sum(guard.rejection(i) is None for i in pool) < k:
                 repairs["planner_backfill"] = 1
-                plan = self.planner.plan(ctx, effective, k, references, exclude)
+                plan = self.planner.plan(
+                    ctx, effective, k, references, exclude, self.preset_candidates
+                )
                 scores, pool = plan.scores, plan.ranked
         result = guard.check(picks, pool, scores, lambda i: self.planner.explain(ctx, i, effective))
         repairs.update(result.repairs)
@@ -197,6 +203,11 @@ class ChatSession:
         self._remember(request.text, effective, ranked)
         self._log(ranked, k, turn, started)
         return ranked
+
+    def _seed_preset(self) -> None:
+        for item_id in self.preset_candidates or []:
+            if item_id in self.dataset.catalog:
+                self.ctx.candidates.add(item_id, Evidence(tool="harness", kind="filter"))
 
     @staticmethod
     def _tool_ranking(
@@ -242,8 +253,6 @@ class ChatSession:
         self.state.messages = self.state.messages[-2 * MEMORY_TURNS :]
 
     def _log(self, ranked: RankedList, k: int, turn: AgentTurn | None, started: float) -> None:
-        if self.runlog is None:
-            return
         hashes = self.registry.hashes(
             ["explanation", "profile_summary", "system", "explanation_style"]
         )
@@ -278,7 +287,9 @@ class ChatSession:
                 {"rank": it.rank, "item_id": it.item_id, "title": it.title} for it in ranked.items
             ],
         )
-        self.runlog.append(record)
+        self.last_turn = record
+        if self.runlog is not None:
+            self.runlog.append(record)
 
 
 __all__ = ["ChatSession", "SessionState", "refine"]

@@ -154,11 +154,16 @@ class ToolContext:
     calls: list[ToolCall] = field(default_factory=list)
     profile_writer: Any = None  # Callable[[UserProfile], str] when an LLM words profiles
     history_ratings: list[float] | None = None  # aligned with `history` when known
+    popularity: Any = None  # counts per item_idx; default: the dataset's (evaluation: train only)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def catalog(self) -> Catalog:
         return self.dataset.catalog
+
+    @property
+    def popularity_counts(self) -> Any:
+        return self.popularity if self.popularity is not None else self.dataset.popularity
 
     def ref(self, item_id: str) -> ItemRef:
         return ItemRef.of(self.catalog[item_id])

@@ -148,11 +148,11 @@ def filter_items(args: FilterItemsArgs, ctx: ToolContext) -> BaseModel:
         return why is None
 
     if args.from_catalog:
-        order = ctx.dataset.popularity[1:].argsort(kind="stable")[::-1]
+        order = ctx.popularity_counts[1:].argsort(kind="stable")[::-1]
         kept_items = [ctx.catalog.at(int(i) + 1) for i in order]
         kept_items = [it for it in kept_items if passes(it)]
         for item in kept_items[: args.k]:
-            count = float(ctx.dataset.popularity[ctx.catalog.idx(item.item_id)])
+            count = float(ctx.popularity_counts[ctx.catalog.idx(item.item_id)])
             ctx.candidates.add(
                 item.item_id, Evidence(tool="filter_items", kind="popularity", score=count)
             )
