@@ -13,7 +13,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from recagent import __version__
-from recagent.commands import chat, data, logs, prompts
+from recagent.commands import chat, data, eval_runs, evaluate, logs, prompts, train
 from recagent.commands.context import AppContext, setup_logging
 from recagent.config import load_settings
 from recagent.errors import RecagentError
@@ -45,6 +45,9 @@ app = typer.Typer(
 app.command("chat")(chat.chat_cmd)
 app.command("recommend")(chat.recommend_cmd)
 app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+eval_runs.register(evaluate.app)
+app.add_typer(evaluate.app, name="eval")
 app.add_typer(prompts.app, name="prompts")
 app.command("logs")(logs.logs_cmd)
 

@@ -182,3 +182,65 @@ def mini_movies(tmp_path: Path) -> Dataset:
     return prepare(
         PrepareConfig(dataset="ml-100k", source=src, name="mini"), Workspace(tmp_path / "home")
     )
+
+
+# --- SASRec: a tiny patterned dataset and a tiny trained model ------------------------------
+
+SASREC_ITEMS = 20
+
+
+def sasrec_ratings(users: int = 30, length: int = 12, shift: int = 0) -> list[Rating]:
+    """Users who watch items in a cycle (1, 2, ..., 20, 1, ...), each from their own start:
+    a next-item pattern a tiny SASRec learns in a few epochs. `shift` changes the data (a
+    new version of the same dataset)."""
+    ratings: list[Rating] = []
+    for u in range(1, users + 1):
+        start = (u * 7 + shift) % SASREC_ITEMS
+        for t in range(length - u % 3):
+            ratings.append((u, 1 + (start + t) % SASREC_ITEMS, 4, 1000 * u + t))
+    return ratings
+
+
+@pytest.fixture
+def sasrec_source(tmp_path: Path) -> Path:
+    """An ML-100k-format folder holding the patterned data."""
+    return write_ml100k(tmp_path / "sasrec-src", sasrec_ratings())
+
+
+@pytest.fixture(scope="session")
+def tiny_sasrec_config():  # -> SASRecConfig, imported lazily: torch loads only when used
+    from recagent.models.sasrec import SASRecConfig
+
+    return SASRecConfig(dim=16, layers=1, heads=2, dropout=0.0, max_len=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_train_options():  # -> SASRecTrainConfig
+    from recagent.models.train import SASRecTrainConfig
+
+    return SASRecTrainConfig(epochs=6, batch_size=16, lr=0.01, patience=3, seed=0)
+
+
+@dataclass
+class TrainedSASRec:
+    workspace: Workspace
+    dataset: Dataset
+    scorer: object  # SASRecScorer
+    result: object  # TrainResult
+
+
+@pytest.fixture(scope="session")
+def tiny_sasrec(
+    tmp_path_factory: pytest.TempPathFactory, tiny_sasrec_config, tiny_train_options
+) -> TrainedSASRec:
+    """The patterned dataset prepared and a tiny SASRec trained on it (once per session;
+    read-only for tests)."""
+    from recagent.models.checkpoint import load_sasrec_scorer
+    from recagent.models.train import train_sasrec
+
+    root = tmp_path_factory.mktemp("tiny-sasrec")
+    ws = Workspace(root / "home")
+    source = write_ml100k(root / "src", sasrec_ratings())
+    ds = prepare(PrepareConfig(dataset="ml-100k", source=source), ws)
+    result = train_sasrec(ds, tiny_sasrec_config, tiny_train_options, ws)
+    return TrainedSASRec(ws, ds, load_sasrec_scorer(ws, ds), result)

@@ -1,0 +1,146 @@
+"""`score_candidates`: rank items for a user's next pick with the sequential model."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from recagent.models.base import IdScorer
+from recagent.models.sasrec_scorer import SASRecScorer
+from recagent.tools.base import (
+    Evidence,
+    EvidenceKind,
+    ItemRef,
+    ToolContext,
+    ToolError,
+    register_tool,
+)
+
+TOOL = "score_candidates"
+ATTENDED = 3  # history items cited as the reason for the scores
+
+
+class ScoreCandidatesArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[str] | None = Field(
+        None,
+        max_length=2000,
+        description="Item ids to score. Default: the candidates found so far this turn; "
+        "if there are none, the whole catalog.",
+    )
+    history: list[str] | None = Field(
+        None,
+        max_length=2000,
+        description="Item ids the user watched or liked, oldest first. Default: the current "
+        "user's history.",
+    )
+    user_id: str | None = Field(
+        None, description="Use this known user's history instead (not with `history`)."
+    )
+    k: int = Field(10, ge=1, le=100, description="How many of the best-scored items to return.")
+
+
+class ScoredItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item: ItemRef
+    score: float = Field(description="Higher is better; compare only within one call.")
+    rank: int = Field(description="1 = most likely next pick among the scored items.")
+
+
+class ScoreCandidatesResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="The scoring model: sasrec, or popularity as a fallback.")
+    history_used: int = Field(description="History items the model read (0: popularity).")
+    scored: int = Field(description="How many items were ranked.")
+    items: list[ScoredItem] = Field(description="The best `k` scored items, best first.")
+    attended: list[ItemRef] = Field(
+        default_factory=list,
+        description="History items the model weighed most for these scores (cite these).",
+    )
+    seen: list[str] = Field(
+        default_factory=list, description="Requested items the user has already seen: skipped."
+    )
+
+
+def _history(args: ScoreCandidatesArgs, ctx: ToolContext) -> list[str] | ToolError:
+    if args.history is not None and args.user_id is not None:
+        return ToolError(error="pass either history or user_id, not both")
+    if args.user_id is not None:
+        if ctx.dataset.interactions.user_idx_of(args.user_id) is None:
+            return ToolError(
+                error=f"unknown user_id {args.user_id!r}",
+                hint="omit user_id to use the current user, or pass their items as history",
+            )
+        return ctx.dataset.user_history(args.user_id)
+    return list(args.history) if args.history is not None else list(ctx.history)
+
+
+@register_tool(TOOL, ScoreCandidatesArgs)
+def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
+    """Rank items by how likely this user is to pick them next, with a sequential model
+    (SASRec) trained on the order in which people watched things. By default it scores the
+    candidates found so far this turn (or the `item_ids` you pass; with no candidates at all,
+    the whole catalog) against the current user's history (or the `history` you pass, oldest
+    first, e.g. items the user just mentioned). Returns the best `k` with score and rank, the
+    history items the model weighed most (cite them when explaining), and requested items
+    the user has already seen (skipped). Use it after finding candidates, to order them."""
+    scorer = ctx.scorer
+    if not isinstance(scorer, IdScorer):
+        return ToolError(
+            error="no scoring model is loaded",
+            hint="order candidates another way; to enable this tool run `recagent train sasrec`",
+        )
+    history = _history(args, ctx)
+    if isinstance(history, ToolError):
+        return history
+    hint = "use item ids exactly as other tools returned them"
+    if unknown := ctx.unknown_ids(history):
+        return ToolError(error=f"unknown history item ids: {', '.join(unknown[:5])}", hint=hint)
+    requested = args.item_ids if args.item_ids is not None else ctx.candidates.ids()
+    whole_catalog = not requested
+    if unknown := ctx.unknown_ids(requested):
+        return ToolError(error=f"unknown item ids: {', '.join(unknown[:5])}", hint=hint)
+    seen_set = set(history)
+    candidates = list(dict.fromkeys(i for i in requested if i not in seen_set))
+    seen = list(dict.fromkeys(i for i in requested if i in seen_set))
+
+    if whole_catalog:
+        ranked = scorer.recommend(history, args.k, exclude=history)
+        scored_count = scorer.n_items - len(seen_set)
+    else:
+        scores = scorer.score(history, candidates) if candidates else np.zeros(0)
+        order = sorted(range(len(candidates)), key=lambda i: (-_finite(scores[i]), i))
+        ranked = [(candidates[i], float(scores[i])) for i in order]
+        scored_count = len(candidates)
+
+    sequential = isinstance(scorer, SASRecScorer) and bool(history)
+    attended = [i for i, _ in scorer.attended(history, ATTENDED)] if sequential else []
+    kind: EvidenceKind = "sequential" if sequential else "popularity"
+    items = []
+    for rank, (item_id, score) in enumerate(ranked, start=1):
+        evidence = Evidence(
+            tool=TOOL, kind=kind, score=round(score, 4), rank=rank, because_of=attended
+        )
+        if rank <= args.k:
+            items.append(ScoredItem(item=ctx.ref(item_id), score=round(score, 4), rank=rank))
+            ctx.candidates.add(item_id, evidence)
+        elif not whole_catalog:
+            ctx.candidates.add(item_id, evidence)
+    return ScoreCandidatesResult(
+        model=scorer.name,
+        history_used=min(len(history), scorer.max_len) if sequential else 0,
+        scored=scored_count,
+        items=items,
+        attended=[ctx.ref(i) for i in attended],
+        seen=seen,
+    )
+
+
+def _finite(value: float) -> float:
+    return float(value) if np.isfinite(value) else float("-inf")
+
+
+__all__ = ["ScoreCandidatesArgs", "ScoreCandidatesResult", "ScoredItem", "score_candidates"]

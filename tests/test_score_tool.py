@@ -1,0 +1,108 @@
+"""The `score_candidates` tool on a tiny trained SASRec: schema, output, evidence, errors."""
+
+from __future__ import annotations
+
+import json
+
+from recagent.models.popularity import PopularityScorer
+from recagent.tools.base import TOOLS, Evidence, ToolContext, ToolError, langchain_tools, run_tool
+from recagent.tools.score import ScoreCandidatesResult
+
+
+def _ctx(tiny_sasrec, history: list[str] | None = None, scorer=None) -> ToolContext:
+    ds = tiny_sasrec.dataset
+    return ToolContext(
+        dataset=ds,
+        user_id="1",
+        history=ds.user_history("1")[:-1] if history is None else history,
+        scorer=tiny_sasrec.scorer if scorer is None else scorer,
+    )
+
+
+def test_schema_is_what_the_llm_sees(tiny_sasrec) -> None:
+    spec = TOOLS["score_candidates"]
+    assert "next" in spec.description and "history" in spec.description
+    props = spec.args.model_json_schema()["properties"]
+    assert set(props) == {"item_ids", "history", "user_id", "k"}
+    (tool,) = langchain_tools(_ctx(tiny_sasrec), ["score_candidates"])
+    assert tool.name == "score_candidates"
+    assert set(tool.args) == {"item_ids", "history", "user_id", "k"}
+
+
+def test_ranks_the_turns_candidates_and_records_evidence(tiny_sasrec) -> None:
+    ctx = _ctx(tiny_sasrec)
+    history = ctx.history
+    expected_next = tiny_sasrec.dataset.user_history("1")[-1]
+    seen = history[-1]
+    for item_id in ["3", expected_next, "1", seen]:
+        ctx.candidates.add(item_id, Evidence(tool="search_items", kind="text_match"))
+    result = run_tool("score_candidates", {"k": 2}, ctx)
+    assert isinstance(result, ScoreCandidatesResult), result
+    assert result.model == "sasrec"
+    assert result.scored == 3 and result.seen == [seen]
+    assert [s.rank for s in result.items] == [1, 2]
+    assert result.items[0].item.item_id == expected_next  # the cycle continues
+    assert result.items[0].score >= result.items[1].score
+    assert result.history_used == min(len(history), 8)
+    assert 1 <= len(result.attended) <= 3
+    assert all(a.item_id in history for a in result.attended)
+    # every scored candidate got sequential evidence, the top-k and the rest alike
+    for item_id in ["3", expected_next, "1"]:
+        ev = ctx.candidates.evidence(item_id)[-1]
+        assert ev.kind == "sequential" and ev.tool == "score_candidates"
+        assert ev.because_of == [a.item_id for a in result.attended]
+    assert ctx.candidates.evidence(seen)[-1].kind == "text_match"
+
+
+def test_without_candidates_it_ranks_the_whole_catalog(tiny_sasrec) -> None:
+    ctx = _ctx(tiny_sasrec)
+    result = run_tool("score_candidates", {"k": 5}, ctx)
+    assert isinstance(result, ScoreCandidatesResult)
+    ids = [s.item.item_id for s in result.items]
+    assert len(ids) == 5 and not set(ids) & set(ctx.history)
+    assert result.scored == tiny_sasrec.dataset.n_items - len(set(ctx.history))
+    assert ctx.candidates.ids() == ids
+
+
+def test_explicit_history_and_known_user(tiny_sasrec) -> None:
+    ctx = _ctx(tiny_sasrec, history=[])
+    by_history = run_tool("score_candidates", {"history": ["4", "5", "6"], "k": 1}, ctx)
+    assert by_history.items[0].item.item_id == "7"
+    by_user = run_tool("score_candidates", {"user_id": "2", "item_ids": ["1", "2"]}, ctx)
+    assert isinstance(by_user, ScoreCandidatesResult)
+    both = run_tool("score_candidates", {"user_id": "2", "history": ["1"]}, ctx)
+    assert isinstance(both, ToolError)
+
+
+def test_empty_history_and_popularity_fallback(tiny_sasrec) -> None:
+    ctx = _ctx(tiny_sasrec, history=[])
+    result = run_tool("score_candidates", {"item_ids": ["1", "2", "3"]}, ctx)
+    assert result.history_used == 0 and result.attended == []
+    assert ctx.candidates.evidence("1")[-1].kind == "popularity"
+    pop = _ctx(tiny_sasrec, scorer=PopularityScorer.from_dataset(tiny_sasrec.dataset))
+    result = run_tool("score_candidates", {"item_ids": ["1", "2"]}, pop)
+    assert result.model == "popularity"
+
+
+def test_errors_come_back_as_tool_errors(tiny_sasrec) -> None:
+    ctx = _ctx(tiny_sasrec)
+    unknown = run_tool("score_candidates", {"item_ids": ["1", "nope"]}, ctx)
+    assert isinstance(unknown, ToolError) and "nope" in unknown.error and unknown.hint
+    bad_history = run_tool("score_candidates", {"history": ["zzz"]}, ctx)
+    assert isinstance(bad_history, ToolError) and "zzz" in bad_history.error
+    no_user = run_tool("score_candidates", {"user_id": "999"}, ctx)
+    assert isinstance(no_user, ToolError) and no_user.hint
+    bad_k = run_tool("score_candidates", {"k": 0}, ctx)
+    assert isinstance(bad_k, ToolError) and "k" in bad_k.error
+    no_model = ToolContext(dataset=tiny_sasrec.dataset, history=["1"])
+    missing = run_tool("score_candidates", {}, no_model)
+    assert isinstance(missing, ToolError) and "recagent train sasrec" in missing.hint
+
+
+def test_langchain_tool_returns_compact_json(tiny_sasrec) -> None:
+    ctx = _ctx(tiny_sasrec)
+    (tool,) = langchain_tools(ctx, ["score_candidates"])
+    out = json.loads(tool.invoke({"item_ids": ["1", "2", "3"], "k": 2}))
+    assert [i["rank"] for i in out["items"]] == [1, 2]
+    err = json.loads(tool.invoke({"item_ids": ["x"]}))
+    assert err["ok"] is False
