@@ -20,6 +20,7 @@ from recagent.tools.profile import current_profile
 RECALL_K = 100
 MIN_POOL = 30
 REFERENCE_MIN_SCORE = 85.0
+SCORE_K = 100  # score_candidates scores every candidate; k only limits what it lists
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Planner:
                     ctx,
                 )
         if ctx.candidates.ids():
-            scored = run_tool("score_candidates", {"k": min(len(ctx.candidates), 500)}, ctx)
+            scored = run_tool("score_candidates", {"k": min(len(ctx.candidates), SCORE_K)}, ctx)
             if isinstance(scored, ToolError):
                 notes.append(f"score_candidates: {scored.error}")
         has_content = bool(request.query or reference_ids)
@@ -153,8 +154,8 @@ class Planner:
             elif ev.kind == "sequential" and ev.rank:
                 values["sasrec_rank"] = ev.rank
                 values["n_candidates"] = len(ctx.candidates)
-            elif ev.kind == "popularity" and ev.score:
-                values["popularity"] = int(ev.score)
+            elif ev.kind == "popularity":
+                values["popularity"] = int(ctx.popularity_counts[ctx.catalog.idx(item_id)])
             elif ev.kind == "title_match":
                 values["title_match"] = True
         liked = [g for g in profile.liked_genres if g in item.genres]

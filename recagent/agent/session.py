@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from recagent.agent.graph import AgentTurn, Event, ToolCallingAgent, picks_from_text
 from recagent.agent.guard import Guard
 from recagent.agent.llm import LLMUnavailable
-from recagent.agent.planner import Planner
+from recagent.agent.planner import SCORE_K, Planner
 from recagent.agent.ranking import blend, order_by
 from recagent.agent.request import Request, RequestParser, clamp_k
 from recagent.agent.runlog import RunLog, TurnRecord
@@ -220,7 +220,7 @@ class ChatSession:
             if not any(e.kind == "sequential" for e in ctx.candidates.evidence(i))
         ]
         if unscored:
-            run_tool("score_candidates", {"k": len(ctx.candidates)}, ctx)
+            run_tool("score_candidates", {"k": min(len(ctx.candidates), SCORE_K)}, ctx)
         scores = blend(ctx.candidates, bool(request.query or references))
         return scores, order_by(scores)
 

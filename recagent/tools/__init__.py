@@ -3,7 +3,7 @@
 Importing this package registers every tool in `TOOLS` (the planner and the LLM agent
 both read that registry)."""
 
-from recagent.tools import catalog, profile
+from recagent.tools import catalog, profile, score
 from recagent.tools.base import TOOLS
 
-__all__ = ["TOOLS", "catalog", "profile"]
+__all__ = ["TOOLS", "catalog", "profile", "score"]
