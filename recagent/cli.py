@@ -13,7 +13,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from recagent import __version__
-from recagent.commands import chat, data, eval_runs, evaluate, logs, prompts, train
+from recagent.commands import chat, data, eval_runs, evaluate, index, logs, prompts, train
 from recagent.commands.context import AppContext, setup_logging
 from recagent.config import load_settings
 from recagent.errors import RecagentError
@@ -46,6 +46,7 @@ app.command("chat")(chat.chat_cmd)
 app.command("recommend")(chat.recommend_cmd)
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
+app.add_typer(index.app, name="index")
 eval_runs.register(evaluate.app)
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(prompts.app, name="prompts")

@@ -3,7 +3,7 @@
 Importing this package registers every tool in `TOOLS` (the planner and the LLM agent
 both read that registry)."""
 
-from recagent.tools import catalog, profile, score
+from recagent.tools import catalog, profile, recall, score
 from recagent.tools.base import TOOLS
 
-__all__ = ["TOOLS", "catalog", "profile", "score"]
+__all__ = ["TOOLS", "catalog", "profile", "recall", "score"]
