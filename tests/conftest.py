@@ -459,3 +459,62 @@ def openai_server():
     yield state
     server.shutdown()
     server.server_close()
+
+
+# --- the agent's full stack on the mini catalog: data, a tiny SASRec, a WordLlama index ----
+
+
+@dataclass
+class Stack:
+    workspace: Workspace
+    dataset: Dataset
+    scorer: object
+    index: object
+
+
+def build_stack(root: Path, dataset: Dataset | None = None) -> Stack:
+    """Prepare the mini catalog (or use `dataset`), train a tiny SASRec and build the default
+    (WordLlama) index in a workspace at `root`, as `recagent chat` would find them."""
+    import numpy as np
+
+    from recagent.config import load_settings
+    from recagent.index.store import open_index
+    from recagent.models.checkpoint import load_sasrec_scorer
+    from recagent.models.sasrec import SASRecConfig
+    from recagent.models.train import SASRecTrainConfig, train_sasrec
+
+    ws = Workspace(root)
+    if dataset is None:
+        rng = np.random.default_rng(7)
+        items = mini_movie_items()
+        by_genre: dict[int, list[int]] = {}
+        for item_id, _, genres in items:
+            for g in genres:
+                by_genre.setdefault(g, []).append(item_id)
+        ratings: list[Rating] = []
+        for user in range(1, 31):
+            liked = rng.choice(list(MINI_GENRES.values()), 2, replace=False)
+            pool = sorted({i for g in liked for i in by_genre[int(g)]})
+            for t, item_id in enumerate(rng.choice(pool, min(len(pool), 8), replace=False)):
+                ratings.append((user, int(item_id), float(rng.integers(2, 6)), 1000 * user + t))
+        src = write_ml100k(root.parent / f"{root.name}-src", ratings, items=items)
+        dataset = prepare(PrepareConfig(dataset="ml-100k", source=src), ws)
+    config = SASRecConfig(dim=16, layers=1, heads=2, dropout=0.0, max_len=50)
+    train_sasrec(dataset, config, SASRecTrainConfig(epochs=2, batch_size=64, seed=0), ws)
+    index = open_index(ws, dataset, load_settings().index, build_if_missing=True)
+    return Stack(ws, dataset, load_sasrec_scorer(ws, dataset), index)
+
+
+@pytest.fixture(scope="session")
+def mini_stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    """The mini catalog with a tiny SASRec and a real WordLlama index (read-only)."""
+    return build_stack(tmp_path_factory.mktemp("mini-stack") / "home")
+
+
+@pytest.fixture(scope="session")
+def ml100k_stack(ml100k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Stack:
+    """ML-100k with a tiny 2-epoch SASRec and a real WordLlama index (read-only)."""
+    root = tmp_path_factory.mktemp("ml100k-stack") / "home"
+    ds = prepare(PrepareConfig(dataset="ml-100k", source=Path(ml100k.manifest.config["source"])),
+                 Workspace(root))  # fmt: skip
+    return build_stack(root, ds)

@@ -65,9 +65,36 @@ def load_services(
     reporter: Reporter,
     build_missing: bool = True,
 ) -> Services:
+    """Dataset, SASRec scorer and item index; missing or stale ones are built first (with
+    progress) when `build_missing`, else the session runs without them and says so."""
+    from recagent.index.store import open_index
+    from recagent.models.checkpoint import load_sasrec_scorer
+    from recagent.models.popularity import PopularityScorer
+    from recagent.models.train import ensure_sasrec_scorer
+
     notes: list[str] = []
     dataset = ensure_dataset(workspace, settings, name, reporter, notes)
-    return Services(dataset=dataset, notes=notes)
+    try:
+        if build_missing:
+            scorer = ensure_sasrec_scorer(workspace, dataset, reporter)
+        else:
+            scorer = load_sasrec_scorer(workspace, dataset)
+    except ArtifactError as exc:
+        notes.append(f"{exc}; ranking by popularity instead")
+        scorer = PopularityScorer.from_dataset(dataset, train_only=False)
+    try:
+        index = open_index(
+            workspace,
+            dataset,
+            settings.index,
+            reporter=reporter,
+            build_if_missing=build_missing,
+            rebuild_if_stale=build_missing,
+        )
+    except ArtifactError as exc:
+        notes.append(f"{exc}; vector recall is off")
+        index = None
+    return Services(dataset=dataset, scorer=scorer, index=index, notes=notes)
 
 
 def build_session(

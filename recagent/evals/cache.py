@@ -85,7 +85,7 @@ class CachedChatModel(BaseChatModel):
 
     inner: BaseChatModel
     model_name: str
-    cache: LLMCache | None = None
+    store: LLMCache | None = None  # (`cache` is taken by LangChain's own cache)
     limiter: RateLimiter | None = None
     _stats: dict[str, int] = PrivateAttr(default_factory=lambda: {"hits": 0, "misses": 0})
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -112,7 +112,7 @@ class CachedChatModel(BaseChatModel):
     ) -> ChatResult:
         params = {k: v for k, v in kwargs.items() if v is not None}
         key = request_key(self.model_name, messages, {**params, "stop": stop})
-        cached = self.cache.get(key) if self.cache else None
+        cached = self.store.get(key) if self.store else None
         if cached is not None:
             with self._lock:
                 self._stats["hits"] += 1
@@ -126,8 +126,8 @@ class CachedChatModel(BaseChatModel):
         reply = runnable.invoke(messages, stop=stop, **params)
         with self._lock:
             self._stats["misses"] += 1
-        if self.cache is not None and isinstance(reply, AIMessage):
-            self.cache.put(key, reply)
+        if self.store is not None and isinstance(reply, AIMessage):
+            self.store.put(key, reply)
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
 

@@ -10,6 +10,7 @@ llm-rerank          an LLM orders a candidate list handed to it (as in LLM-ranki
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,11 +132,17 @@ class HybridRecommender:
 
 @dataclass
 class SessionRecommender:
-    """The agent (offline planner or LLM) answering one turn per user."""
+    """The agent (offline planner or LLM) answering one turn per user (one session per
+    worker thread)."""
 
     name: str
     make_session: Callable[[], ChatSession]
-    _session: ChatSession | None = field(default=None, repr=False)
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+
+    def session(self) -> ChatSession:
+        if not hasattr(self._local, "session"):
+            self._local.session = self.make_session()
+        return self._local.session
 
     def recommend(
         self,
@@ -145,9 +152,7 @@ class SessionRecommender:
         candidates: list[str] | None = None,
         user_id: str | None = None,
     ) -> Recommendation:
-        if self._session is None:
-            self._session = self.make_session()
-        session = self._session
+        session = self.session()
         session.reset()
         session.ctx.user_id = user_id
         session.ctx.history, session.ctx.history_ratings = list(history), None
