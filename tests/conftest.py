@@ -19,6 +19,10 @@ from recagent.workspace import Workspace
 ML100K_GENRE_COUNT = 19
 
 
+# The developer's LLM settings, read before every test hides them (live tests restore them).
+LIVE_LLM_ENV = {k: os.environ.get(k) for k in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own workspace and no LLM configuration from the developer's shell."""
@@ -334,10 +338,20 @@ RECALL_ITEMS = [
     (12, "Western Gunfight at Noon (1952)", [18, 1]),
 ]
 RECALL_RATINGS = [
-    (1, 1, 5, 10), (1, 11, 4, 11), (1, 9, 5, 12), (1, 2, 4, 13), (1, 3, 2, 14),
-    (2, 5, 5, 20), (2, 6, 4, 21), (2, 10, 4, 22), (2, 7, 3, 23),
-    (3, 3, 5, 30), (3, 4, 5, 31), (3, 9, 3, 32), (3, 8, 2, 33),
-]  # fmt: skip
+    (1, 1, 5, 10),
+    (1, 11, 4, 11),
+    (1, 9, 5, 12),
+    (1, 2, 4, 13),
+    (1, 3, 2, 14),
+    (2, 5, 5, 20),
+    (2, 6, 4, 21),
+    (2, 10, 4, 22),
+    (2, 7, 3, 23),
+    (3, 3, 5, 30),
+    (3, 4, 5, 31),
+    (3, 9, 3, 32),
+    (3, 8, 2, 33),
+]
 
 
 @pytest.fixture
@@ -515,6 +529,8 @@ def mini_stack(tmp_path_factory: pytest.TempPathFactory) -> Stack:
 def ml100k_stack(ml100k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Stack:
     """ML-100k with a tiny 2-epoch SASRec and a real WordLlama index (read-only)."""
     root = tmp_path_factory.mktemp("ml100k-stack") / "home"
-    ds = prepare(PrepareConfig(dataset="ml-100k", source=Path(ml100k.manifest.config["source"])),
-                 Workspace(root))  # fmt: skip
+    ds = prepare(
+        PrepareConfig(dataset="ml-100k", source=Path(ml100k.manifest.config["source"])),
+        Workspace(root),
+    )
     return build_stack(root, ds)

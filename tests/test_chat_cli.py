@@ -36,10 +36,25 @@ def test_recommend_table_and_logs(cli, mini_stack: Stack) -> None:
 
 
 def test_chat_repl_commands_and_refinements(cli, mini_stack: Stack) -> None:
-    script = "\n".join([
-        "/help", "a comedy", "/why 1", "/why 99", "no romance", "/history 2", "/profile",
-        "/user 999", "/reset", "/bogus", "", "/quit",
-    ]) + "\n"  # fmt: skip
+    script = (
+        "\n".join(
+            [
+                "/help",
+                "a comedy",
+                "/why 1",
+                "/why 99",
+                "no romance",
+                "/history 2",
+                "/profile",
+                "/user 999",
+                "/reset",
+                "/bogus",
+                "",
+                "/quit",
+            ]
+        )
+        + "\n"
+    )
     result = cli(*_home(mini_stack), "chat", "--user", "3", input=script)
     assert result.exit_code == 0, result.output
     out = result.stdout

@@ -26,8 +26,13 @@ def _env(stack: Stack) -> EvalEnv:
 
 
 def _config(stack: Stack, **kw) -> RunConfig:
-    base = {"run_id": new_run_id(), "protocol": "full-rank", "pipelines": ["popularity"],
-            "dataset": stack.dataset.name, "k": 10}  # fmt: skip
+    base = {
+        "run_id": new_run_id(),
+        "protocol": "full-rank",
+        "pipelines": ["popularity"],
+        "dataset": stack.dataset.name,
+        "k": 10,
+    }
     return RunConfig(**{**base, **kw})
 
 

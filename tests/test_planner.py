@@ -18,8 +18,13 @@ USER = "42"
 
 @pytest.fixture
 def session(ml100k_stack: Stack) -> ChatSession:
-    s = ChatSession(ml100k_stack.dataset, PromptRegistry(), AgentConfig(),
-                    scorer=ml100k_stack.scorer, index=ml100k_stack.index)  # fmt: skip
+    s = ChatSession(
+        ml100k_stack.dataset,
+        PromptRegistry(),
+        AgentConfig(),
+        scorer=ml100k_stack.scorer,
+        index=ml100k_stack.index,
+    )
     s.set_user(USER)
     return s
 
@@ -28,8 +33,11 @@ def test_dark_scifi_from_the_80s(session: ChatSession) -> None:
     ranked = session.ask("dark sci-fi from the 80s")
     assert ranked.mode == "planner" and "rule-based planner" in ranked.message
     seen = set(session.ctx.history)
-    eligible = [it for it in session.dataset.catalog if "Sci-Fi" in it.genres
-                and 1980 <= (it.year or 0) <= 1989 and it.item_id not in seen]  # fmt: skip
+    eligible = [
+        it
+        for it in session.dataset.catalog
+        if "Sci-Fi" in it.genres and 1980 <= (it.year or 0) <= 1989 and it.item_id not in seen
+    ]
     assert len(ranked.items) == min(10, len(eligible))  # user 42 has seen all but 7
     if len(eligible) < 10:
         assert f"only {len(eligible)} item(s) match" in " ".join(ranked.notices)
@@ -106,8 +114,9 @@ def test_refinements_change_the_list(session: ChatSession) -> None:
         ("something like The Matrix", None, "no title like 'The Matrix'", 10),
     ],
 )
-def test_bad_input_is_handled(session: ChatSession, message: str, k: int | None,
-                              expected_notice: str, count: int) -> None:  # fmt: skip
+def test_bad_input_is_handled(
+    session: ChatSession, message: str, k: int | None, expected_notice: str, count: int
+) -> None:
     ranked = session.ask(message, k=k)
     assert any(expected_notice in n for n in ranked.notices), ranked.notices
     assert len(ranked.items) == count
@@ -127,8 +136,13 @@ def test_injected_item_text_does_not_change_behaviour(ml100k_stack: Stack) -> No
     changes nothing about the answer to another request."""
 
     def run() -> list[str]:
-        s = ChatSession(ml100k_stack.dataset, PromptRegistry(), AgentConfig(),
-                        scorer=ml100k_stack.scorer, index=ml100k_stack.index)  # fmt: skip
+        s = ChatSession(
+            ml100k_stack.dataset,
+            PromptRegistry(),
+            AgentConfig(),
+            scorer=ml100k_stack.scorer,
+            index=ml100k_stack.index,
+        )
         s.set_user(USER)
         return [it.item_id for it in s.ask("dark sci-fi from the 80s").items]
 
