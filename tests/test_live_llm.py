@@ -9,7 +9,13 @@ import pytest
 
 from tests.conftest import LIVE_LLM_ENV, Stack
 
-pytestmark = pytest.mark.live_llm
+pytestmark = [
+    pytest.mark.live_llm,
+    pytest.mark.skipif(
+        not LIVE_LLM_ENV["OPENAI_BASE_URL"],
+        reason="live LLM test: set OPENAI_BASE_URL (e.g. from `local-llm env`) to run it",
+    ),
+]
 
 REQUESTS = [
     (
@@ -29,10 +35,7 @@ REQUESTS = [
 
 @pytest.fixture
 def live_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    base_url = LIVE_LLM_ENV["OPENAI_BASE_URL"]
-    if not base_url:
-        pytest.skip("live LLM test: set OPENAI_BASE_URL (e.g. from `local-llm env`) to run it")
-    monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+    monkeypatch.setenv("OPENAI_BASE_URL", LIVE_LLM_ENV["OPENAI_BASE_URL"] or "")
     monkeypatch.setenv("OPENAI_API_KEY", LIVE_LLM_ENV["OPENAI_API_KEY"] or "local")
     monkeypatch.setenv("RECAGENT_LLM__TIMEOUT_S", "600")
 
