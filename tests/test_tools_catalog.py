@@ -102,3 +102,12 @@ def test_profile_writer_is_cached(mini_movies: Dataset, tmp_path: Path) -> None:
     assert len(model.calls) == 1
     system, human = model.calls[0]["messages"]
     assert "data" in system.content and '"n_items"' in human.content
+
+
+def test_llm_facing_schemas_have_no_length_bounds() -> None:
+    """llama.cpp compiles tool schemas to grammars and crashed on `maxItems: 1000`."""
+    from recagent.tools.base import llm_schema
+
+    for spec in TOOLS.values():
+        text = str(llm_schema(spec.args))
+        assert "maxItems" not in text and "maxLength" not in text and "'title'" not in text

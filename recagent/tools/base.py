@@ -238,8 +238,30 @@ def result_text(result: BaseModel) -> str:
     return result.model_dump_json(exclude_none=True)
 
 
+_DROPPED_KEYS = {"title", "maxItems", "minItems", "maxLength", "minLength"}
+
+
+def llm_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The arguments schema shown to an LLM: the pydantic schema without titles and length
+    bounds. Servers that compile schemas to grammars (llama.cpp) choke on large bounds, and
+    titles cost tokens; the full model still validates every call in `run_tool`."""
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items() if k not in _DROPPED_KEYS}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    schema = clean(model.model_json_schema())
+    schema.pop("description", None)  # the tool's own description says it
+    return schema
+
+
 def langchain_tools(ctx: ToolContext, names: Sequence[str] | None = None) -> list[BaseTool]:
-    """LangChain tools bound to `ctx`, one per registered tool (or those in `names`)."""
+    """LangChain tools bound to `ctx`, one per registered tool (or those in `names`).
+    Arguments arrive unvalidated and are validated by `run_tool`, so a bad call becomes a
+    typed `ToolError` the model can read and correct."""
     tools: list[BaseTool] = []
     for spec in TOOLS.values():
         if names is not None and spec.name not in names:
@@ -248,18 +270,12 @@ def langchain_tools(ctx: ToolContext, names: Sequence[str] | None = None) -> lis
         def call(_spec: ToolSpec = spec, **kwargs: Any) -> str:
             return result_text(run_tool(_spec.name, kwargs, ctx))
 
-        def on_invalid(exc: ValidationError, _spec: ToolSpec = spec) -> str:
-            err = ToolError(error=f"invalid arguments: {_validation_message(exc)}")
-            ctx.calls.append(ToolCall(_spec.name, {}, False, 0.0, err.error))
-            return result_text(err)
-
         tools.append(
             StructuredTool.from_function(
                 func=call,
                 name=spec.name,
                 description=spec.description,
-                args_schema=spec.args,
-                handle_validation_error=on_invalid,
+                args_schema=llm_schema(spec.args),
             )
         )
     return tools
@@ -277,6 +293,7 @@ __all__ = [
     "ToolError",
     "ToolSpec",
     "langchain_tools",
+    "llm_schema",
     "register_tool",
     "result_text",
     "run_tool",
