@@ -190,6 +190,8 @@ class ChatSession:
         repairs.update(result.repairs)
         if turn is not None and turn.malformed_calls:
             repairs["malformed_tool_call"] = turn.malformed_calls
+        if turn is not None and turn.answer is None:
+            repairs["no_final_answer"] = 1
         ranked = RankedList(
             items=result.items,
             message=self._message(turn, effective, result.items, guard),
