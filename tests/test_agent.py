@@ -141,6 +141,8 @@ def test_unknown_tool_then_prose_answer_gets_nudged(mini_movies: Dataset, tmp_pa
     session = _session(mini_movies, model, tmp_path, user=None)
     ranked = session.ask("anything good", k=2)
     assert model.calls[-1]["tool_choice"] == "final_answer"
+    nudge = model.calls[-1]["messages"][-1].content
+    assert "Choose ONLY from these candidates" in nudge  # the tools' shortlist, by id
     tool_msgs = [
         m for m in model.calls[2]["messages"] if getattr(m, "name", None) == "delete_everything"
     ]

@@ -161,11 +161,13 @@ class ToolCallingAgent:
         k: int,
         history: list[BaseMessage],
         on_event: Event | None = None,
+        shortlist: Callable[[], list[str]] | None = None,
     ) -> AgentTurn:
         """One turn. Raises `LLMUnavailable` when the LLM fails for good.
 
         If the model stops without calling final_answer (small models often reply in prose
-        or print a tool call as text), it is asked once more with final_answer forced."""
+        or print a tool call as text), it is asked once more with final_answer forced and,
+        when `shortlist` is given, the tools' best eligible candidates to choose from."""
         emit = on_event or (lambda kind, data: None)
         holder: dict[str, FinalAnswer] = {}
         profile = current_profile(ctx)
@@ -185,15 +187,27 @@ class ToolCallingAgent:
         force = _ForceTool(first=first_tool(request, ctx))
         messages = self._invoke(tools, system.text, force, messages, turn, emit)
         if "answer" not in holder:
-            nudge = HumanMessage(
-                content=f"Now call {FINAL_TOOL} with the {k} best item_ids from the tool results "
-                "above, best first, each with a one-sentence explanation."
-            )
+            nudge = HumanMessage(content=self._nudge(ctx, k, shortlist() if shortlist else []))
             self._invoke(
                 tools, system.text, _ForceTool(always=FINAL_TOOL), [*messages, nudge], turn, emit
             )
         turn.answer = holder.get("answer")
         return turn
+
+    @staticmethod
+    def _nudge(ctx: ToolContext, k: int, candidates: list[str]) -> str:
+        text = f"Now call {FINAL_TOOL} with the {k} best items for the request, best first, each "
+        if not candidates:
+            return text + "with a one-sentence explanation, using item_ids from the tool results."
+        lines = []
+        for item_id in candidates:
+            item = ctx.catalog[item_id]
+            year = f" ({item.year})" if item.year else ""
+            lines.append(f"- {item_id}: {item.title}{year}, {', '.join(item.genres)}")
+        return (
+            text + "with a one-sentence explanation. Choose ONLY from these candidates, which "
+            "the tools found and ranked (item_id: title):\n" + "\n".join(lines)
+        )
 
     def _invoke(
         self,

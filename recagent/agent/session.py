@@ -164,6 +164,7 @@ class ChatSession:
                     k,
                     self.state.messages,
                     on_event,
+                    shortlist=lambda: self._shortlist(effective, k, references, exclude),
                 )
                 picks = turn.answer.items if turn.answer else picks_from_text(turn.text, ctx)
             except LLMUnavailable as exc:
@@ -205,6 +206,20 @@ class ChatSession:
         self._remember(request.text, effective, ranked)
         self._log(ranked, k, turn, started)
         return ranked
+
+    def _shortlist(
+        self, request: Request, k: int, references: list[str], exclude: list[str]
+    ) -> list[str]:
+        """The tools' best candidates that the guard would accept, for the LLM to choose from
+        (topped up by the planner's retrieval when the LLM found too few)."""
+        ctx = self.ctx
+        guard = Guard(ctx, request, k, references, exclude, allowed_ids=self.preset_candidates)
+        _, pool = self._tool_ranking(ctx, request, references)
+        if sum(guard.rejection(i) is None for i in pool) < k:
+            pool = self.planner.plan(
+                ctx, request, k, references, exclude, self.preset_candidates
+            ).ranked
+        return [i for i in pool if guard.rejection(i) is None][: 2 * k]
 
     def _seed_preset(self) -> None:
         for item_id in self.preset_candidates or []:
