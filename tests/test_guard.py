@@ -138,3 +138,18 @@ def test_title_given_instead_of_id(ctx: ToolContext) -> None:
     result = _run(ctx, [FinalPick(item_id="Blade Runner")], k=1)
     assert [it.item_id for it in result.items] == ["2"]
     assert result.repairs["title_as_id"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "faithful"),
+    [
+        ("A 1986 sci-fi action film, ranked #4 by the search.", True),
+        ("A romantic comedy.", False),  # Aliens is not Romance or Comedy
+        ("Released in 1990.", False),  # Aliens is from 1986
+        ("Ranked 9th for you.", False),  # no evidence has rank 9
+        ("Close to Alien, which you watched.", True),  # Alien is in the history
+    ],
+)
+def test_explanation_claims_are_checked(ctx: ToolContext, text: str, faithful: bool) -> None:
+    guard = Guard(ctx, Request(text="x"), 1)
+    assert guard.faithful("7", text, rank=1) is faithful

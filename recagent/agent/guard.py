@@ -12,6 +12,7 @@ counted, never passed through.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from recagent.data.catalog import Item
 from recagent.tools.base import ToolContext
 
 Explain = Callable[[str], str]
+_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
+_RANK = re.compile(r"(?:\branked?\s*(?:#|number\s*)?|#)(\d{1,4})(?:st|nd|rd|th)?\b", re.I)
 
 
 @dataclass
@@ -89,14 +92,27 @@ class Guard:
         hits = self.ctx.dataset.titles.search(raw_id, limit=1, min_score=97)
         return hits[0].item_id if hits else raw_id
 
-    def faithful(self, item_id: str, text: str) -> bool:
-        """Every title the explanation mentions is the item, in the history, in its evidence,
-        or one the user referred to."""
+    def faithful(self, item_id: str, text: str, rank: int | None = None) -> bool:
+        """The explanation cites only what exists: titles of the item, the history, its
+        evidence or the user's references; genres the item has; years of those titles; and
+        ranks its evidence (or its place in the list) really has."""
+        catalog = self.ctx.catalog
         mentioned = self.ctx.dataset.titles.mentions(text)
+        evidence = self.ctx.candidates.evidence(item_id)
         allowed = {item_id} | self.seen | self.reference_ids
-        for ev in self.ctx.candidates.evidence(item_id):
+        for ev in evidence:
             allowed.update(ev.because_of)
-        return mentioned <= allowed
+        if not mentioned <= allowed:
+            return False
+        item = catalog[item_id]
+        if not self.ctx.dataset.genres.mentions(text) <= set(item.genres):
+            return False
+        years = {int(y) for y in _YEAR.findall(text)}
+        known_years = {catalog[i].year for i in mentioned | {item_id} if i in catalog}
+        if not years <= known_years:
+            return False
+        ranks = {int(r) for r in _RANK.findall(text)}
+        return ranks <= {ev.rank for ev in evidence if ev.rank} | {rank}
 
     def check(
         self,
@@ -140,7 +156,7 @@ class Guard:
         items = []
         for rank, item_id in enumerate(chosen, start=1):
             text = texts.get(item_id, "")
-            if text and not self.faithful(item_id, text):
+            if text and not self.faithful(item_id, text, rank):
                 repairs["unfaithful_explanation"] += 1
                 text = ""
             item = self.ctx.catalog[item_id]

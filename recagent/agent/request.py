@@ -12,7 +12,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recagent.data.genres import SYNONYMS, GenreResolver, norm
+from recagent.data.genres import GenreResolver, norm
 
 MAX_MESSAGE_CHARS = 2000
 MIN_K, MAX_K, DEFAULT_K = 1, 50, 10
@@ -258,15 +258,11 @@ class RequestParser:
     def __init__(self, genres: GenreResolver, latest_year: int | None = None) -> None:
         self.genres = genres
         self.latest_year = latest_year
-        phrases = {norm(g) for g in genres.genres} | set(SYNONYMS)
-        phrases |= {p + "s" for p in list(phrases)} | {p.replace(" ", "") for p in phrases}
-        words = sorted(phrases, key=len, reverse=True)
-        alternatives = "|".join(r"[\s-]+".join(map(re.escape, w.split())) for w in words)
-        self._genre_re = re.compile(rf"\b({alternatives})\b")
+        self._genre_re = genres.pattern
         # "3 romantic comedies", "five more films": a number, up to two words, then a noun
         self._count_re = re.compile(
             rf"\b{_NUM}\s+(?:(?!(?:but|not|no|without)\b)[a-z'-]+\s+){{0,2}}?"
-            rf"(?:{_NOUN}|{alternatives})\b"
+            rf"(?:{_NOUN}|{genres.alternatives})\b"
         )
 
     def parse(self, message: str) -> Request:

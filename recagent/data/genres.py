@@ -69,6 +69,16 @@ class GenreResolver:
     def __init__(self, genres: Iterable[str]) -> None:
         self.genres = sorted(set(genres))
         self._canonical = {_squash(g): g for g in self.genres}
+        phrases = {norm(g) for g in self.genres} | set(SYNONYMS)
+        phrases |= {p + "s" for p in list(phrases)} | {p.replace(" ", "") for p in phrases}
+        words = sorted(phrases, key=len, reverse=True)
+        self.alternatives = "|".join(r"[\s-]+".join(map(re.escape, w.split())) for w in words)
+        """Regex alternatives matching any genre word or synonym ('sci-fi', 'romcoms'...)."""
+        self.pattern = re.compile(rf"\b({self.alternatives})\b")
+
+    def mentions(self, text: str) -> set[str]:
+        """Catalog genres named in `text` (lowercase it first for case-insensitive matching)."""
+        return {g for m in self.pattern.finditer(text.lower()) for g in self.expand(m.group(1))}
 
     def expand(self, word: str) -> list[str]:
         """All catalog genres a word or phrase means ('romcom' -> Romance, Comedy)."""
