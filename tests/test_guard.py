@@ -41,6 +41,7 @@ def ctx(tmp_path: Path) -> ToolContext:
                 tool="search_items",
                 kind="text_match",
                 score=1 / rank,
+                rank=rank,
                 because_of=["1"] if item_id == "7" else [],
             ),
         )
