@@ -58,6 +58,14 @@ def ensure_dataset(
         raise exc
 
 
+def _single_thread_inference() -> None:
+    """Score one history at a time on one thread: ~5 ms instead of hundreds when torch's
+    worker threads compete with other processes for the cores (measured on 2 cores)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def load_services(
     workspace: Workspace,
     settings: Settings,
@@ -82,6 +90,7 @@ def load_services(
     except ArtifactError as exc:
         notes.append(f"{exc}; ranking by popularity instead")
         scorer = PopularityScorer.from_dataset(dataset, train_only=False)
+    _single_thread_inference()
     try:
         index = open_index(
             workspace,

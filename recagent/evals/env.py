@@ -52,9 +52,12 @@ class EvalEnv:
 
     @cached_property
     def sasrec(self) -> Any:
+        from recagent.agent.services import _single_thread_inference
         from recagent.models.train import ensure_sasrec_scorer
 
-        return ensure_sasrec_scorer(self.workspace, self.dataset, self.reporter)
+        scorer = ensure_sasrec_scorer(self.workspace, self.dataset, self.reporter)
+        _single_thread_inference()
+        return scorer
 
     @cached_property
     def index(self) -> Any:
