@@ -130,9 +130,15 @@ def synthetic_catalog(n: int, seed: int = 0) -> Catalog:
     return Catalog(items)
 
 
-def synthetic_workspace(n: int) -> tuple[Workspace, tuple[str, Catalog], IndexConfig]:
-    ws = Workspace(WORK / f"synthetic-{n}")
-    return ws, (f"synthetic-{n}", synthetic_catalog(n)), IndexConfig(batch_size=2000)
+def synthetic_workspace(
+    n: int, m: int = 16, efc: int = 100
+) -> tuple[Workspace, tuple[str, Catalog], IndexConfig]:
+    """The synthetic catalog and where its index (built with HNSW M=m, ef_construction=efc)
+    lives."""
+    suffix = "" if (m, efc) == (16, 100) else f"-m{m}-efc{efc}"
+    ws = Workspace(WORK / f"synthetic-{n}{suffix}")
+    cfg = IndexConfig(batch_size=2000, hnsw_max_neighbors=m, hnsw_ef_construction=efc)
+    return ws, (f"synthetic-{n}", synthetic_catalog(n)), cfg
 
 
 def pct(values: list[float], q: float) -> float:
@@ -167,7 +173,7 @@ def build_ml100k(args: argparse.Namespace) -> None:
 
 def build_synthetic(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    ws, named, cfg = synthetic_workspace(args.items)
+    ws, named, cfg = synthetic_workspace(args.items, args.m, args.efc)
     made = time.perf_counter() - started
     embedder = make_embedder(cfg)
     started = time.perf_counter()
@@ -177,6 +183,7 @@ def build_synthetic(args: argparse.Namespace) -> None:
         "build-synthetic",
         {
             "items": args.items,
+            "hnsw": f"M={args.m}, ef_construction={args.efc}",
             "seconds": round(seconds, 1),
             "catalog_generation_seconds": round(made, 1),
             "target_seconds": 180,
@@ -185,7 +192,7 @@ def build_synthetic(args: argparse.Namespace) -> None:
 
 
 def latency(args: argparse.Namespace) -> None:
-    ws, named, cfg = synthetic_workspace(args.items)
+    ws, named, cfg = synthetic_workspace(args.items, args.m, args.efc)
     if args.ef:
         set_ef_search(ws, named, cfg, args.ef)
     catalog = named[1]
@@ -240,7 +247,7 @@ def set_ef_search(ws: Workspace, named: tuple[str, Catalog], cfg: IndexConfig, e
 
 
 def ann_recall(args: argparse.Namespace) -> None:
-    ws, named, cfg = synthetic_workspace(args.items)
+    ws, named, cfg = synthetic_workspace(args.items, args.m, args.efc)
     rng = np.random.default_rng(2)
     catalog = named[1]
     titles = [catalog.at(int(i)).title for i in rng.integers(1, len(catalog) + 1, args.queries)]
@@ -365,11 +372,15 @@ def main() -> None:
         p.add_argument("--items", type=int, default=100_000)
         p.add_argument("--queries", type=int, default=200)
         p.add_argument("--ef", type=int, default=None, help="HNSW ef_search to query with")
+        p.add_argument("--m", type=int, default=16, help="HNSW M of the index")
+        p.add_argument("--efc", type=int, default=100, help="HNSW ef_construction")
         p.set_defaults(fn=fn)
     p = sub.add_parser("ann-recall")
     p.add_argument("--items", type=int, default=100_000)
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--ef", type=int, nargs="+", default=[100])
+    p.add_argument("--m", type=int, default=16)
+    p.add_argument("--efc", type=int, default=100)
     p.set_defaults(fn=ann_recall)
     p = sub.add_parser("relevance")
     p.add_argument("--embedder", default="wordllama")

@@ -77,11 +77,13 @@ class IndexConfig(Section):
     hnsw_ef_search: int = Field(100, ge=1)
     hnsw_max_neighbors: int = Field(16, ge=2)
     history_strategy: Literal["centroid", "maxsim"] = Field(
-        "centroid", description="How a history becomes a query."
+        "maxsim",
+        description="How a history becomes a query: maxsim (one query per recent item, the "
+        "measured winner) or centroid (one query, their recency-weighted mean).",
     )
     history_window: int = Field(50, ge=1, description="Most recent history items used.")
     history_half_life: float = Field(
-        10.0, gt=0, description="Recency weight halves every this many items back."
+        20.0, gt=0, description="Recency weight halves every this many items back."
     )
     max_overfetch: int = Field(
         1000,

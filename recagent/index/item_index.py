@@ -38,7 +38,7 @@ MAX_QUERY_CHARS = 4000
 MAX_INPUT_ITEMS = 500
 MAX_HISTORY = 10_000
 EXACT_LIMIT = 2048  # include_ids lists up to this size are scored exactly
-OVERFETCH_SAFETY = 1.5
+OVERFETCH_SAFETY = 2.0
 BECAUSE_MARGIN = 0.05  # input items within this similarity of the best one also count
 MAX_BECAUSE = 3
 
@@ -260,14 +260,18 @@ class ItemIndex:
             ids = [self.catalog.id_at(int(i) + 1) for i in np.flatnonzero(allowed)]
             return self._exact(queries, n, ids)
         passing = max(int(self._mask.allowed(f, ids=False).sum()), 1)
-        fetch = math.ceil(n * total / passing * OVERFETCH_SAFETY) + len(f.exclude_ids)
-        limit = self.config.max_overfetch
-        if fetch <= limit or total <= limit:
+        # enough unfiltered neighbours that ~n of them pass, plus every excluded id
+        fetch = math.ceil(n * total / passing * OVERFETCH_SAFETY) + len(f.exclude_ids) + 10
+        limit = max(self.config.max_overfetch, 0)
+        while limit and (fetch <= limit or total <= limit):
             fetch = min(fetch, total)
             rows = self._query(queries, fetch, None)
             kept = [[r for r in per if allowed[self.catalog.idx(r[0]) - 1]][:n] for per in rows]
             if fetch == total or all(len(k) >= min(n, count) for k in kept):
                 return kept
+            if fetch >= limit:
+                break
+            fetch = min(fetch * 4, limit)  # one bigger try before the O(catalog) where
         return self._query(queries, min(n, count), f.where_clause())
 
     def _query(
