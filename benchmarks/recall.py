@@ -329,9 +329,9 @@ def history(args: argparse.Namespace) -> None:
     cases = ds.split.cases("valid")
     ks = (10, 50, 100)
     out = {}
-    variants = [("centroid", h) for h in args.half_lives] + [("maxsim", h) for h in args.half_lives]
+    variants = [(s, h) for s in args.strategies for h in args.half_lives]
     for strategy, half_life in variants:
-        c = cfg.model_copy(update={"history_half_life": half_life})
+        c = cfg.model_copy(update={"history_half_life": half_life, "history_window": args.window})
         with open_index(ws, ds, c) as index:
             hits = dict.fromkeys(ks, 0)
             started = time.perf_counter()
@@ -345,17 +345,16 @@ def history(args: argparse.Namespace) -> None:
                 for k in ks:
                     hits[k] += target in found[:k]
             seconds = time.perf_counter() - started
-        out[f"{strategy}, half-life {half_life:g}"] = {
+        out[f"{strategy}, half-life {half_life:g}, window {args.window}"] = {
             **{f"hit@{k}": round(hits[k] / len(cases), 4) for k in ks},
             "ms_per_user": round(seconds / len(cases) * 1000, 1),
         }
     emit(
-        "history",
+        args.out,
         {
             "dataset": "ml-100k valid split",
             "users": len(cases),
             "template": args.template,
-            "window": cfg.history_window,
             "results": out,
         },
     )
@@ -388,6 +387,9 @@ def main() -> None:
     p = sub.add_parser("history")
     p.add_argument("--template", default="title_genres_text")
     p.add_argument("--half-lives", type=float, nargs="+", default=[5.0, 20.0, 1e9])
+    p.add_argument("--strategies", nargs="+", default=["centroid", "maxsim"])
+    p.add_argument("--window", type=int, default=50)
+    p.add_argument("--out", default="history", help="result name")
     p.set_defaults(fn=history)
     args = parser.parse_args()
     args.fn(args)
