@@ -83,7 +83,7 @@ class IndexConfig(Section):
         description="How a history becomes a query: maxsim (one query per recent item, the "
         "measured winner) or centroid (one query, their recency-weighted mean).",
     )
-    history_window: int = Field(50, ge=1, description="Most recent history items used.")
+    history_window: int = Field(20, ge=1, description="Most recent history items used.")
     history_half_life: float = Field(
         20.0, gt=0, description="Recency weight halves every this many items back."
     )

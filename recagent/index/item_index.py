@@ -189,7 +189,7 @@ class ItemIndex:
     def embeddings(self, item_ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of `item_ids`, in that order."""
         ids = list(item_ids)
-        _, vectors = self._records(ids, vectors=True)
+        _, vectors = self._records(ids, vectors=True, texts=False)
         return np.asarray([vectors[i] for i in ids], dtype=np.float32)
 
     # ---- internals -------------------------------------------------------------------------
@@ -208,13 +208,13 @@ class ItemIndex:
         return list(dict.fromkeys(ids))
 
     def _records(
-        self, ids: list[str], vectors: bool = False
+        self, ids: list[str], vectors: bool = False, texts: bool = True
     ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-        """Stored text (and vectors) of `ids`, in one round trip. Fetched only for final hits:
-        Chroma reads documents record by record, which costs ~50 us each."""
+        """Stored text and/or vectors of `ids`, in one round trip. Text is fetched only for
+        final hits: Chroma reads documents record by record, which costs ~50 us each."""
         if not ids:
             return {}, {}
-        include: list[Any] = ["embeddings"] if vectors else ["documents"]
+        include: list[Any] = (["documents"] if texts else []) + (["embeddings"] if vectors else [])
         with chroma_errors(self.where):
             got = self.collection.get(ids=ids, include=include)
         missing = set(ids) - set(got["ids"])
@@ -223,20 +223,19 @@ class ItemIndex:
                 f"item(s) {', '.join(sorted(missing)[:5])} are in the catalog but not in the "
                 "index; rebuild it with `recagent index build --rebuild`"
             )
-        if vectors:
-            return {}, {
-                i: np.asarray(v, dtype=np.float32)
-                for i, v in zip(got["ids"], got["embeddings"], strict=True)
-            }
-        return {i: d or "" for i, d in zip(got["ids"], got["documents"], strict=True)}, {}
+        found = {}
+        if texts:
+            found = {i: d or "" for i, d in zip(got["ids"], got["documents"], strict=True)}
+        if not vectors:
+            return found, {}
+        stored = zip(got["ids"], got["embeddings"], strict=True)
+        return found, {i: np.asarray(v, dtype=np.float32) for i, v in stored}
 
     def _explained(
         self, found: list[tuple[str, float]], inputs: list[str], vectors: np.ndarray
     ) -> list[Hit]:
         """Hits for `found`, each naming the inputs (rows of `vectors`) it is closest to."""
-        ids = [i for i, _ in found]
-        texts, _ = self._records(ids)
-        _, hit_vectors = self._records(ids, vectors=True)
+        texts, hit_vectors = self._records([i for i, _ in found], vectors=True)
         hits = []
         for item_id, score in found:
             sims = vectors @ hit_vectors[item_id]
@@ -271,7 +270,7 @@ class ItemIndex:
                 return kept
             if fetch >= limit:
                 break
-            fetch = min(fetch * 4, limit)  # one bigger try before the O(catalog) where
+            fetch = min(fetch * 4, limit)  # try bigger before the O(catalog) `where`
         return self._query(queries, min(n, count), f.where_clause())
 
     def _query(
@@ -287,7 +286,7 @@ class ItemIndex:
         ]
 
     def _exact(self, queries: np.ndarray, n: int, ids: list[str]) -> list[list[_Found]]:
-        _, stored = self._records(ids, vectors=True)
+        _, stored = self._records(ids, vectors=True, texts=False)
         matrix = np.stack([stored[i] for i in ids])
         scores = queries @ matrix.T
         return [
