@@ -66,11 +66,17 @@ def test_filters_on_genres_years_and_ids(recall_index: ItemIndex) -> None:
 def test_local_filtering_and_chroma_where_agree(
     recall_index: ItemIndex, filters: ItemFilters
 ) -> None:
-    fast = recall_index.search("space horror romance", 5, filters)
-    recall_index.config = recall_index.config.model_copy(update={"max_overfetch": 0})
-    pushed = recall_index.search("space horror romance", 5, filters)
-    assert [h.item_id for h in fast] == [h.item_id for h in pushed]
-    assert [h.score for h in fast] == pytest.approx([h.score for h in pushed], abs=1e-5)
+    results = {}
+    # 1000: over-fetch the whole catalog; 8 and 5: over-fetch comes up short, retry, then
+    # Chroma's where; 0: always Chroma's where
+    for limit in (1000, 8, 5, 0):
+        recall_index.config = recall_index.config.model_copy(update={"max_overfetch": limit})
+        hits = recall_index.search("space horror romance", 5, filters)
+        results[limit] = ([h.item_id for h in hits], [h.score for h in hits])
+    ids, scores = results[0]
+    for limit in (1000, 8, 5):
+        assert results[limit][0] == ids
+        assert results[limit][1] == pytest.approx(scores, abs=1e-5)
 
 
 def test_similar_to_items_excludes_inputs_and_says_why(recall_index: ItemIndex) -> None:

@@ -1,1 +1,11 @@
-"""Vector recall: item-text embedders and the ChromaDB store."""
+"""Vector recall: item-text embedders and the ChromaDB store.
+
+- `embedders`: the `Embedder` protocol and the wordllama / openai / sentence-transformers
+  backends (`make_embedder(IndexConfig)`).
+- `text`: the editable template an item is embedded as (`load_template`).
+- `filters`: `ItemFilters` (genres, years, ids) and their Chroma `where` encoding.
+- `store`: `build_index`, `open_index`, `index_status` (embedded store or a Chroma server).
+- `item_index`: `ItemIndex.search / similar_to_items / similar_to_history` -> `Hit`s.
+
+Nothing here imports LangChain; the agent's tools wrap this in `recagent.tools.recall`.
+"""

@@ -250,11 +250,13 @@ class SentenceTransformerEmbedder:
             raise EmbedderError(
                 f"cannot load the sentence-transformers model {path}: {exc}"
             ) from exc
-        dim = self._model.get_sentence_embedding_dimension()
+        # sentence-transformers 6 renamed the method; 3.x-5.x only have the old name
+        get_dim = getattr(self._model, "get_embedding_dimension", None)
+        dim = get_dim() if get_dim else self._model.get_sentence_embedding_dimension()
         if not dim:
             raise EmbedderError(f"the model in {path} does not declare its embedding size")
         self._dim = int(dim)
-        self._name = f"sentence-transformers:{path.name}"
+        self._name = f"sentence-transformers:{path.parent.name}/{path.name}"
         self.batch_size = batch_size
 
     @property

@@ -6,7 +6,7 @@ embedded, and similarity hits name the input items that made them similar.
 Filters: Chroma's embedded store evaluates a `where` filter by scanning every record, so a
 filtered query costs O(catalog) (tens of ms at 100k items; see benchmarks/RESULTS.md). When a
 filter keeps most of the catalog, fetching a few more unfiltered neighbours and filtering them
-here is much faster and gives the same items. `_nearest` therefore picks, per query: no
+here is much faster and gives the same items (up to HNSW approximation). `_nearest` picks: no
 filter; exact scoring of an explicit id list; over-fetch and filter here (at most
 `max_overfetch` neighbours); or the Chroma `where` clause when the filter is selective or the
 over-fetch came up short.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,7 @@ MAX_QUERY_CHARS = 4000
 MAX_INPUT_ITEMS = 500
 MAX_HISTORY = 10_000
 EXACT_LIMIT = 2048  # include_ids lists up to this size are scored exactly
-OVERFETCH_SAFETY = 1.5
+OVERFETCH_SAFETY = 2.0
 BECAUSE_MARGIN = 0.05  # input items within this similarity of the best one also count
 MAX_BECAUSE = 3
 
@@ -61,12 +60,7 @@ class Hit(BaseModel):
     )
 
 
-@dataclass
-class _Row:
-    item_id: str
-    score: float
-    text: str
-    vector: np.ndarray | None = None
+_Found = tuple[str, float]  # (item_id, cosine similarity)
 
 
 def check_k(k: int) -> int:
@@ -127,24 +121,24 @@ class ItemIndex:
             )
         f = ResolvedFilters.of(filters, self.catalog)
         vector = checked_embed(self.embedder, [text], self.meta.dim)
-        rows = self._nearest(vector, check_k(k), f)[0]
-        return [Hit(item_id=r.item_id, score=r.score, text=r.text) for r in rows]
+        found = self._nearest(vector, check_k(k), f)[0]
+        texts, _ = self._records([i for i, _ in found])
+        return [Hit(item_id=i, score=s, text=texts[i]) for i, s in found]
 
     def similar_to_items(
         self, item_ids: Sequence[str], k: int = 10, filters: ItemFilters | None = None
     ) -> list[Hit]:
-        """Items nearest to any of `item_ids` (never those items themselves)."""
+        """Items nearest to any of `item_ids` (never those items themselves); score = the
+        best similarity to one of them."""
         ids = self._known_ids(item_ids, "item_ids", MAX_INPUT_ITEMS)
         f = ResolvedFilters.of(filters, self.catalog).without_ids(set(ids))
         vectors = self.embeddings(ids)
-        rows = self._nearest(vectors, check_k(k), f, with_vectors=True)
-        merged: dict[str, _Row] = {}
-        for per_query in rows:
-            for r in per_query:
-                if r.item_id not in merged or r.score > merged[r.item_id].score:
-                    merged[r.item_id] = r
-        best = sorted(merged.values(), key=lambda r: -r.score)[:k]
-        return [self._explained(r, r.score, ids, vectors) for r in best]
+        best: dict[str, float] = {}
+        for per_query in self._nearest(vectors, check_k(k), f):
+            for item_id, score in per_query:
+                best[item_id] = max(score, best.get(item_id, -math.inf))
+        top = sorted(best.items(), key=lambda t: -t[1])[:k]
+        return self._explained(top, ids, vectors)
 
     def similar_to_history(
         self,
@@ -171,42 +165,32 @@ class ItemIndex:
         if strategy == "centroid":
             centroid = (weights[:, None] * vectors).sum(axis=0, keepdims=True)
             centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-            rows = self._nearest(centroid, k, f, with_vectors=True)[0]
-            return [self._explained(r, r.score, window, vectors) for r in rows]
+            return self._explained(self._nearest(centroid, k, f)[0], window, vectors)
         if strategy != "maxsim":
             raise QueryError(f"unknown history strategy {strategy!r}: centroid or maxsim")
-        rows = self._nearest(vectors, k, f)
-        best: dict[str, tuple[float, _Row, list[tuple[float, str]]]] = {}
-        for i, per_query in enumerate(rows):
-            for r in per_query:
-                weighted = float(weights[i]) * r.score
-                score, row, sources = best.get(r.item_id, (-math.inf, r, []))
-                sources.append((r.score, window[i]))
-                best[r.item_id] = (max(score, weighted), row, sources)
-        top = sorted(best.values(), key=lambda t: -t[0])[:k]
+        best: dict[str, float] = {}
+        sources: dict[str, list[tuple[float, str]]] = {}
+        for i, per_query in enumerate(self._nearest(vectors, k, f)):
+            for item_id, score in per_query:
+                best[item_id] = max(float(weights[i]) * score, best.get(item_id, -math.inf))
+                sources.setdefault(item_id, []).append((score, window[i]))
+        top = sorted(best.items(), key=lambda t: -t[1])[:k]
+        texts, _ = self._records([i for i, _ in top])
         return [
             Hit(
-                item_id=row.item_id,
-                score=score,
-                text=row.text,
-                because_of=_because(sorted(sources, reverse=True)),
+                item_id=i,
+                score=s,
+                text=texts[i],
+                because_of=_because(sorted(sources[i], reverse=True)),
             )
-            for score, row, sources in top
+            for i, s in top
         ]
 
     def embeddings(self, item_ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of `item_ids`, in that order."""
         ids = list(item_ids)
-        with chroma_errors(self.where):
-            got = self.collection.get(ids=ids, include=["embeddings"])
-        by_id = dict(zip(got["ids"], got["embeddings"], strict=True))
-        missing = [i for i in ids if i not in by_id]
-        if missing:
-            raise QueryError(
-                f"item(s) {', '.join(missing[:5])} are in the catalog but not in the index; "
-                "rebuild it with `recagent index build --rebuild`"
-            )
-        return np.asarray([by_id[i] for i in ids], dtype=np.float32)
+        _, vectors = self._records(ids, vectors=True, texts=False)
+        return np.asarray([vectors[i] for i in ids], dtype=np.float32)
 
     # ---- internals -------------------------------------------------------------------------
 
@@ -223,86 +207,92 @@ class ItemIndex:
             raise FilterError(f"unknown item id(s) in {what}: {shown}")
         return list(dict.fromkeys(ids))
 
-    def _explained(self, row: _Row, score: float, inputs: list[str], vectors: np.ndarray) -> Hit:
-        sims = vectors @ row.vector if row.vector is not None else np.zeros(len(inputs))
-        ranked = sorted(zip(sims.tolist(), inputs, strict=True), reverse=True)
-        return Hit(item_id=row.item_id, score=score, text=row.text, because_of=_because(ranked))
+    def _records(
+        self, ids: list[str], vectors: bool = False, texts: bool = True
+    ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+        """Stored text and/or vectors of `ids`, in one round trip. Text is fetched only for
+        final hits: Chroma reads documents record by record, which costs ~50 us each."""
+        if not ids:
+            return {}, {}
+        include: list[Any] = (["documents"] if texts else []) + (["embeddings"] if vectors else [])
+        with chroma_errors(self.where):
+            got = self.collection.get(ids=ids, include=include)
+        missing = set(ids) - set(got["ids"])
+        if missing:
+            raise QueryError(
+                f"item(s) {', '.join(sorted(missing)[:5])} are in the catalog but not in the "
+                "index; rebuild it with `recagent index build --rebuild`"
+            )
+        found = {}
+        if texts:
+            found = {i: d or "" for i, d in zip(got["ids"], got["documents"], strict=True)}
+        if not vectors:
+            return found, {}
+        stored = zip(got["ids"], got["embeddings"], strict=True)
+        return found, {i: np.asarray(v, dtype=np.float32) for i, v in stored}
 
-    def _nearest(
-        self, queries: np.ndarray, n: int, f: ResolvedFilters, with_vectors: bool = False
-    ) -> list[list[_Row]]:
-        """Top-`n` rows per query vector that pass `f` (see the module docstring)."""
+    def _explained(
+        self, found: list[tuple[str, float]], inputs: list[str], vectors: np.ndarray
+    ) -> list[Hit]:
+        """Hits for `found`, each naming the inputs (rows of `vectors`) it is closest to."""
+        texts, hit_vectors = self._records([i for i, _ in found], vectors=True)
+        hits = []
+        for item_id, score in found:
+            sims = vectors @ hit_vectors[item_id]
+            ranked = sorted(zip(sims.tolist(), inputs, strict=True), reverse=True)
+            hits.append(
+                Hit(item_id=item_id, score=score, text=texts[item_id], because_of=_because(ranked))
+            )
+        return hits
+
+    def _nearest(self, queries: np.ndarray, n: int, f: ResolvedFilters) -> list[list[_Found]]:
+        """Top-`n` (item_id, score) per query vector among items passing `f` (see the module
+        docstring for how the filter is applied)."""
         total = len(self.catalog)
         if f.is_empty():
-            return self._query(queries, min(n, total), None, with_vectors)
+            return self._query(queries, min(n, total), None)
         allowed = self._mask.allowed(f)
         count = int(allowed.sum())
         if count == 0:
             return [[] for _ in queries]
         if f.include_ids is not None and count <= EXACT_LIMIT:
             ids = [self.catalog.id_at(int(i) + 1) for i in np.flatnonzero(allowed)]
-            return self._exact(queries, n, ids, with_vectors)
+            return self._exact(queries, n, ids)
         passing = max(int(self._mask.allowed(f, ids=False).sum()), 1)
-        fetch = math.ceil(n * total / passing * OVERFETCH_SAFETY) + len(f.exclude_ids)
-        limit = self.config.max_overfetch
-        if fetch <= limit or total <= limit:
+        # enough unfiltered neighbours that ~n of them pass, plus every excluded id
+        fetch = math.ceil(n * total / passing * OVERFETCH_SAFETY) + len(f.exclude_ids) + 10
+        limit = max(self.config.max_overfetch, 0)
+        while limit and (fetch <= limit or total <= limit):
             fetch = min(fetch, total)
-            rows = self._query(queries, fetch, None, with_vectors)
-            kept = [
-                [r for r in per if allowed[self.catalog.idx(r.item_id) - 1]][:n] for per in rows
-            ]
+            rows = self._query(queries, fetch, None)
+            kept = [[r for r in per if allowed[self.catalog.idx(r[0]) - 1]][:n] for per in rows]
             if fetch == total or all(len(k) >= min(n, count) for k in kept):
                 return kept
-        return self._query(queries, min(n, count), f.where_clause(), with_vectors)
+            if fetch >= limit:
+                break
+            fetch = min(fetch * 4, limit)  # try bigger before the O(catalog) `where`
+        return self._query(queries, min(n, count), f.where_clause())
 
     def _query(
-        self, queries: np.ndarray, n: int, where: dict[str, Any] | None, with_vectors: bool
-    ) -> list[list[_Row]]:
-        include: list[Any] = ["documents", "distances"] + (["embeddings"] if with_vectors else [])
+        self, queries: np.ndarray, n: int, where: dict[str, Any] | None
+    ) -> list[list[_Found]]:
         with chroma_errors(self.where):
             res = self.collection.query(
-                query_embeddings=queries, n_results=n, where=where, include=include
+                query_embeddings=queries, n_results=n, where=where, include=["distances"]
             )
-        out = []
-        for q in range(len(queries)):
-            vectors = res["embeddings"][q] if with_vectors and res.get("embeddings") else None
-            out.append(
-                [
-                    _Row(
-                        item_id,
-                        1.0 - float(dist),
-                        doc or "",
-                        None if vectors is None else np.asarray(vectors[j], dtype=np.float32),
-                    )
-                    for j, (item_id, dist, doc) in enumerate(
-                        zip(res["ids"][q], res["distances"][q], res["documents"][q], strict=True)
-                    )
-                ]
-            )
-        return out
+        return [
+            [(i, 1.0 - float(d)) for i, d in zip(res["ids"][q], res["distances"][q], strict=True)]
+            for q in range(len(queries))
+        ]
 
-    def _exact(
-        self, queries: np.ndarray, n: int, ids: list[str], with_vectors: bool
-    ) -> list[list[_Row]]:
-        with chroma_errors(self.where):
-            got = self.collection.get(ids=ids, include=["embeddings", "documents"])
-        matrix = np.asarray(got["embeddings"], dtype=np.float32)
+    def _exact(self, queries: np.ndarray, n: int, ids: list[str]) -> list[list[_Found]]:
+        _, stored = self._records(ids, vectors=True, texts=False)
+        matrix = np.stack([stored[i] for i in ids])
         scores = queries @ matrix.T
-        out = []
-        for q in range(len(queries)):
-            order = np.argsort(-scores[q], kind="stable")[:n]
-            out.append(
-                [
-                    _Row(
-                        got["ids"][j],
-                        float(scores[q, j]),
-                        got["documents"][j] or "",
-                        matrix[j] if with_vectors else None,
-                    )
-                    for j in order
-                ]
-            )
-        return out
+        return [
+            [(ids[j], float(scores[q, j])) for j in np.argsort(-scores[q], kind="stable")[:n]]
+            for q in range(len(queries))
+        ]
 
 
 def _because(ranked: list[tuple[float, str]]) -> list[str]:

@@ -95,7 +95,7 @@ def wanted_meta(
     config: IndexConfig,
 ) -> IndexMeta:
     """The metadata an index built now with this configuration would carry."""
-    name, catalog = (dataset.name, dataset.catalog) if isinstance(dataset, Dataset) else dataset
+    name, catalog = _named(dataset)
     return IndexMeta(
         dataset=name,
         catalog_fingerprint=catalog_fingerprint(catalog),
@@ -165,7 +165,7 @@ def build_index(
     reporter: Reporter | None = None,
 ) -> IndexMeta:
     """Embed every item and commit a new index, replacing the live one only at the end."""
-    name, catalog = (dataset.name, dataset.catalog) if isinstance(dataset, Dataset) else dataset
+    name, catalog = _named(dataset)
     embedder = embedder or make_embedder(config)
     template = load_template(config.template)
     meta = wanted_meta((name, catalog), embedder, template, config)
@@ -259,7 +259,7 @@ def _fill(
 
 def open_index(
     workspace: Workspace,
-    dataset: Dataset,
+    dataset: Dataset | tuple[str, Catalog],
     config: IndexConfig,
     *,
     embedder: Embedder | None = None,
@@ -273,9 +273,10 @@ def open_index(
     rebuilt when `rebuild_if_stale`, else `ArtifactError`. Another dataset's index, or one
     built with another embedder or template: always `ArtifactError` (rebuild explicitly with
     `build_index` / `recagent index build --rebuild`)."""
+    name, catalog = _named(dataset)
     embedder = embedder or make_embedder(config)
     template = load_template(config.template)
-    location = IndexLocation.of(workspace, dataset.name, config)
+    location = IndexLocation.of(workspace, name, config)
     want = wanted_meta(dataset, embedder, template, config)
     client = location.client()
     have = None if client is None else _live_meta(client, location)
@@ -284,15 +285,13 @@ def open_index(
         assert client is not None and have is not None
         with chroma_errors(location.describe()):
             collection = client.get_collection(location.collection)
-        return ItemIndex(
-            collection, dataset.catalog, embedder, have, config, location.describe(), client
-        )
+        return ItemIndex(collection, catalog, embedder, have, config, location.describe(), client)
     _close(client)
     detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
     if state == "missing" and not build_if_missing:
         raise ArtifactError(
-            f"no index for dataset {dataset.name!r} ({location.describe()}); run "
-            f"`recagent index build --dataset {dataset.name}`"
+            f"no index for dataset {name!r} ({location.describe()}); run "
+            f"`recagent index build --dataset {name}`"
         )
     if state == "foreign":
         raise ArtifactError(
@@ -303,15 +302,19 @@ def open_index(
         raise ArtifactError(
             f"the index was built differently from the configuration ({detail}); use the "
             f"same --embedder/--template, or rebuild: `recagent index build --dataset "
-            f"{dataset.name} --rebuild`"
+            f"{name} --rebuild`"
         )
     if state == "stale" and not rebuild_if_stale:
         raise ArtifactError(
-            f"the index of {dataset.name!r} is stale ({detail}); rebuild it with "
-            f"`recagent index build --dataset {dataset.name}`"
+            f"the index of {name!r} is stale ({detail}); rebuild it with "
+            f"`recagent index build --dataset {name}`"
         )
     build_index(workspace, dataset, config, embedder=embedder, reporter=reporter)
     return open_index(workspace, dataset, config, embedder=embedder)
+
+
+def _named(dataset: Dataset | tuple[str, Catalog]) -> tuple[str, Catalog]:
+    return (dataset.name, dataset.catalog) if isinstance(dataset, Dataset) else dataset
 
 
 def _close(client: ClientAPI | None) -> None:
