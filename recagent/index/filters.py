@@ -10,7 +10,6 @@ unfiltered result here instead, the same predicate as a boolean mask over the ca
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,30 +17,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recagent.data.catalog import Catalog
+from recagent.data.genres import GenreResolver
 from recagent.errors import RecagentError
 
 GENRE_PREFIX = "genre:"
 MAX_IDS = 10_000
-
-# Normalised spelling -> normalised genre name (normalised = lowercase letters and digits).
-_SYNONYMS = {
-    "sf": "scifi",
-    "sciencefiction": "scifi",
-    "kids": "childrens",
-    "children": "childrens",
-    "family": "childrens",
-    "romantic": "romance",
-    "animated": "animation",
-    "cartoon": "animation",
-    "noir": "filmnoir",
-    "comedies": "comedy",
-    "mysteries": "mystery",
-    "funny": "comedy",
-    "scary": "horror",
-    "suspense": "thriller",
-    "doc": "documentary",
-    "documentaries": "documentary",
-}
 
 
 class FilterError(RecagentError):
@@ -86,20 +66,24 @@ class ItemFilters(BaseModel):
         )
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+def resolve_genres(names: list[str], genres: list[str]) -> tuple[str, ...]:
+    """The catalog genres `names` mean: case, spaces and punctuation ignored ("sci fi" ->
+    "Sci-Fi"), plurals and the synonyms of `recagent.data.genres` accepted ("romcom" ->
+    Romance and Comedy). Unknown -> `FilterError` listing the valid genres."""
+    resolver = GenreResolver(genres)
+    out: list[str] = []
+    for name in names:
+        found = resolver.expand(name)
+        if not found:
+            valid = ", ".join(genres) if genres else "(this catalog has no genres)"
+            raise FilterError(f"unknown genre {name!r}; valid genres: {valid}")
+        out.extend(found)
+    return tuple(dict.fromkeys(out))
 
 
 def resolve_genre(name: str, genres: list[str]) -> str:
-    """The catalog genre `name` means: case, spaces and punctuation ignored ("sci fi" ->
-    "Sci-Fi"), common synonyms and plurals accepted. Unknown -> `FilterError` listing all."""
-    by_norm = {_norm(g): g for g in genres}
-    key = _norm(name)
-    for candidate in (key, _SYNONYMS.get(key, ""), key[:-1] if key.endswith("s") else ""):
-        if candidate and candidate in by_norm:
-            return by_norm[candidate]
-    valid = ", ".join(genres) if genres else "(this catalog has no genres)"
-    raise FilterError(f"unknown genre {name!r}; valid genres: {valid}")
+    """The single catalog genre `name` means (the first, for a phrase naming several)."""
+    return resolve_genres([name], genres)[0]
 
 
 @dataclass(frozen=True)
@@ -125,8 +109,8 @@ class ResolvedFilters:
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise FilterError(f"unknown item id(s) in filters: {shown}{more}")
         return cls(
-            genres_any=tuple(dict.fromkeys(resolve_genre(g, genres) for g in filters.genres_any)),
-            genres_none=tuple(dict.fromkeys(resolve_genre(g, genres) for g in filters.genres_none)),
+            genres_any=resolve_genres(filters.genres_any, genres),
+            genres_none=resolve_genres(filters.genres_none, genres),
             year_min=filters.year_min,
             year_max=filters.year_max,
             include_ids=(
@@ -228,4 +212,5 @@ __all__ = [
     "genre_key",
     "item_metadata",
     "resolve_genre",
+    "resolve_genres",
 ]
