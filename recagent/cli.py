@@ -69,7 +69,7 @@ def root(
         Path | None,
         typer.Option(
             "--home",
-            help="Workspace directory for all artifacts [default: $RECAGENT_HOME, else the "
+            help="Workspace directory for all artifacts \\[default: $RECAGENT_HOME, else the "
             "platform's user data dir].",
             show_default=False,
         ),

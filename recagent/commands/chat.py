@@ -24,7 +24,7 @@ LLMOpt = Annotated[
     str | None,
     typer.Option(
         "--llm",
-        help="offline | openai:<model> [default: openai when OPENAI_API_KEY or OPENAI_BASE_URL "
+        help="offline | openai:<model> \\[default: openai when OPENAI_API_KEY or OPENAI_BASE_URL "
         "is set, else offline]",
         show_default=False,
     ),
@@ -167,7 +167,7 @@ def recommend_cmd(
     user: UserOpt = None,
     llm: LLMOpt = None,
     dataset: DatasetOpt = None,
-    k: Annotated[int | None, typer.Option("--k", help="How many items [default: 10].")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="How many items \\[default: 10].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the RankedList as JSON.")] = False,
 ) -> None:
     """One recommendation turn, printed as a table (or JSON)."""

@@ -33,7 +33,7 @@ DatasetOpt = Annotated[
     typer.Option(
         "--dataset",
         "-d",
-        help="Dataset name in the workspace [default: from settings].",
+        help="Dataset name in the workspace \\[default: from settings].",
         show_default=False,
     ),
 ]
@@ -119,10 +119,10 @@ def prepare_cmd(
     user_id_col: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "user_id",
     title_col: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "title",
     year_col: Annotated[
-        str | None, typer.Option(help="[default: 'year' if present]", rich_help_panel=GENERIC)
+        str | None, typer.Option(help="\\[default: 'year' if present]", rich_help_panel=GENERIC)
     ] = None,
     genres_col: Annotated[
-        str | None, typer.Option(help="[default: 'genres' if present]", rich_help_panel=GENERIC)
+        str | None, typer.Option(help="\\[default: 'genres' if present]", rich_help_panel=GENERIC)
     ] = None,
     genre_sep: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "|",
     text_cols: Annotated[
@@ -139,19 +139,19 @@ def prepare_cmd(
         ),
     ] = None,
     rating_col: Annotated[
-        str | None, typer.Option(help="[default: 'rating' if present]", rich_help_panel=GENERIC)
+        str | None, typer.Option(help="\\[default: 'rating' if present]", rich_help_panel=GENERIC)
     ] = None,
     timestamp_col: Annotated[
         str | None,
         typer.Option(
-            help="Epoch seconds or ISO dates [default: 'timestamp' if present; else file order].",
+            help="Epoch seconds or ISO dates \\[default: 'timestamp' if present; else file order].",
             rich_help_panel=GENERIC,
         ),
     ] = None,
     sep: Annotated[
         str | None,
         typer.Option(
-            help="Field separator [default: from the file extension].", rich_help_panel=GENERIC
+            help="Field separator \\[default: from the file extension].", rich_help_panel=GENERIC
         ),
     ] = None,
     encoding: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "utf-8",

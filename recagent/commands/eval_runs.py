@@ -87,7 +87,7 @@ def run_cmd(
         int | None,
         typer.Option(
             min=1,
-            help="Evaluate a seeded sample of users [default: all for full-rank, 200 for "
+            help="Evaluate a seeded sample of users \\[default: all for full-rank, 200 for "
             "candidates, 50 for conversation].",
         ),
     ] = None,

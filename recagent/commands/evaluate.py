@@ -47,7 +47,7 @@ def sasrec_cmd(
         typer.Option(
             "--dataset",
             "-d",
-            help="Dataset in the workspace [default: from settings].",
+            help="Dataset in the workspace \\[default: from settings].",
             show_default=False,
         ),
     ] = None,

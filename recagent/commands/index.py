@@ -37,13 +37,13 @@ STORE = "Embedder and store"
 DatasetOpt = Annotated[
     str | None,
     typer.Option(
-        "--dataset", "-d", help="Dataset name [default: from settings].", show_default=False
+        "--dataset", "-d", help="Dataset name \\[default: from settings].", show_default=False
     ),
 ]
 EmbedderOpt = Annotated[
     EmbedderChoice | None,
     typer.Option(
-        help="Text embedder [default: index.embedder, wordllama].",
+        help="Text embedder \\[default: index.embedder, wordllama].",
         show_default=False,
         rich_help_panel=STORE,
     ),
@@ -57,7 +57,7 @@ ChromaUrlOpt = Annotated[
 ]
 CollectionOpt = Annotated[
     str | None,
-    typer.Option(help="Collection name [default: recagent-<dataset>].", rich_help_panel=STORE),
+    typer.Option(help="Collection name \\[default: recagent-<dataset>].", rich_help_panel=STORE),
 ]
 TemplateOpt = Annotated[
     str | None,

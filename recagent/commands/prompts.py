@@ -127,7 +127,7 @@ def _check_file(path: Path, name: str) -> None:
 def validate_cmd(
     ctx: typer.Context,
     names: Annotated[
-        list[str] | None, typer.Argument(help="Prompts to check [default: all].")
+        list[str] | None, typer.Argument(help="Prompts to check \\[default: all].")
     ] = None,
 ) -> None:
     """Check that templates parse, declare every variable they use, and render."""
