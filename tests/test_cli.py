@@ -45,3 +45,8 @@ def test_no_args_shows_help(cli) -> None:
 def test_verbose_flag_is_accepted(cli) -> None:
     result = cli("-vv", "data", "list")
     assert result.exit_code == 0
+
+
+def test_bracketed_defaults_survive_rich_markup(cli) -> None:
+    assert "RECAGENT_HOME" in cli("--help").stdout
+    assert "'year' if present" in cli("data", "prepare", "--help").stdout
