@@ -3,15 +3,27 @@ and the shared MovieLens copies (skipped, with a reason, when absent)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from recagent.cli import app
+from recagent.config import IndexConfig
 from recagent.data.dataset import Dataset
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.workspace import Workspace
@@ -164,25 +176,24 @@ def mini_movie_items() -> list[tuple[int, str, list[int]]]:
     return items
 
 
-@pytest.fixture
-def mini_movies(tmp_path: Path) -> Dataset:
-    import numpy as np
-
+def mini_movie_ratings() -> list[Rating]:
     rng = np.random.default_rng(7)
-    items = mini_movie_items()
     by_genre: dict[int, list[int]] = {}
-    for item_id, _, genres in items:
+    for item_id, _, genres in mini_movie_items():
         for g in genres:
             by_genre.setdefault(g, []).append(item_id)
     ratings: list[Rating] = []
-    codes = list(MINI_GENRES.values())
     for user in range(1, 31):
-        liked = rng.choice(codes, 2, replace=False)
+        liked = rng.choice(list(MINI_GENRES.values()), 2, replace=False)
         pool = sorted({i for g in liked for i in by_genre[int(g)]})
-        chosen = rng.choice(pool, min(len(pool), 8), replace=False)
-        for t, item_id in enumerate(chosen):
+        for t, item_id in enumerate(rng.choice(pool, min(len(pool), 8), replace=False)):
             ratings.append((user, int(item_id), float(rng.integers(2, 6)), 1000 * user + t))
-    src = write_ml100k(tmp_path / "mini", ratings, items=items)
+    return ratings
+
+
+@pytest.fixture
+def mini_movies(tmp_path: Path) -> Dataset:
+    src = write_ml100k(tmp_path / "mini", mini_movie_ratings(), items=mini_movie_items())
     return prepare(
         PrepareConfig(dataset="ml-100k", source=src, name="mini"), Workspace(tmp_path / "home")
     )
@@ -255,21 +266,6 @@ def tiny_sasrec(
 # index in the test's workspace, a local OpenAI-compatible embeddings server, and a real
 # `chroma run` server on 127.0.0.1.
 # ---------------------------------------------------------------------------------------------
-
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from recagent.config import IndexConfig  # noqa: E402
 
 
 def hash_vector(text: str, dim: int) -> np.ndarray:
@@ -489,8 +485,6 @@ class Stack:
 def build_stack(root: Path, dataset: Dataset | None = None) -> Stack:
     """Prepare the mini catalog (or use `dataset`), train a tiny SASRec and build the default
     (WordLlama) index in a workspace at `root`, as `recagent chat` would find them."""
-    import numpy as np
-
     from recagent.config import load_settings
     from recagent.index.store import open_index
     from recagent.models.checkpoint import load_sasrec_scorer
@@ -499,19 +493,9 @@ def build_stack(root: Path, dataset: Dataset | None = None) -> Stack:
 
     ws = Workspace(root)
     if dataset is None:
-        rng = np.random.default_rng(7)
-        items = mini_movie_items()
-        by_genre: dict[int, list[int]] = {}
-        for item_id, _, genres in items:
-            for g in genres:
-                by_genre.setdefault(g, []).append(item_id)
-        ratings: list[Rating] = []
-        for user in range(1, 31):
-            liked = rng.choice(list(MINI_GENRES.values()), 2, replace=False)
-            pool = sorted({i for g in liked for i in by_genre[int(g)]})
-            for t, item_id in enumerate(rng.choice(pool, min(len(pool), 8), replace=False)):
-                ratings.append((user, int(item_id), float(rng.integers(2, 6)), 1000 * user + t))
-        src = write_ml100k(root.parent / f"{root.name}-src", ratings, items=items)
+        src = write_ml100k(
+            root.parent / f"{root.name}-src", mini_movie_ratings(), items=mini_movie_items()
+        )
         dataset = prepare(PrepareConfig(dataset="ml-100k", source=src), ws)
     config = SASRecConfig(dim=16, layers=1, heads=2, dropout=0.0, max_len=50)
     train_sasrec(dataset, config, SASRecTrainConfig(epochs=2, batch_size=64, seed=0), ws)
