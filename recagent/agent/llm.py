@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 import openai
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_openai import ChatOpenAI
 from tenacity import (
@@ -31,6 +31,7 @@ from tenacity import (
 
 from recagent.config import LLMConfig
 from recagent.errors import ConfigError, RecagentError
+from recagent.prompts.registry import RenderedPrompt
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -183,6 +184,15 @@ def with_retries(fn: Callable[[], T], cfg: LLMConfig) -> T:
         raise LLMUnavailable(describe_error(exc)) from exc
 
 
+def complete(model: BaseChatModel, prompt: RenderedPrompt, cfg: LLMConfig) -> tuple[str, AIMessage]:
+    """One plain completion of a rendered prompt (its system part, then its text), with
+    retries; returns the reply's text and the reply itself (for token usage)."""
+    messages = [SystemMessage(content=prompt.system or ""), HumanMessage(content=prompt.text)]
+    reply = with_retries(lambda: model.invoke(messages), cfg)
+    text = reply.content if isinstance(reply.content, str) else ""
+    return text, reply
+
+
 def describe_error(exc: BaseException) -> str:
     """A short, secret-free description of an LLM failure."""
     if isinstance(exc, openai.APIStatusError):
@@ -198,6 +208,7 @@ __all__ = [
     "LLMChoice",
     "LLMConfig",
     "LLMUnavailable",
+    "complete",
     "describe_error",
     "is_transient",
     "make_chat_model",

@@ -9,9 +9,8 @@ import logging
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 
-from recagent.agent.llm import LLMUnavailable, with_retries
+from recagent.agent.llm import LLMUnavailable, complete
 from recagent.config import LLMConfig
 from recagent.data.profile import UserProfile
 from recagent.prompts.registry import PromptRegistry
@@ -49,14 +48,12 @@ class ProfileWriter:
         path = self.cache_dir / f"{key}.txt"
         if path.is_file():
             return path.read_text(encoding="utf-8")
-        messages = [SystemMessage(content=prompt.system or ""), HumanMessage(content=prompt.text)]
         try:
             self.calls += 1
-            reply = with_retries(lambda: self.model.invoke(messages), self.cfg)
+            text, _ = complete(self.model, prompt, self.cfg)
         except LLMUnavailable as exc:
             log.warning("profile summary falls back to the computed text: %s", exc)
             return None
-        text = reply.content if isinstance(reply.content, str) else ""
         text = " ".join(text.split())
         if not text:
             return None

@@ -12,9 +12,8 @@ import re
 from collections.abc import Sequence
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 
-from recagent.agent.llm import with_retries
+from recagent.agent.llm import complete
 from recagent.config import LLMConfig
 from recagent.data.catalog import Catalog
 from recagent.prompts.registry import PromptRegistry
@@ -68,10 +67,8 @@ class LLMRanker:
             history="\n".join(self._line(i) for i in shown) or "(nothing yet)",
             candidates="\n".join(self._line(i) for i in candidates),
         )
-        messages = [SystemMessage(content=prompt.system or ""), HumanMessage(content=prompt.text)]
-        reply = with_retries(lambda: self.model.invoke(messages), self.cfg)
+        text, reply = complete(self.model, prompt, self.cfg)
         usage = reply.usage_metadata or {}
-        text = reply.content if isinstance(reply.content, str) else ""
         return parse_ids(text), {
             "calls": 1,
             "input_tokens": int(usage.get("input_tokens", 0)),

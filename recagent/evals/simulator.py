@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 
-from recagent.agent.llm import with_retries
+from recagent.agent.llm import complete
 from recagent.config import LLMConfig
 from recagent.data.catalog import Catalog, Item
 from recagent.data.genres import norm
@@ -102,10 +101,8 @@ class LLMSimulator:
             shown="\n".join(self.catalog[i].label for i in shown if i in self.catalog)
             or "(nothing yet)",
         )
-        messages = [SystemMessage(content=prompt.system or ""), HumanMessage(content=prompt.text)]
         self.calls += 1
-        reply = with_retries(lambda: self.model.invoke(messages), self.cfg)
-        text = reply.content if isinstance(reply.content, str) else ""
+        text, _ = complete(self.model, prompt, self.cfg)
         return " ".join(text.split())[:300] or "something else"
 
 
