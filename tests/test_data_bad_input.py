@@ -39,6 +39,11 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
         "u.data, line 4",
         "should be an integer",
     ),
+    "non-numeric item id": (
+        lambda d: _break(d, "u.data", GOOD + "3\tabc\t4\t103\n"),
+        "u.data, line 4",
+        "column 'item_id' should be a numeric id, got 'abc'",
+    ),
     "empty user id": (
         lambda d: _break(d, "u.data", GOOD + "\t1\t4\t103\n"),
         "u.data, line 4",

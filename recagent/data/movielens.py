@@ -70,7 +70,7 @@ def _ratings(spec: TableSpec, users: dict[str, dict[str, AttrValue]], files: lis
 
 
 def _ids(*names: str) -> tuple[Column, ...]:
-    return tuple(Column(n, "id") for n in names)
+    return tuple(Column(n, "numeric_id") for n in names)
 
 
 def load_ml100k(folder: Path) -> RawData:
@@ -92,7 +92,7 @@ def load_ml100k(folder: Path) -> RawData:
         _require(folder, "u.item"),
         "|",
         (
-            Column("item_id", "id"),
+            Column("item_id", "numeric_id"),
             Column("title", required=True),
             Column("release_date"),
             Column("video_release_date"),
@@ -194,7 +194,7 @@ def load_ml1m(folder: Path) -> RawData:
     movie_spec = TableSpec(
         _require(folder, "movies.dat"),
         "::",
-        (Column("item_id", "id"), Column("title", required=True), Column("genres")),
+        (Column("item_id", "numeric_id"), Column("title", required=True), Column("genres")),
         encoding="latin-1",
         quoting=False,
     )
@@ -253,7 +253,7 @@ def load_ml_csv(folder: Path) -> RawData:
     movie_spec = TableSpec(
         _require(folder, "movies.csv"),
         ",",
-        (Column("movieId", "id"), Column("title", required=True), Column("genres")),
+        (Column("movieId", "numeric_id"), Column("title", required=True), Column("genres")),
         header=True,
     )
     tags: dict[str, list[str]] = {}

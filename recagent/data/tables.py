@@ -21,15 +21,15 @@ import pandas as pd
 
 from recagent.errors import DataError
 
-Kind = Literal["id", "int", "float", "text"]
+Kind = Literal["id", "numeric_id", "int", "float", "text"]
 _INT = re.compile(r"^[+-]?\d+$")
 _SEP_NAMES = {"\t": "tab", ",": "comma", "|": "'|'", "::": "'::'", ";": "';'"}
 
 
 @dataclass(frozen=True)
 class Column:
-    """A column to read. `id` and `int` must be present; `float` and `text` may be empty
-    unless `required`."""
+    """A column to read. `id`, `numeric_id` (digits only, kept as text) and `int` must be
+    present; `float` and `text` may be empty unless `required`."""
 
     name: str
     kind: Kind = "text"
@@ -37,7 +37,7 @@ class Column:
 
     @property
     def must_be_present(self) -> bool:
-        return self.required or self.kind in ("id", "int")
+        return self.required or self.kind in ("id", "numeric_id", "int")
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,13 @@ def _valid_number(value: str, kind: Kind) -> bool:
 def _check_value(spec_path: Path, line: int, col: Column, value: str) -> None:
     if value == "":
         if col.must_be_present:
-            what = "id" if col.kind == "id" else "value"
+            what = "id" if col.kind in ("id", "numeric_id") else "value"
             raise DataError(spec_path, f"empty {what} in column '{col.name}'", line)
         return
+    if col.kind == "numeric_id" and not value.isdigit():
+        raise DataError(
+            spec_path, f"column '{col.name}' should be a numeric id, got {value!r}", line
+        )
     if col.kind in ("int", "float") and not _valid_number(value, col.kind):
         kind = "an integer" if col.kind == "int" else "a number"
         raise DataError(spec_path, f"column '{col.name}' should be {kind}, got {value!r}", line)
@@ -207,7 +211,9 @@ def read_table(spec: TableSpec) -> dict[str, np.ndarray]:
         empty = values == ""
         if col.must_be_present and empty.any():
             raise _fail(spec, f"empty values in column '{col.name}'")
-        if col.kind in ("id", "text"):
+        if col.kind == "numeric_id" and not values.str.isdigit().all():
+            raise _fail(spec, f"non-numeric ids in column '{col.name}'")
+        if col.kind in ("id", "numeric_id", "text"):
             out[col.name] = values.to_numpy(dtype=str)
             continue
         numbers = pd.to_numeric(values.where(~empty), errors="coerce")
