@@ -215,3 +215,47 @@ def test_bad_dataset_names_are_refused(cli, tiny_ml100k: Path, name: str) -> Non
     result = cli("data", "prepare", "--source", str(tiny_ml100k), "--name", name)
     assert result.exit_code == 2
     assert "invalid dataset name" in result.stderr
+
+
+def test_ml1m_format_with_latin1(tmp_path: Path, workspace: Workspace) -> None:
+    src = tmp_path / "ml-1m"
+    src.mkdir()
+    (src / "movies.dat").write_bytes(
+        "1::Toy Story (1995)::Animation|Children's|Comedy\n"
+        "2::Misérables, Les (1995)::Drama|Musical\n"
+        "3::Heat (1995)::Action|Crime|Thriller\n".encode("latin-1")
+    )
+    (src / "ratings.dat").write_text(
+        "1::1::5::978300760\n1::2::3::978302109\n1::3::4::978301968\n2::3::5::978298413\n"
+    )
+    (src / "users.dat").write_text("1::F::1::10::48067\n2::M::56::16::70072\n")
+    ds = prepare(PrepareConfig(dataset="ml-1m", source=src), workspace)
+    assert ds.catalog["2"].title == "Les Misérables"
+    assert ds.catalog["1"].genres == ("Animation", "Children's", "Comedy")
+    assert ds.user_history("1") == ["1", "3", "2"]  # by timestamp
+    assert ds.users["2"]["gender"] == "M"
+
+
+def test_ml_csv_format_with_tags_and_links(tmp_path: Path, workspace: Workspace) -> None:
+    src = tmp_path / "ml-20m"
+    src.mkdir()
+    (src / "movies.csv").write_text(
+        "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n"
+        '2,"City of Lost Children, The (Cité des enfants perdus, La) (1995)",Drama|Sci-Fi\n'
+    )
+    (src / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,1,4.0,10\n1,2,5.0,11\n2,2,3.5,12\n"
+    )
+    (src / "tags.csv").write_text(
+        "userId,movieId,tag,timestamp\n1,2,dreamlike,1\n2,2,Dreamlike,2\n1,2,steampunk,3\n"
+    )
+    (src / "links.csv").write_text("movieId,imdbId,tmdbId\n1,0114709,862\n2,0112682,902\n")
+    ds = prepare(PrepareConfig(dataset="ml-20m", source=src), workspace)
+    lost = ds.catalog["2"]
+    assert (
+        lost.title == "The City of Lost Children (Cité des enfants perdus, La)"
+        and lost.year == 1995
+    )
+    assert lost.text == "Tags: dreamlike, steampunk."
+    assert lost.attrs == {"imdbId": "0112682", "tmdbId": "902"}
+    assert ds.interactions.has_ratings and float(ds.interactions.rating.max()) == 5.0
