@@ -218,3 +218,25 @@ def test_cli_bad_input(cli, mini_stack: Stack) -> None:
     assert cli(*home, "eval", "resume", "no-such-run").exit_code == 2
     llm = cli(*home, "eval", "run", "--pipelines", "llm-rerank", "--protocol", "candidates")
     assert llm.exit_code == 2 and "OPENAI_BASE_URL" in llm.stderr
+
+
+def _leaky_simulator(messages: list[BaseMessage]) -> AIMessage:
+    """A simulated user that breaks the rule and names the secret title."""
+    system = " ".join(messages[0].content.split())
+    title = system.split("specific title: ", 1)[1].split(". NEVER")[0]
+    title = title.rsplit(" (", 1)[0]  # the label carries the year
+    return AIMessage(content=f"I want {title} please")
+
+
+def test_llm_simulator_title_leaks_are_redacted(mini_stack: Stack, tmp_path: Path) -> None:
+    users, turns = 2, 5
+    scripted = ScriptedChatModel(script=[_leaky_simulator] * (users * turns * 2))
+    env = _env(mini_stack)
+    env.__dict__["llm"] = CachedChatModel(inner=scripted, model_name="fake-model")
+    config = _config(mini_stack, protocol="conversation", pipelines=["planner"], users=users,
+                     simulator="llm")  # fmt: skip
+    _, records, summary = _run(mini_stack, tmp_path, config, env)
+    assert all(r.failure is None for r in records)
+    leaks = sum(e["conversation"]["title_leaks"] for e in summary["pipelines"].values())
+    assert leaks == sum(r.turns or 0 for r in records)  # every message leaked, every one redacted
+    assert all(r.llm_calls >= 1 for r in records)  # the simulator's calls are counted
