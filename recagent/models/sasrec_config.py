@@ -26,9 +26,15 @@ class SASRecConfig(BaseModel):
     dim: int = Field(64, ge=4, le=1024, description="Embedding and hidden size.")
     layers: int = Field(2, ge=1, le=12, description="Transformer blocks.")
     heads: int = Field(2, ge=1, le=16, description="Attention heads (must divide dim).")
+    ff_mult: int = Field(4, ge=1, le=8, description="Feed-forward width, in multiples of dim.")
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     max_len: int = Field(200, ge=2, le=2048, description="Longest history the model reads.")
     loss: Loss = "full-ce"
+    temperature: float | None = Field(
+        None,
+        gt=0,
+        description="Score by cosine similarity / temperature instead of the dot product.",
+    )
     negatives: int = Field(
         256, ge=1, le=100_000, description="Sampled negatives per batch (sampled-softmax)."
     )
@@ -58,6 +64,12 @@ class SASRecTrainConfig(BaseModel):
         "all",
         description="Train on each user's last max_len items only, or on all of a long "
         "history cut into consecutive windows.",
+    )
+    lr_patience: int | None = Field(
+        None,
+        ge=1,
+        description="Halve the learning rate after this many epochs without a better valid "
+        "NDCG@10 (None: constant rate).",
     )
     time_limit_s: float | None = Field(None, gt=0, description="Stop after this much time.")
 
