@@ -151,20 +151,9 @@ class SASRec(nn.Module):
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         return self.hidden(seq)[0]
 
-    def _query(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Hidden states as they meet the item embeddings: as is (dot product), or unit
-        length divided by the temperature (cosine similarity / temperature)."""
-        t = self.config.temperature
-        return hidden if t is None else F.normalize(hidden, dim=-1) / t
-
-    def _keys(self, items: torch.Tensor | None = None) -> torch.Tensor:
-        """Output embeddings of `items` (all rows when None), unit length under a temperature."""
-        emb = self.item_emb.weight if items is None else self.item_emb(items)
-        return emb if self.config.temperature is None else F.normalize(emb, dim=-1)
-
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores of every item (..., N + 1) for hidden states (..., D); column 0 is -inf."""
-        out = self._query(hidden) @ self._keys().T
+        out = hidden @ self.item_emb.weight.T
         out[..., 0] = float("-inf")
         return out
 
@@ -182,11 +171,10 @@ class SASRec(nn.Module):
         n = self.n_items
         if self.config.loss == "full-ce":
             return F.cross_entropy(self.logits(h), pos)
-        h = self._query(h)
-        pos_logit = (h * self._keys(pos)).sum(-1)  # (P,)
+        pos_logit = (h * self.item_emb(pos)).sum(-1)  # (P,)
         if self.config.loss == "bce":
             neg = torch.randint(1, n + 1, pos.shape, device=h.device, generator=generator)
-            neg_logit = (h * self._keys(neg)).sum(-1)
+            neg_logit = (h * self.item_emb(neg)).sum(-1)
             return F.binary_cross_entropy_with_logits(
                 torch.cat([pos_logit, neg_logit]),
                 torch.cat([torch.ones_like(pos_logit), torch.zeros_like(neg_logit)]),
@@ -195,7 +183,7 @@ class SASRec(nn.Module):
         neg = torch.randint(
             1, n + 1, (self.config.negatives,), device=h.device, generator=generator
         )
-        neg_logit = h @ self._keys(neg).T  # (P, K)
+        neg_logit = h @ self.item_emb(neg).T  # (P, K)
         neg_logit = neg_logit.masked_fill(neg[None, :] == pos[:, None], float("-inf"))
         all_logit = torch.cat([pos_logit[:, None], neg_logit], dim=1)
         return F.cross_entropy(all_logit, torch.zeros_like(pos))

@@ -30,11 +30,6 @@ class SASRecConfig(BaseModel):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     max_len: int = Field(200, ge=2, le=2048, description="Longest history the model reads.")
     loss: Loss = "full-ce"
-    temperature: float | None = Field(
-        None,
-        gt=0,
-        description="Score by cosine similarity / temperature instead of the dot product.",
-    )
     negatives: int = Field(
         256, ge=1, le=100_000, description="Sampled negatives per batch (sampled-softmax)."
     )
