@@ -13,7 +13,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from recagent import __version__
-from recagent.commands import data, evaluate, train
+from recagent.commands import chat, data, eval_runs, evaluate, index, logs, prompts, train
 from recagent.commands.context import AppContext, setup_logging
 from recagent.config import load_settings
 from recagent.errors import RecagentError
@@ -42,9 +42,15 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold API keys
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.command("chat")(chat.chat_cmd)
+app.command("recommend")(chat.recommend_cmd)
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
+app.add_typer(index.app, name="index")
+eval_runs.register(evaluate.app)
 app.add_typer(evaluate.app, name="eval")
+app.add_typer(prompts.app, name="prompts")
+app.command("logs")(logs.logs_cmd)
 
 
 def _version(value: bool) -> None:

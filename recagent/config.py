@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,6 +38,83 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LLMConfig(Section):
+    """`[llm]` in recagent.toml, or RECAGENT_LLM__<KEY>."""
+
+    spec: str = Field(
+        "auto",
+        description="offline | openai:<model> | auto (openai when OPENAI_API_KEY or "
+        "OPENAI_BASE_URL is set, else offline)",
+    )
+    model: str | None = Field(None, description="Model for 'auto' [default: the server's].")
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    backoff_max_s: float = Field(8.0, gt=0)
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(1024, ge=16)
+
+
+class AgentConfig(Section):
+    """`[agent]`: how a turn runs."""
+
+    k: int = Field(10, ge=1, le=50, description="Items per answer by default.")
+    max_steps: int = Field(8, ge=2, le=50, description="Model calls per LLM turn.")
+    domain: str = Field("movies", description="What the catalog holds, for the prompts.")
+
+
+EmbedderName = Literal["wordllama", "openai", "sentence-transformers"]
+
+
+class IndexConfig(Section):
+    """Vector recall: how item text is embedded and where the Chroma index lives."""
+
+    embedder: EmbedderName = Field(
+        "wordllama", description="wordllama (offline, default), openai, sentence-transformers."
+    )
+    template: str = Field(
+        "title_genres_text",
+        description="Item text template: a preset name (title, title_genres, "
+        "title_genres_text, full), an inline Jinja template, or @path/to/file.",
+    )
+    batch_size: int = Field(512, ge=1, le=5000, description="Items embedded and upserted at once.")
+    chroma_url: str | None = Field(
+        None, description="Use a Chroma server (http://host:port) instead of the workspace."
+    )
+    collection: str | None = Field(
+        None, description="Collection name [default: recagent-<dataset>]."
+    )
+    openai_model: str = "text-embedding-3-small"
+    openai_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint [default: $OPENAI_BASE_URL]."
+    )
+    openai_dimensions: int | None = Field(
+        None, ge=1, description="Ask the endpoint for vectors of this size (text-embedding-3-*)."
+    )
+    openai_timeout: float = Field(30.0, gt=0, description="Seconds per request.")
+    openai_retries: int = Field(5, ge=0, description="Retries on 429, 5xx and timeouts.")
+    retry_initial_wait: float = Field(0.5, ge=0, description="First backoff, seconds.")
+    retry_max_wait: float = Field(20.0, ge=0, description="Longest backoff, seconds.")
+    st_model_path: Path | None = Field(
+        None, description="Local sentence-transformers model folder (never downloaded)."
+    )
+    hnsw_ef_construction: int = Field(100, ge=1)
+    hnsw_ef_search: int = Field(100, ge=1)
+    hnsw_max_neighbors: int = Field(16, ge=2)
+    history_strategy: Literal["centroid", "maxsim"] = Field(
+        "centroid", description="How a history becomes a query."
+    )
+    history_window: int = Field(50, ge=1, description="Most recent history items used.")
+    history_half_life: float = Field(
+        10.0, gt=0, description="Recency weight halves every this many items back."
+    )
+    max_overfetch: int = Field(
+        1000,
+        ge=0,
+        description="Filtered queries fetch up to this many unfiltered neighbours and filter "
+        "them here before falling back to a Chroma `where` query (0: always `where`).",
+    )
+
+
 class Settings(BaseSettings):
     """Everything a run of recagent can be configured with."""
 
@@ -52,6 +129,9 @@ class Settings(BaseSettings):
         description="Base URL to fetch MovieLens archives from instead of the official site "
         "(archives are still checked against their pinned SHA-256).",
     )
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -106,4 +186,14 @@ def load_settings(**overrides: Any) -> Settings:
     return settings
 
 
-__all__ = ["CONFIG_FILE_NAME", "Section", "Settings", "default_home", "load_settings"]
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "AgentConfig",
+    "EmbedderName",
+    "IndexConfig",
+    "LLMConfig",
+    "Section",
+    "Settings",
+    "default_home",
+    "load_settings",
+]

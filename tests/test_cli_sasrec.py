@@ -9,8 +9,22 @@ import pytest
 
 from tests.conftest import sasrec_ratings, write_ml100k
 
-TINY = ["--dim", "16", "--layers", "1", "--heads", "2", "--max-len", "8", "--dropout", "0",
-        "--batch-size", "16", "--lr", "0.01"]  # fmt: skip
+TINY = [
+    "--dim",
+    "16",
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--max-len",
+    "8",
+    "--dropout",
+    "0",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.01",
+]
 
 
 @pytest.fixture

@@ -24,24 +24,45 @@ def _break(folder: Path, name: str, text: str | bytes) -> None:
 
 CASES: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "missing file": (lambda d: (d / "u.data").unlink(), "u.data", "missing"),
-    "wrong separator": (lambda d: _break(d, "u.data", GOOD.replace("\t", ",")), "u.data, line 1",
-                        "expected 4 tab-separated fields, found 1"),
-    "non-numeric rating": (lambda d: _break(d, "u.data", GOOD + "3\t1\tfive\t103\n"),
-                           "u.data, line 4", "should be a number"),
-    "non-numeric timestamp": (lambda d: _break(d, "u.data", GOOD + "3\t1\t4\t10x\n"),
-                              "u.data, line 4", "should be an integer"),
-    "empty user id": (lambda d: _break(d, "u.data", GOOD + "\t1\t4\t103\n"), "u.data, line 4",
-                      "empty id in column 'user_id'"),
-    "truncated line": (lambda d: _break(d, "u.data", GOOD + "3\t1"), "u.data, line 4",
-                       "found 2 (truncated line?)"),
+    "wrong separator": (
+        lambda d: _break(d, "u.data", GOOD.replace("\t", ",")),
+        "u.data, line 1",
+        "expected 4 tab-separated fields, found 1",
+    ),
+    "non-numeric rating": (
+        lambda d: _break(d, "u.data", GOOD + "3\t1\tfive\t103\n"),
+        "u.data, line 4",
+        "should be a number",
+    ),
+    "non-numeric timestamp": (
+        lambda d: _break(d, "u.data", GOOD + "3\t1\t4\t10x\n"),
+        "u.data, line 4",
+        "should be an integer",
+    ),
+    "empty user id": (
+        lambda d: _break(d, "u.data", GOOD + "\t1\t4\t103\n"),
+        "u.data, line 4",
+        "empty id in column 'user_id'",
+    ),
+    "truncated line": (
+        lambda d: _break(d, "u.data", GOOD + "3\t1"),
+        "u.data, line 4",
+        "found 2 (truncated line?)",
+    ),
     "empty file": (lambda d: _break(d, "u.data", ""), "u.data, line 1", "file is empty"),
     "duplicate item id, different title": (
-        lambda d: _break(d, "u.item", (d / "u.item").read_text() + "2|Other Title (1990)|||x"
-                         + "|0" * 19 + "\n"),
-        "u.item, line 7", "appears twice with different titles"),
-    "truncated item line": (lambda d: _break(d, "u.item", (d / "u.item").read_bytes()[:-20]),
-                            "u.item, line 6", "truncated line?"),
-}  # fmt: skip
+        lambda d: _break(
+            d, "u.item", (d / "u.item").read_text() + "2|Other Title (1990)|||x" + "|0" * 19 + "\n"
+        ),
+        "u.item, line 7",
+        "appears twice with different titles",
+    ),
+    "truncated item line": (
+        lambda d: _break(d, "u.item", (d / "u.item").read_bytes()[:-20]),
+        "u.item, line 6",
+        "truncated line?",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -33,10 +33,17 @@ def test_ml100k_real_counts(cli, shared_data: Path) -> None:
 
 def test_ml_latest_small_5core_matches_llamarec(cli, shared_data: Path) -> None:
     result = cli(
-        "data", "prepare", "--dataset", "ml-latest",
-        "--source", str(shared_data / "ml-latest-small"),
-        "--min-user-interactions", "5", "--min-item-interactions", "5",
-    )  # fmt: skip
+        "data",
+        "prepare",
+        "--dataset",
+        "ml-latest",
+        "--source",
+        str(shared_data / "ml-latest-small"),
+        "--min-user-interactions",
+        "5",
+        "--min-item-interactions",
+        "5",
+    )
     assert result.exit_code == 0, result.output
     # the shared copy carries one rating of an item missing from movies.csv: skipped, said
     assert "not in the items file" in result.stderr
@@ -44,10 +51,12 @@ def test_ml_latest_small_5core_matches_llamarec(cli, shared_data: Path) -> None:
     assert (stats["users"], stats["items"]) == (610, 3650)
 
 
-def test_ml_latest_items_carry_tags_and_moved_articles(ml100k: Dataset, shared_data: Path,
-                                                       workspace: Workspace) -> None:  # fmt: skip
-    ds = prepare(PrepareConfig(dataset="ml-latest-small",
-                               source=shared_data / "ml-latest-small"), workspace)  # fmt: skip
+def test_ml_latest_items_carry_tags_and_moved_articles(
+    ml100k: Dataset, shared_data: Path, workspace: Workspace
+) -> None:
+    ds = prepare(
+        PrepareConfig(dataset="ml-latest-small", source=shared_data / "ml-latest-small"), workspace
+    )
     toy = ds.catalog["1"]
     assert (toy.title, toy.year) == ("Toy Story", 1995)
     assert "Animation" in toy.genres
@@ -71,11 +80,29 @@ def test_generic_csv_with_timestamps(tmp_path: Path, cli) -> None:
         "u2,c3,4,2024-02-01T00:00:00Z\nu2,a1,2,2024-01-01T00:00:00Z\nu2,b2,5,2024-03-01T00:00:00Z\n"
     )
     result = cli(
-        "data", "prepare", "--dataset", "shop", "--items", str(items), "--interactions",
-        str(events), "--item-id-col", "sku", "--title-col", "name", "--user-id-col", "customer",
-        "--rating-col", "stars", "--timestamp-col", "when", "--text-cols", "description",
-        "--attr-cols", "brand",
-    )  # fmt: skip
+        "data",
+        "prepare",
+        "--dataset",
+        "shop",
+        "--items",
+        str(items),
+        "--interactions",
+        str(events),
+        "--item-id-col",
+        "sku",
+        "--title-col",
+        "name",
+        "--user-id-col",
+        "customer",
+        "--rating-col",
+        "stars",
+        "--timestamp-col",
+        "when",
+        "--text-cols",
+        "description",
+        "--attr-cols",
+        "brand",
+    )
     assert result.exit_code == 0, result.output
     stats = _stats(cli, "--dataset", "shop")
     assert (stats["users"], stats["items"], stats["interactions"]) == (2, 3, 6)
@@ -112,14 +139,22 @@ def test_min_rating_and_iterative_k_core(tmp_path: Path, workspace: Workspace) -
     # user 3 rates item 9 only twice; dropping item 9 (1 interaction after min-rating) leaves
     # user 3 below 2 interactions, which must cascade.
     ratings = [
-        (1, 1, 5, 1), (1, 2, 5, 2), (2, 1, 5, 3), (2, 2, 4, 4),
-        (3, 9, 5, 5), (3, 1, 1, 6), (4, 9, 2, 7),
-    ]  # fmt: skip
+        (1, 1, 5, 1),
+        (1, 2, 5, 2),
+        (2, 1, 5, 3),
+        (2, 2, 4, 4),
+        (3, 9, 5, 5),
+        (3, 1, 1, 6),
+        (4, 9, 2, 7),
+    ]
     src = write_ml100k(tmp_path / "kc", ratings)
     cfg = PrepareConfig(
-        dataset="ml-100k", source=src, min_rating=3,
-        min_user_interactions=2, min_item_interactions=2,
-    )  # fmt: skip
+        dataset="ml-100k",
+        source=src,
+        min_rating=3,
+        min_user_interactions=2,
+        min_item_interactions=2,
+    )
     ds = prepare(cfg, workspace)
     assert [str(u) for u in ds.interactions.user_ids] == ["1", "2"]
     assert ds.catalog.item_ids == ["1", "2"]
@@ -138,9 +173,10 @@ def test_tie_break_file_order_vs_item_id(tmp_path: Path, workspace: Workspace) -
 
 def test_latin1_titles_are_decoded(tmp_path: Path, workspace: Workspace) -> None:
     src = write_ml100k(
-        tmp_path / "latin", [(1, 1, 4, 1), (1, 2, 4, 2)],
+        tmp_path / "latin",
+        [(1, 1, 4, 1), (1, 2, 4, 2)],
         items=[(1, "Misérables, Les (1995)", [8]), (2, "Cité des enfants perdus, La (1995)", [9])],
-    )  # fmt: skip
+    )
     assert b"\xe9" in (src / "u.item").read_bytes()  # really Latin-1 bytes, not UTF-8
     ds = prepare(PrepareConfig(dataset="ml-100k", source=src), workspace)
     assert ds.catalog["1"].title == "Les Misérables"
@@ -150,8 +186,10 @@ def test_latin1_titles_are_decoded(tmp_path: Path, workspace: Workspace) -> None
 
 def test_datasets_live_side_by_side(tiny_ml100k: Path, workspace: Workspace) -> None:
     prepare(PrepareConfig(dataset="ml-100k", source=tiny_ml100k), workspace)
-    prepare(PrepareConfig(dataset="ml-100k", source=tiny_ml100k, name="ml-100k-5", min_rating=5),
-            workspace)  # fmt: skip
+    prepare(
+        PrepareConfig(dataset="ml-100k", source=tiny_ml100k, name="ml-100k-5", min_rating=5),
+        workspace,
+    )
     assert workspace.dataset_names() == ["ml-100k", "ml-100k-5"]
     full, liked = Dataset.load(workspace, "ml-100k"), Dataset.load(workspace, "ml-100k-5")
     assert len(full.interactions) == 14 and len(liked.interactions) == 5

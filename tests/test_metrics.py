@@ -68,8 +68,14 @@ def test_hand_computed_metric_values() -> None:
     means = summarize(ranks, ks=(10,))
     assert means == pytest.approx({"HR@10": 0.5, "NDCG@10": 0.375, "MRR": (1 + 1 / 3 + 1 / 12) / 4})
     assert list(per_user(ranks)) == [
-        "HR@10", "HR@20", "HR@50", "NDCG@10", "NDCG@20", "NDCG@50", "MRR"
-    ]  # fmt: skip
+        "HR@10",
+        "HR@20",
+        "HR@50",
+        "NDCG@10",
+        "NDCG@20",
+        "NDCG@50",
+        "MRR",
+    ]
 
 
 def test_bad_inputs_are_rejected() -> None:

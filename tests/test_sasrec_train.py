@@ -114,8 +114,9 @@ class _InterruptAt:
         yield advance
 
 
-def test_ctrl_c_keeps_the_best_checkpoint(tiny_sasrec, tiny_sasrec_config, tiny_train_options,
-                                          tmp_path: Path) -> None:  # fmt: skip
+def test_ctrl_c_keeps_the_best_checkpoint(
+    tiny_sasrec, tiny_sasrec_config, tiny_train_options, tmp_path: Path
+) -> None:
     ws = Workspace(tmp_path / "home")
     result = train_sasrec(
         tiny_sasrec.dataset, tiny_sasrec_config, tiny_train_options, ws, _InterruptAt(3)
@@ -127,8 +128,9 @@ def test_ctrl_c_keeps_the_best_checkpoint(tiny_sasrec, tiny_sasrec_config, tiny_
     load_sasrec_scorer(ws, tiny_sasrec.dataset)
 
 
-def test_ensure_trains_when_missing(tiny_sasrec, tiny_sasrec_config, tiny_train_options,
-                                    tmp_path: Path) -> None:  # fmt: skip
+def test_ensure_trains_when_missing(
+    tiny_sasrec, tiny_sasrec_config, tiny_train_options, tmp_path: Path
+) -> None:
     ws = Workspace(tmp_path / "fresh")
     options = tiny_train_options.model_copy(update={"epochs": 1})
     scorer = ensure_sasrec_scorer(ws, tiny_sasrec.dataset, None, tiny_sasrec_config, options)

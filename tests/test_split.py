@@ -47,8 +47,11 @@ def test_short_users_only_train(tiny_ml100k: Path, workspace: Workspace) -> None
 
 def test_split_is_the_same_after_reload(tmp_path: Path, workspace: Workspace) -> None:
     rng = np.random.default_rng(0)
-    ratings = [(u, int(i), 4, int(t)) for u in range(1, 30)
-               for t, i in enumerate(rng.choice(np.arange(1, 40), 8, replace=False))]  # fmt: skip
+    ratings = [
+        (u, int(i), 4, int(t))
+        for u in range(1, 30)
+        for t, i in enumerate(rng.choice(np.arange(1, 40), 8, replace=False))
+    ]
     src = write_ml100k(tmp_path / "r", ratings)
     prepare(PrepareConfig(dataset="ml-100k", source=src), workspace)
     a, b = Dataset.load(workspace, "ml-100k"), Dataset.load(workspace, "ml-100k")

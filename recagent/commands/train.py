@@ -109,14 +109,24 @@ def sasrec_cmd(
     app_ctx = get_context(ctx)
     try:
         config = SASRecConfig(
-            dim=dim, layers=layers, heads=heads, dropout=dropout, max_len=max_len,
-            loss=loss.value, negatives=negatives,
-        )  # fmt: skip
+            dim=dim,
+            layers=layers,
+            heads=heads,
+            dropout=dropout,
+            max_len=max_len,
+            loss=loss.value,
+            negatives=negatives,
+        )
         options = SASRecTrainConfig(
-            epochs=epochs, patience=patience, lr=lr, weight_decay=weight_decay,
-            batch_size=batch_size, seed=seed, device=device,
+            epochs=epochs,
+            patience=patience,
+            lr=lr,
+            weight_decay=weight_decay,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
             time_limit_s=None if time_limit is None else time_limit * 60,
-        )  # fmt: skip
+        )
     except ValidationError as exc:
         raise ConfigError(f"invalid option: {_problems(exc)}") from exc
     from recagent.models.train import train_sasrec  # torch loads only when a command needs it

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from recagent.data.catalog import AttrValue, Catalog
+from recagent.data.genres import GenreResolver
 from recagent.data.interactions import Interactions
 from recagent.data.split import LeaveOneOut
+from recagent.data.titles import TitleIndex
 from recagent.errors import ArtifactError
 from recagent.manifest import Fingerprint, Manifest
 from recagent.workspace import Workspace
@@ -61,9 +63,19 @@ class Dataset:
             return []
         return self.catalog.ids_at(self.interactions.sequence(idx))
 
-    def item_popularity(self) -> np.ndarray:
+    @cached_property
+    def popularity(self) -> np.ndarray:
         """Interaction count per item_idx (index 0 = padding)."""
         return self.interactions.item_counts(self.n_items)
+
+    @cached_property
+    def titles(self) -> TitleIndex:
+        """Typo-tolerant title search over the catalog."""
+        return TitleIndex(self.catalog, self.popularity)
+
+    @cached_property
+    def genres(self) -> GenreResolver:
+        return GenreResolver(self.catalog.genres)
 
     @classmethod
     def load(cls, workspace: Workspace, name: str) -> Dataset:

@@ -80,14 +80,20 @@ class Candidate:
 
 
 class CandidateSet:
-    """Items tools returned this turn, with their evidence, in first-seen order."""
+    """Items tools returned this turn, with their evidence, in first-seen order.
+
+    `filter_items` can drop items from the active set; `returned` still remembers every item
+    a tool returned this turn (what the guard checks answers against).
+    """
 
     def __init__(self) -> None:
         self._items: dict[str, Candidate] = {}
+        self._returned: set[str] = set()
 
     def add(self, item_id: str, evidence: Evidence) -> None:
         cand = self._items.setdefault(item_id, Candidate(item_id))
         cand.evidence.append(evidence)
+        self._returned.add(item_id)
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._items
@@ -105,8 +111,18 @@ class CandidateSet:
         cand = self._items.get(item_id)
         return list(cand.evidence) if cand else []
 
+    def returned(self, item_id: str) -> bool:
+        """Whether any tool returned this item this turn (even if filtered out since)."""
+        return item_id in self._returned
+
+    def retain(self, keep: Iterable[str]) -> None:
+        """Keep only `keep` in the active set (order preserved)."""
+        wanted = set(keep)
+        self._items = {k: v for k, v in self._items.items() if k in wanted}
+
     def clear(self) -> None:
         self._items.clear()
+        self._returned.clear()
 
 
 @dataclass
@@ -136,11 +152,18 @@ class ToolContext:
     index: Any = None  # recagent.index.store.ItemIndex
     candidates: CandidateSet = field(default_factory=CandidateSet)
     calls: list[ToolCall] = field(default_factory=list)
+    profile_writer: Any = None  # Callable[[UserProfile], str] when an LLM words profiles
+    history_ratings: list[float] | None = None  # aligned with `history` when known
+    popularity: Any = None  # counts per item_idx; default: the dataset's (evaluation: train only)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def catalog(self) -> Catalog:
         return self.dataset.catalog
+
+    @property
+    def popularity_counts(self) -> Any:
+        return self.popularity if self.popularity is not None else self.dataset.popularity
 
     def ref(self, item_id: str) -> ItemRef:
         return ItemRef.of(self.catalog[item_id])
@@ -215,8 +238,30 @@ def result_text(result: BaseModel) -> str:
     return result.model_dump_json(exclude_none=True)
 
 
+_DROPPED_KEYS = {"title", "maxItems", "minItems", "maxLength", "minLength"}
+
+
+def llm_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The arguments schema shown to an LLM: the pydantic schema without titles and length
+    bounds. Servers that compile schemas to grammars (llama.cpp) choke on large bounds, and
+    titles cost tokens; the full model still validates every call in `run_tool`."""
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items() if k not in _DROPPED_KEYS}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    schema = clean(model.model_json_schema())
+    schema.pop("description", None)  # the tool's own description says it
+    return schema
+
+
 def langchain_tools(ctx: ToolContext, names: Sequence[str] | None = None) -> list[BaseTool]:
-    """LangChain tools bound to `ctx`, one per registered tool (or those in `names`)."""
+    """LangChain tools bound to `ctx`, one per registered tool (or those in `names`).
+    Arguments arrive unvalidated and are validated by `run_tool`, so a bad call becomes a
+    typed `ToolError` the model can read and correct."""
     tools: list[BaseTool] = []
     for spec in TOOLS.values():
         if names is not None and spec.name not in names:
@@ -225,18 +270,12 @@ def langchain_tools(ctx: ToolContext, names: Sequence[str] | None = None) -> lis
         def call(_spec: ToolSpec = spec, **kwargs: Any) -> str:
             return result_text(run_tool(_spec.name, kwargs, ctx))
 
-        def on_invalid(exc: ValidationError, _spec: ToolSpec = spec) -> str:
-            err = ToolError(error=f"invalid arguments: {_validation_message(exc)}")
-            ctx.calls.append(ToolCall(_spec.name, {}, False, 0.0, err.error))
-            return result_text(err)
-
         tools.append(
             StructuredTool.from_function(
                 func=call,
                 name=spec.name,
                 description=spec.description,
-                args_schema=spec.args,
-                handle_validation_error=on_invalid,
+                args_schema=llm_schema(spec.args),
             )
         )
     return tools
@@ -254,6 +293,7 @@ __all__ = [
     "ToolError",
     "ToolSpec",
     "langchain_tools",
+    "llm_schema",
     "register_tool",
     "result_text",
     "run_tool",

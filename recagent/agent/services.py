@@ -1,0 +1,139 @@
+"""Everything a session needs, loaded from the workspace and built on first use: the dataset,
+the SASRec scorer and the vector index; then the session itself (offline or with an LLM)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import recagent.tools  # noqa: F401  (registers every tool)
+from recagent.agent.graph import ToolCallingAgent
+from recagent.agent.llm import make_chat_model, resolve_llm
+from recagent.agent.profile_writer import ProfileWriter
+from recagent.agent.runlog import RunLog
+from recagent.agent.session import ChatSession
+from recagent.config import Settings
+from recagent.data.dataset import Dataset
+from recagent.data.download import DownloadError
+from recagent.data.prepare import LOADERS, PrepareConfig, prepare
+from recagent.errors import ArtifactError
+from recagent.progress import Reporter
+from recagent.prompts.registry import PromptRegistry
+from recagent.workspace import Workspace
+
+log = logging.getLogger(__name__)
+LOCAL_COPIES = (Path("data"), Path("../shared/data"))  # where extracted copies often live
+
+
+@dataclass
+class Services:
+    dataset: Dataset
+    scorer: Any = None
+    index: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def ensure_dataset(
+    workspace: Workspace, settings: Settings, name: str, reporter: Reporter, notes: list[str]
+) -> Dataset:
+    """The prepared dataset; a missing MovieLens dataset is downloaded, or prepared from a
+    local extracted copy when offline."""
+    try:
+        return Dataset.load(workspace, name)
+    except ArtifactError:
+        if name not in LOADERS:
+            raise
+    try:
+        return prepare(PrepareConfig(dataset=name), workspace, settings.download_mirror, reporter)
+    except DownloadError as exc:
+        for base in LOCAL_COPIES:
+            folder = base / name
+            if folder.is_dir():
+                notes.append(f"offline: prepared {name} from the local copy {folder}")
+                return prepare(
+                    PrepareConfig(dataset=name, source=folder), workspace, None, reporter
+                )
+        raise exc
+
+
+def _single_thread_inference() -> None:
+    """Score one history at a time on one thread: ~5 ms instead of hundreds when torch's
+    worker threads compete with other processes for the cores (measured on 2 cores)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def load_services(
+    workspace: Workspace,
+    settings: Settings,
+    name: str,
+    reporter: Reporter,
+    build_missing: bool = True,
+) -> Services:
+    """Dataset, SASRec scorer and item index; missing or stale ones are built first (with
+    progress) when `build_missing`, else the session runs without them and says so."""
+    from recagent.index.store import open_index
+    from recagent.models.checkpoint import load_sasrec_scorer
+    from recagent.models.popularity import PopularityScorer
+    from recagent.models.train import ensure_sasrec_scorer
+
+    notes: list[str] = []
+    dataset = ensure_dataset(workspace, settings, name, reporter, notes)
+    try:
+        if build_missing:
+            scorer = ensure_sasrec_scorer(workspace, dataset, reporter)
+        else:
+            scorer = load_sasrec_scorer(workspace, dataset)
+    except ArtifactError as exc:
+        notes.append(f"{exc}; ranking by popularity instead")
+        scorer = PopularityScorer.from_dataset(dataset, train_only=False)
+    _single_thread_inference()
+    try:
+        index = open_index(
+            workspace,
+            dataset,
+            settings.index,
+            reporter=reporter,
+            build_if_missing=build_missing,
+            rebuild_if_stale=build_missing,
+        )
+    except ArtifactError as exc:
+        notes.append(f"{exc}; vector recall is off")
+        index = None
+    return Services(dataset=dataset, scorer=scorer, index=index, notes=notes)
+
+
+def build_session(
+    services: Services, settings: Settings, workspace: Workspace, llm_spec: str | None
+) -> ChatSession:
+    registry = PromptRegistry(workspace.prompts_dir)
+    choice = resolve_llm(llm_spec, settings.llm)
+    agent = writer = None
+    if choice.mode == "openai":
+        model = make_chat_model(choice, settings.llm)
+        agent = ToolCallingAgent(model, registry, settings.llm, settings.agent)
+        writer = ProfileWriter(
+            model,
+            choice.model or "",
+            registry,
+            workspace.root / "cache" / "profiles",
+            settings.llm,
+            settings.agent.domain,
+        )
+    return ChatSession(
+        services.dataset,
+        registry,
+        settings.agent,
+        scorer=services.scorer,
+        index=services.index,
+        agent=agent,
+        model_name=choice.model,
+        runlog=RunLog(workspace.log_db),
+        profile_writer=writer,
+    )
+
+
+__all__ = ["Services", "build_session", "ensure_dataset", "load_services"]

@@ -1,0 +1,275 @@
+"""`recagent eval run | resume | compare | list`: the evaluation harness from the command line
+(registered on the `eval` group next to `eval sasrec`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from recagent.commands.context import AppContext, get_context
+from recagent.data.dataset import Dataset
+from recagent.errors import ConfigError
+from recagent.evals.compare import compare
+from recagent.evals.env import EvalEnv
+from recagent.evals.harness import run as run_harness
+from recagent.evals.pipelines import LLM_PIPELINES, PIPELINES
+from recagent.evals.report import write_report
+from recagent.evals.runs import RunConfig, RunDir, list_runs, new_run_id
+from recagent.evals.summary import HEADLINE, load_prices, summarize
+
+PROTOCOLS = ("full-rank", "candidates", "conversation")
+
+
+def _env(app_ctx: AppContext, config: RunConfig) -> EvalEnv:
+    dataset = Dataset.load(app_ctx.workspace, config.dataset)
+    return EvalEnv(
+        app_ctx.workspace,
+        app_ctx.settings,
+        dataset,
+        config.llm,
+        config.use_cache,
+        config.llm_rpm,
+        app_ctx.reporter,
+    )
+
+
+def _finish(app_ctx: AppContext, run_dir: RunDir, env: EvalEnv) -> None:
+    config = run_dir.config()
+    records = run_dir.records()
+    summary = summarize(
+        config,
+        records,
+        env.dataset,
+        env.popularity.scores,
+        load_prices(app_ctx.workspace.root / "prices.yaml"),
+    )
+    if config.use_cache and "llm" in env.__dict__:
+        summary["llm_cache"] = env.llm.stats
+    run_dir.write_summary(summary)
+    report = write_report(summary, config.model_dump(mode="json"), run_dir.path)
+    _print_summary(app_ctx, summary)
+    app_ctx.out.print(f"[green]run {config.run_id}[/] -> {escape(str(report))}")
+
+
+def _print_summary(app_ctx: AppContext, summary: dict) -> None:
+    pipes = summary["pipelines"]
+    if not pipes:
+        return
+    metrics = list(next(iter(pipes.values()))["accuracy"])
+    table = Table("pipeline", *metrics, "p50 ms", "LLM calls", "failures")
+    for name, entry in pipes.items():
+        acc = entry["accuracy"]
+        b = entry["beyond"]
+        table.add_row(
+            name,
+            *(f"{acc[m]['mean']:.4f}" for m in metrics),
+            f"{b['latency_p50_ms'] or 0:.1f}",
+            f"{b['llm_calls_per_request']:.2f}",
+            str(entry["failures"]),
+        )
+    app_ctx.out.print(table)
+
+
+def run_cmd(
+    ctx: typer.Context,
+    protocol: Annotated[
+        str, typer.Option(help="full-rank | candidates | conversation")
+    ] = "full-rank",
+    pipelines: Annotated[
+        str, typer.Option(help=f"Comma-separated: {', '.join(PIPELINES)}.")
+    ] = "popularity,sasrec,vector,hybrid,planner",
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d")] = None,
+    split: Annotated[str, typer.Option(help="test | valid")] = "test",
+    users: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Evaluate a seeded sample of users [default: all for full-rank, 200 for "
+            "candidates, 50 for conversation].",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for user sampling and candidate lists.")] = 0,
+    k: Annotated[
+        int, typer.Option(min=1, max=100, help="List length for list-based pipelines.")
+    ] = 50,
+    workers: Annotated[
+        int, typer.Option(min=1, max=32, help="Parallel requests (LLM pipelines).")
+    ] = 1,
+    candidates_from: Annotated[
+        str, typer.Option(help="random | hybrid (candidates protocol)")
+    ] = "random",
+    simulator: Annotated[str, typer.Option(help="rules | llm (conversation protocol)")] = "rules",
+    llm: Annotated[
+        str | None, typer.Option(help="offline | openai:<model> for LLM pipelines")
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Bypass the LLM call cache.")
+    ] = False,
+    llm_rpm: Annotated[
+        float, typer.Option(min=0, help="Rate limit for LLM calls per minute (0 = none).")
+    ] = 0.0,
+) -> None:
+    """Evaluate pipelines on one protocol; writes runs/<id>/ in the workspace. Ctrl-C keeps
+    everything done so far: continue with `recagent eval resume <id>`."""
+    app_ctx = get_context(ctx)
+    names = [p.strip() for p in pipelines.split(",") if p.strip()]
+    unknown = [p for p in names if p not in PIPELINES]
+    if unknown or not names:
+        raise ConfigError(
+            f"unknown pipeline(s) {', '.join(unknown) or '(none)'}; "
+            f"choose from {', '.join(PIPELINES)}"
+        )
+    for value, allowed, what in (
+        (protocol, PROTOCOLS, "protocol"),
+        (split, ("test", "valid"), "split"),
+        (candidates_from, ("random", "hybrid"), "candidates-from"),
+        (simulator, ("rules", "llm"), "simulator"),
+    ):
+        if value not in allowed:
+            raise ConfigError(f"--{what} must be one of {', '.join(allowed)}, not {value!r}")
+    if protocol == "conversation" and not {"planner", "llm"} >= set(names):
+        raise ConfigError(
+            "the conversation protocol evaluates the agent: use --pipelines planner,llm"
+        )
+    config = RunConfig(
+        run_id=new_run_id(),
+        protocol=protocol,
+        pipelines=names,  # type: ignore[arg-type]
+        dataset=app_ctx.dataset_name(dataset),
+        split=split,
+        users=users,  # type: ignore[arg-type]
+        seed=seed,
+        k=k,
+        workers=workers,
+        candidates_from=candidates_from,  # type: ignore[arg-type]
+        simulator=simulator,
+        llm=llm,
+        use_cache=not no_cache,
+        llm_rpm=llm_rpm,  # type: ignore[arg-type]
+    )
+    env = _env(app_ctx, config)
+    if any(p in LLM_PIPELINES for p in names) or simulator == "llm":
+        env.llm  # noqa: B018 - fail now, not after the offline pipelines ran
+    config.fingerprints = env.fingerprints(names)
+    config.prompt_hashes = env.registry.hashes()
+    run_dir = RunDir(app_ctx.workspace.runs_dir, config.run_id)
+    run_dir.create(config)
+    app_ctx.err.print(f"run {config.run_id} ({escape(str(run_dir.path))})")
+    try:
+        run_harness(config, env, run_dir, app_ctx.reporter)
+    except KeyboardInterrupt:
+        app_ctx.err.print(
+            f"[yellow]interrupted[/]: resume with `recagent eval resume {config.run_id}`"
+        )
+        raise typer.Exit(130) from None
+    _finish(app_ctx, run_dir, env)
+
+
+def resume_cmd(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
+    """Continue a run that crashed or was interrupted; finished users are not redone."""
+    app_ctx = get_context(ctx)
+    run_dir = RunDir(app_ctx.workspace.runs_dir, run_id)
+    config = run_dir.config()
+    env = _env(app_ctx, config)
+    now = env.fingerprints(config.pipelines)
+    if now.get("data") != config.fingerprints.get("data"):
+        raise ConfigError(
+            f"run {run_id} was made on other data (dataset re-prepared since); start a new run"
+        )
+    before = len(run_dir.records())
+    run_harness(config, env, run_dir, app_ctx.reporter)
+    app_ctx.err.print(f"resumed: {len(run_dir.records()) - before} new records")
+    _finish(app_ctx, run_dir, env)
+
+
+def compare_cmd(
+    ctx: typer.Context,
+    run_a: Annotated[str, typer.Argument(help="Baseline run id.")],
+    run_b: Annotated[str, typer.Argument(help="Run to compare with it.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Per-metric deltas (b - a) over the same users, with paired significance tests."""
+    app_ctx = get_context(ctx)
+    a, b = RunDir(app_ctx.workspace.runs_dir, run_a), RunDir(app_ctx.workspace.runs_dir, run_b)
+    deltas, warnings = compare(a.config(), a.records(), b.config(), b.records())
+    if as_json:
+        app_ctx.print_json({"warnings": warnings, "deltas": [d.model_dump() for d in deltas]})
+        return
+    for w in warnings:
+        app_ctx.err.print(f"[yellow]warning:[/] {escape(w)}")
+    table = Table(
+        "pipeline", "metric", "users", "a", "b", "delta", "95% CI", "p (t)", "p (Wilcoxon)"
+    )
+    for d in deltas:
+        style = "bold" if d.p_ttest < 0.05 else ""
+        table.add_row(
+            d.pipeline,
+            d.metric,
+            str(d.users),
+            f"{d.a:.4f}",
+            f"{d.b:.4f}",
+            f"[{style}]{d.delta:+.4f}[/]" if style else f"{d.delta:+.4f}",
+            f"[{d.ci[0]:+.4f}, {d.ci[1]:+.4f}]",
+            f"{d.p_ttest:.3g}",
+            f"{d.p_wilcoxon:.3g}",
+        )
+    app_ctx.out.print(table)
+
+
+def list_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Past runs with their headline numbers."""
+    app_ctx = get_context(ctx)
+    rows = []
+    for run_dir in list_runs(app_ctx.workspace.runs_dir):
+        config = run_dir.config()
+        summary = run_dir.summary()
+        headline = HEADLINE[config.protocol]
+        numbers = {}
+        if summary:
+            for name, entry in summary["pipelines"].items():
+                value = entry["accuracy"].get(headline, {}).get("mean")
+                numbers[name] = round(value, 4) if value is not None else None
+        rows.append(
+            {
+                "run_id": config.run_id,
+                "created": config.created_at,
+                "protocol": config.protocol,
+                "dataset": config.dataset,
+                "users": summary["users"] if summary else None,
+                "status": "complete" if summary else "incomplete",
+                "metric": headline,
+                "headline": numbers,
+            }
+        )
+    if as_json:
+        app_ctx.print_json(rows)
+        return
+    if not rows:
+        app_ctx.out.print("no evaluation runs yet: `recagent eval run`")
+        return
+    table = Table("run", "created", "protocol", "dataset", "users", "status", "headline")
+    for r in rows:
+        heads = ", ".join(f"{k} {v}" for k, v in r["headline"].items())
+        table.add_row(
+            r["run_id"],
+            r["created"],
+            r["protocol"],
+            r["dataset"],
+            str(r["users"] or "-"),
+            r["status"],
+            escape(f"{r['metric']}: {heads}" if heads else "-"),
+        )
+    app_ctx.out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_cmd)
+    app.command("resume")(resume_cmd)
+    app.command("compare")(compare_cmd)
+    app.command("list")(list_cmd)
+
+
+__all__ = ["register"]

@@ -1,0 +1,143 @@
+"""What an evaluation run needs, loaded once and shared by its pipelines: the dataset, the
+scorers, the index, and (for LLM pipelines) a cached, rate-limited chat model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import recagent.tools  # noqa: F401  (registers every tool)
+from recagent.agent.graph import ToolCallingAgent
+from recagent.agent.llm import make_chat_model, resolve_llm
+from recagent.agent.session import ChatSession
+from recagent.config import Settings
+from recagent.data.dataset import Dataset
+from recagent.errors import ConfigError
+from recagent.evals.cache import CachedChatModel, LLMCache, RateLimiter
+from recagent.evals.pipelines import (
+    PIPELINES,
+    HybridRecommender,
+    LLMRerankRecommender,
+    ScorerRecommender,
+    SessionRecommender,
+    VectorRecommender,
+)
+from recagent.evals.recommender import Recommender
+from recagent.evals.rerank import LLMRanker
+from recagent.progress import Reporter, SilentReporter
+from recagent.prompts.registry import PromptRegistry
+from recagent.workspace import Workspace
+
+
+@dataclass
+class EvalEnv:
+    workspace: Workspace
+    settings: Settings
+    dataset: Dataset
+    llm_spec: str | None = None
+    use_cache: bool = True
+    llm_rpm: float = 0.0
+    reporter: Reporter = field(default_factory=SilentReporter)
+    registry: PromptRegistry = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.registry = PromptRegistry(self.workspace.prompts_dir)
+
+    @cached_property
+    def popularity(self) -> Any:
+        from recagent.models.popularity import PopularityScorer
+
+        return PopularityScorer.from_dataset(self.dataset, train_only=True)
+
+    @cached_property
+    def sasrec(self) -> Any:
+        from recagent.agent.services import _single_thread_inference
+        from recagent.models.train import ensure_sasrec_scorer
+
+        scorer = ensure_sasrec_scorer(self.workspace, self.dataset, self.reporter)
+        _single_thread_inference()
+        return scorer
+
+    @cached_property
+    def index(self) -> Any:
+        from recagent.index.store import open_index
+
+        return open_index(
+            self.workspace,
+            self.dataset,
+            self.settings.index,
+            reporter=self.reporter,
+            build_if_missing=True,
+        )
+
+    @cached_property
+    def llm(self) -> CachedChatModel:
+        choice = resolve_llm(self.llm_spec, self.settings.llm)
+        if choice.mode != "openai":
+            raise ConfigError(
+                "the llm pipelines need an LLM: set OPENAI_BASE_URL (and OPENAI_API_KEY) or "
+                "pass --llm openai:<model>"
+            )
+        cache = LLMCache(self.workspace.root / "cache" / "llm.sqlite") if self.use_cache else None
+        return CachedChatModel(
+            inner=make_chat_model(choice, self.settings.llm),
+            model_name=choice.model or "",
+            cache=cache,
+            limiter=RateLimiter(self.llm_rpm),
+        )
+
+    def session(self, with_llm: bool) -> ChatSession:
+        agent = None
+        if with_llm:
+            agent = ToolCallingAgent(
+                self.llm, self.registry, self.settings.llm, self.settings.agent
+            )
+        session = ChatSession(
+            self.dataset,
+            self.registry,
+            self.settings.agent,
+            scorer=self.sasrec,
+            index=self.index,
+            agent=agent,
+            model_name=self.llm.model_name if with_llm else None,
+        )
+        session.ctx.popularity = self.popularity.scores
+        return session
+
+    def fingerprints(self, pipelines: list[str]) -> dict[str, str]:
+        out = {"data": self.dataset.fingerprint}
+        if any(p in pipelines for p in ("sasrec", "hybrid", "planner", "llm", "llm-rerank")):
+            out["sasrec"] = getattr(self.sasrec, "fingerprint", "") or "loaded"
+        if any(p in pipelines for p in ("vector", "hybrid", "planner", "llm", "llm-rerank")):
+            out["index"] = str(getattr(self.index, "meta", ""))[:200]
+        if any(p in pipelines for p in ("llm", "llm-rerank")):
+            out["llm"] = self.llm.model_name
+        return out
+
+    def pipeline(self, name: str) -> Recommender:
+        if name == "popularity":
+            return ScorerRecommender("popularity", self.popularity)
+        if name == "sasrec":
+            return ScorerRecommender("sasrec", self.sasrec)
+        if name == "vector":
+            return VectorRecommender(self.index)
+        if name == "hybrid":
+            return HybridRecommender(self.index, self.sasrec)
+        if name == "planner":
+            return SessionRecommender("planner", lambda: self.session(with_llm=False))
+        if name == "llm":
+            return SessionRecommender("llm", lambda: self.session(with_llm=True))
+        if name == "llm-rerank":
+            ranker = LLMRanker(
+                self.llm,
+                self.dataset.catalog,
+                self.registry,
+                self.settings.llm,
+                self.settings.agent.domain,
+            )
+            return LLMRerankRecommender(ranker, HybridRecommender(self.index, self.sasrec))
+        raise ConfigError(f"unknown pipeline {name!r}; choose from {', '.join(PIPELINES)}")
+
+
+__all__ = ["EvalEnv"]

@@ -1,0 +1,165 @@
+"""From per-user records to the numbers a report shows: accuracy with 95% bootstrap
+intervals, beyond-accuracy measures, cost, LLM-ranker error rates, conversation outcomes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from recagent.data.dataset import Dataset
+from recagent.evals import beyond
+from recagent.evals.metrics import per_user
+from recagent.evals.runs import Record, RunConfig
+
+KS = {"full-rank": (10, 20, 50), "candidates": (1, 5, 10, 20), "conversation": (1, 5, 10)}
+HEADLINE = {"full-rank": "NDCG@10", "candidates": "NDCG@10", "conversation": "hit_rate"}
+PRICES = Path(__file__).with_name("prices.yaml")
+
+
+def load_prices(user_file: Path | None = None) -> dict[str, dict[str, float]]:
+    prices = yaml.safe_load(PRICES.read_text(encoding="utf-8")) or {}
+    if user_file is not None and user_file.is_file():
+        prices.update(yaml.safe_load(user_file.read_text(encoding="utf-8")) or {})
+    return prices
+
+
+def ranks_of(records: Sequence[Record]) -> np.ndarray:
+    return np.array([np.inf if r.rank is None else r.rank for r in records], dtype=float)
+
+
+def _accuracy(records: Sequence[Record], protocol: str, seed: int) -> dict[str, dict[str, Any]]:
+    values = per_user(ranks_of(records), KS[protocol])
+    if protocol == "conversation":
+        values = {"hit_rate": np.array([r.hit_turn is not None for r in records], dtype=float)}
+    out = {}
+    for name, v in values.items():
+        lo, hi = beyond.bootstrap_ci(v, seed=seed)
+        out[name] = {"mean": float(v.mean()), "ci": [lo, hi]}
+    return out
+
+
+def _beyond(
+    records: Sequence[Record], dataset: Dataset, popularity: np.ndarray, prices: dict
+) -> dict[str, Any]:
+    catalog = dataset.catalog
+    lists = [r.items for r in records]
+    genres = {it.item_id: frozenset(it.genres) for it in catalog}
+    counts = {catalog.id_at(i): float(popularity[i]) for i in range(1, len(catalog) + 1)}
+    diversity = [
+        d for lst in lists if (d := beyond.intra_list_diversity(lst[:10], genres)) is not None
+    ]
+    latencies = [r.latency_ms for r in records]
+    n = max(1, len(records))
+    explained = sum(r.explanations for r in records)
+    model = next((r.model for r in records if r.model), None)
+    price = prices.get(model or "")
+    tokens_in = sum(r.input_tokens for r in records) / n
+    tokens_out = sum(r.output_tokens for r in records) / n
+    cost = None
+    if price is not None:
+        cost = (tokens_in * price.get("input", 0.0) + tokens_out * price.get("output", 0.0)) / 1000
+    return {
+        "coverage": beyond.coverage(lists, len(catalog)),
+        "diversity": float(np.mean(diversity)) if diversity else None,
+        "popularity_percentile": beyond.mean_over_lists(
+            lists, beyond.popularity_percentiles(counts)
+        ),
+        "novelty": beyond.mean_over_lists(
+            lists, beyond.novelty_scores(counts, dataset.interactions.n_users)
+        ),
+        "latency_p50_ms": beyond.percentile(latencies, 50),
+        "latency_p95_ms": beyond.percentile(latencies, 95),
+        "llm_calls_per_request": sum(r.llm_calls for r in records) / n,
+        "input_tokens_per_request": tokens_in,
+        "output_tokens_per_request": tokens_out,
+        "cost_per_request_usd": cost,
+        "model": model,
+        "repairs_per_request": sum(r.repairs for r in records) / n,
+        "tool_failures_per_request": sum(r.tool_failures for r in records) / n,
+        "explanation_faithfulness": (
+            1 - sum(r.unfaithful_explanations for r in records) / explained if explained else None
+        ),
+    }
+
+
+def _errors(records: Sequence[Record]) -> dict[str, float]:
+    """LLM-ranker error rates: per request, the share of candidates affected."""
+    totals: dict[str, float] = defaultdict(float)
+    for r in records:
+        for key, value in r.errors.items():
+            totals[key] += value
+    n = max(1, len(records))
+    out = {f"{k}_per_request": v / n for k, v in sorted(totals.items())}
+    present = [r.target_in_candidates for r in records if r.target_in_candidates is not None]
+    if present:
+        out["target_in_candidates"] = float(np.mean(present))
+    return out
+
+
+def summarize(
+    config: RunConfig,
+    records: Sequence[Record],
+    dataset: Dataset,
+    popularity: np.ndarray,
+    prices: dict[str, dict[str, float]],
+) -> dict[str, Any]:
+    by_pipeline: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_pipeline[r.pipeline].append(r)
+    pipelines = {}
+    for name, recs in by_pipeline.items():
+        ok = [r for r in recs if r.failure is None]
+        entry: dict[str, Any] = {
+            "users": len(recs),
+            "failures": len(recs) - len(ok),
+            "accuracy": _accuracy(recs, config.protocol, config.seed) if recs else {},
+            "beyond": _beyond(ok, dataset, popularity, prices),
+        }
+        if config.protocol == "candidates":
+            entry["ranker_errors"] = _errors(ok)
+        if config.protocol == "conversation":
+            hits = [r.hit_turn for r in ok if r.hit_turn is not None]
+            entry["conversation"] = {
+                "hit_rate": len(hits) / max(1, len(recs)),
+                "turns_to_hit": float(np.mean(hits)) if hits else None,
+                "llm_calls_per_conversation": sum(r.llm_calls for r in ok) / max(1, len(ok)),
+                "tool_failures_per_conversation": sum(r.tool_failures for r in ok)
+                / max(1, len(ok)),
+                "title_leaks": sum(r.errors.get("title_leaks", 0) for r in ok),
+            }
+        pipelines[name] = entry
+    notes = [f"protocol: {config.protocol}, split: {config.split}, seed: {config.seed}"]
+    if config.protocol == "full-rank":
+        notes.append(
+            "popularity and sasrec rank every item; list-based pipelines (vector, hybrid, "
+            f"planner, llm, llm-rerank) return their top {config.k}, so a target outside it "
+            "counts as a miss (their MRR is MRR@" + str(config.k) + ")"
+        )
+    if config.protocol == "candidates":
+        source = (
+            "the hybrid retriever's top 20 (the target may be missing)"
+            if config.candidates_from == "hybrid"
+            else "the target plus 19 random unseen items, shuffled"
+        )
+        notes.append(f"candidates: {source}")
+    if config.protocol == "conversation":
+        notes.append(
+            f"simulator: {config.simulator}; [attrs] = the simulator knows the target's genres "
+            "and year (inflates scores), [no-attrs] = history only"
+        )
+    return {
+        "run_id": config.run_id,
+        "protocol": config.protocol,
+        "dataset": config.dataset,
+        "users": len({r.user_idx for r in records}),
+        "notes": notes,
+        "pipelines": pipelines,
+    }
+
+
+__all__ = ["HEADLINE", "KS", "load_prices", "ranks_of", "summarize"]

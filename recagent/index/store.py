@@ -1,0 +1,332 @@
+"""The item index in Chroma: where it lives, how it is built, and how it is opened.
+
+One code path serves both stores: the embedded one in the workspace
+(``index/<dataset>/<version>/chroma``) and a Chroma server (``--chroma-url``). A build fills
+a *staging* collection in batches and, only once every item is in, swaps it in under the live
+name; on the embedded store that happens inside a staging folder that `VersionedDir` commits
+atomically. A crash or a bad embedder therefore leaves the previous index in place (or no
+index), never a half-built one under the live name.
+
+The collection metadata records what built it (`IndexMeta`: dataset, catalog fingerprint,
+embedder name and dimension, template hash). Opening compares that with what is configured:
+another dataset's index is refused; a different embedder or template is refused (building
+again is the caller's explicit choice); a changed catalog is rebuilt when the caller allows
+it, else refused. Nothing stale is ever queried.
+"""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel
+
+from recagent.config import IndexConfig
+from recagent.data.catalog import Catalog
+from recagent.data.dataset import Dataset
+from recagent.errors import ArtifactError
+from recagent.index.chroma import (
+    IndexMeta,
+    IndexUnavailableError,
+    catalog_fingerprint,
+    chroma_errors,
+    http_client,
+    local_client,
+)
+from recagent.index.embedders import Embedder, checked_embed, make_embedder
+from recagent.index.filters import item_metadata
+from recagent.index.item_index import Hit, ItemIndex, QueryError
+from recagent.index.text import ItemTemplate, load_template
+from recagent.manifest import Manifest
+from recagent.progress import Reporter, SilentReporter
+from recagent.workspace import Workspace, check_name
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+
+CHROMA_DIR = "chroma"
+State = Literal["fresh", "missing", "foreign", "mismatch", "stale"]
+
+
+@dataclass(frozen=True)
+class IndexLocation:
+    """Where the index of one dataset lives."""
+
+    dataset: str
+    collection: str
+    server: str | None
+    workspace: Workspace
+
+    @classmethod
+    def of(cls, workspace: Workspace, dataset: str, config: IndexConfig) -> IndexLocation:
+        name = config.collection or f"recagent-{check_name(dataset, 'dataset name')}"
+        if len(name) < 3 or not (name[0].isalnum() and name[-1].isalnum()):
+            raise ArtifactError(f"invalid collection name {name!r}")
+        return cls(dataset, check_name(name, "collection name"), config.chroma_url, workspace)
+
+    def describe(self) -> str:
+        if self.server:
+            return f"collection {self.collection!r} on {self.server}"
+        return f"collection {self.collection!r} in {self.workspace.index(self.dataset).base}"
+
+    def client(self) -> ClientAPI | None:
+        """A client of the store holding the live index (None: nothing built yet)."""
+        if self.server:
+            return http_client(self.server)
+        folder = self.workspace.index(self.dataset).current()
+        return None if folder is None else local_client(folder / CHROMA_DIR)
+
+
+class IndexStatus(BaseModel):
+    """What `recagent index status` reports."""
+
+    location: str
+    state: State
+    meta: IndexMeta | None = None
+    problems: dict[str, str] = {}
+
+
+def wanted_meta(
+    dataset: Dataset | tuple[str, Catalog],
+    embedder: Embedder,
+    template: ItemTemplate,
+    config: IndexConfig,
+) -> IndexMeta:
+    """The metadata an index built now with this configuration would carry."""
+    name, catalog = (dataset.name, dataset.catalog) if isinstance(dataset, Dataset) else dataset
+    return IndexMeta(
+        dataset=name,
+        catalog_fingerprint=catalog_fingerprint(catalog),
+        embedder=embedder.name,
+        dim=embedder.dim,
+        template_name=template.name,
+        template_hash=template.hash,
+        items=len(catalog),
+        hnsw=(
+            f"M={config.hnsw_max_neighbors},ef_construction={config.hnsw_ef_construction},"
+            f"ef_search={config.hnsw_ef_search}"
+        ),
+    )
+
+
+def _state(have: IndexMeta, want: IndexMeta) -> tuple[State, dict[str, str]]:
+    problems = have.mismatches(want)
+    if "dataset" in problems:
+        return "foreign", problems
+    if problems.keys() & {"embedder", "dim", "template_hash"}:
+        return "mismatch", problems
+    if problems:
+        return "stale", problems
+    return "fresh", {}
+
+
+def _live_meta(client: ClientAPI, location: IndexLocation) -> IndexMeta | None:
+    from chromadb.errors import NotFoundError
+
+    with chroma_errors(location.describe()):
+        try:
+            collection = client.get_collection(location.collection)
+        except NotFoundError:
+            return None
+        metadata = collection.metadata
+    return IndexMeta.from_metadata(metadata, location.describe())
+
+
+def index_status(
+    workspace: Workspace,
+    dataset: Dataset,
+    config: IndexConfig,
+    embedder: Embedder | None = None,
+) -> IndexStatus:
+    """Is there an index for `dataset`, and does it match the configuration?"""
+    location = IndexLocation.of(workspace, dataset.name, config)
+    client = location.client()
+    try:
+        have = None if client is None else _live_meta(client, location)
+    finally:
+        _close(client)
+    if have is None:
+        return IndexStatus(location=location.describe(), state="missing")
+    want = wanted_meta(
+        dataset, embedder or make_embedder(config), load_template(config.template), config
+    )
+    state, problems = _state(have, want)
+    return IndexStatus(location=location.describe(), state=state, meta=have, problems=problems)
+
+
+def build_index(
+    workspace: Workspace,
+    dataset: Dataset | tuple[str, Catalog],
+    config: IndexConfig,
+    *,
+    embedder: Embedder | None = None,
+    reporter: Reporter | None = None,
+) -> IndexMeta:
+    """Embed every item and commit a new index, replacing the live one only at the end."""
+    name, catalog = (dataset.name, dataset.catalog) if isinstance(dataset, Dataset) else dataset
+    embedder = embedder or make_embedder(config)
+    template = load_template(config.template)
+    meta = wanted_meta((name, catalog), embedder, template, config)
+    location = IndexLocation.of(workspace, name, config)
+    report = reporter or SilentReporter()
+    if location.server:
+        client = http_client(location.server)
+        try:
+            _fill(client, location, catalog, embedder, template, meta, config, report)
+        finally:
+            _close(client)
+        return meta
+    with workspace.index(name).stage() as staging:
+        client = local_client(staging / CHROMA_DIR)
+        try:
+            _fill(client, location, catalog, embedder, template, meta, config, report)
+        finally:
+            _close(client)
+        Manifest(
+            kind="index",
+            name=name,
+            fingerprint=meta.catalog_fingerprint,
+            config=config.model_dump(mode="json"),
+            inputs={"dataset": dataset.fingerprint} if isinstance(dataset, Dataset) else {},
+            stats=meta.model_dump(),
+        ).write(staging)
+    return meta
+
+
+def _fill(
+    client: ClientAPI,
+    location: IndexLocation,
+    catalog: Catalog,
+    embedder: Embedder,
+    template: ItemTemplate,
+    meta: IndexMeta,
+    config: IndexConfig,
+    report: Reporter,
+) -> None:
+    """Build into a staging collection, then swap it in under the live name."""
+    from chromadb.errors import NotFoundError
+
+    where = location.describe()
+    staging_prefix = f"{location.collection}-staging-"
+    with chroma_errors(where):
+        for old in client.list_collections():  # left over by a build that crashed
+            if old.name.startswith(staging_prefix):
+                client.delete_collection(old.name)
+        staging = client.create_collection(
+            staging_prefix + secrets.token_hex(4),
+            configuration={
+                "hnsw": {
+                    "space": "cosine",
+                    "ef_construction": config.hnsw_ef_construction,
+                    "ef_search": config.hnsw_ef_search,
+                    "max_neighbors": config.hnsw_max_neighbors,
+                }
+            },
+            metadata=meta.to_metadata(),
+            embedding_function=None,
+        )
+    try:
+        items = list(catalog)
+        step = config.batch_size
+        with report.stage(f"indexing {len(items):,} items ({embedder.name})", len(items)) as adv:
+            for start in range(0, len(items), step):
+                batch = items[start : start + step]
+                texts = template.render_all(batch)
+                vectors = checked_embed(embedder, texts, meta.dim)
+                with chroma_errors(where):
+                    staging.upsert(
+                        ids=[it.item_id for it in batch],
+                        embeddings=vectors,
+                        metadatas=[item_metadata(it.item_id, it.year, it.genres) for it in batch],
+                        documents=texts,
+                    )
+                adv(len(batch))
+        with chroma_errors(where):
+            if staging.count() != len(items):
+                raise ArtifactError(
+                    f"{where}: staged {staging.count()} of {len(items)} items; not committed"
+                )
+            with suppress(NotFoundError):
+                client.delete_collection(location.collection)
+            staging.modify(name=location.collection)
+    except BaseException:
+        with suppress(IndexUnavailableError), chroma_errors(where):
+            client.delete_collection(staging.name)
+        raise
+
+
+def open_index(
+    workspace: Workspace,
+    dataset: Dataset,
+    config: IndexConfig,
+    *,
+    embedder: Embedder | None = None,
+    reporter: Reporter | None = None,
+    build_if_missing: bool = False,
+    rebuild_if_stale: bool = False,
+) -> ItemIndex:
+    """The fresh index of `dataset`, ready to query.
+
+    Missing: built when `build_if_missing`, else `ArtifactError`. Built from an older catalog:
+    rebuilt when `rebuild_if_stale`, else `ArtifactError`. Another dataset's index, or one
+    built with another embedder or template: always `ArtifactError` (rebuild explicitly with
+    `build_index` / `recagent index build --rebuild`)."""
+    embedder = embedder or make_embedder(config)
+    template = load_template(config.template)
+    location = IndexLocation.of(workspace, dataset.name, config)
+    want = wanted_meta(dataset, embedder, template, config)
+    client = location.client()
+    have = None if client is None else _live_meta(client, location)
+    state, problems = ("missing", {}) if have is None else _state(have, want)
+    if state == "fresh":
+        assert client is not None and have is not None
+        with chroma_errors(location.describe()):
+            collection = client.get_collection(location.collection)
+        return ItemIndex(
+            collection, dataset.catalog, embedder, have, config, location.describe(), client
+        )
+    _close(client)
+    detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
+    if state == "missing" and not build_if_missing:
+        raise ArtifactError(
+            f"no index for dataset {dataset.name!r} ({location.describe()}); run "
+            f"`recagent index build --dataset {dataset.name}`"
+        )
+    if state == "foreign":
+        raise ArtifactError(
+            f"{location.describe()} holds the index of another dataset ({detail}); use "
+            "another --collection, or replace it with `recagent index build --rebuild`"
+        )
+    if state == "mismatch":
+        raise ArtifactError(
+            f"the index was built differently from the configuration ({detail}); use the "
+            f"same --embedder/--template, or rebuild: `recagent index build --dataset "
+            f"{dataset.name} --rebuild`"
+        )
+    if state == "stale" and not rebuild_if_stale:
+        raise ArtifactError(
+            f"the index of {dataset.name!r} is stale ({detail}); rebuild it with "
+            f"`recagent index build --dataset {dataset.name}`"
+        )
+    build_index(workspace, dataset, config, embedder=embedder, reporter=reporter)
+    return open_index(workspace, dataset, config, embedder=embedder)
+
+
+def _close(client: ClientAPI | None) -> None:
+    if client is not None and hasattr(client, "close"):
+        client.close()
+
+
+__all__ = [
+    "Hit",
+    "IndexLocation",
+    "IndexStatus",
+    "ItemIndex",
+    "QueryError",
+    "build_index",
+    "index_status",
+    "open_index",
+    "wanted_meta",
+]

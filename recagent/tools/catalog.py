@@ -1,0 +1,223 @@
+"""Catalog tools: find items by title, apply hard filters, read the user's history."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recagent.data.catalog import Item
+from recagent.errors import ConfigError
+from recagent.tools.base import Evidence, ItemRef, ToolContext, ToolError, register_tool
+
+MAX_IDS = 500
+
+
+class LookupItemsArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    titles: list[str] = Field(
+        min_length=1, max_length=10, description="Titles as the user wrote them, typos are fine."
+    )
+    limit: int = Field(3, ge=1, le=10, description="Matches to return per title.")
+
+
+class TitleHit(BaseModel):
+    item: ItemRef
+    match_score: float = Field(description="0-100, how well the title matches.")
+
+
+class LookupResult(BaseModel):
+    query: str
+    matches: list[TitleHit]
+
+
+class LookupItemsResult(BaseModel):
+    results: list[LookupResult]
+    not_found: list[str] = Field(default_factory=list)
+    hint: str | None = None
+
+
+@register_tool("lookup_items", LookupItemsArgs)
+def lookup_items(args: LookupItemsArgs, ctx: ToolContext) -> BaseModel:
+    """Find catalog items by title, tolerant of typos ("toy stroy" finds Toy Story). Use it
+    to turn titles the user mentions into item_ids (for example before similar_items). A
+    year helps: "Heat (1995)". Returns the best matches per title with a match score."""
+    results, missing = [], []
+    for raw in args.titles:
+        text = raw.strip()
+        if not text:
+            continue
+        hits = ctx.dataset.titles.search(text, limit=args.limit)
+        if not hits:
+            missing.append(text)
+        for hit in hits:
+            ctx.candidates.add(
+                hit.item_id,
+                Evidence(
+                    tool="lookup_items", kind="title_match", score=hit.score, matched_text=text
+                ),
+            )
+        matches = [TitleHit(item=ctx.ref(h.item_id), match_score=h.score) for h in hits]
+        results.append(LookupResult(query=text, matches=matches))
+    if not results and not missing:
+        return ToolError(error="no titles given", hint='pass titles like ["Toy Story"]')
+    hint = "no close title in the catalog; try search_items with a description" if missing else None
+    return LookupItemsResult(results=results, not_found=missing, hint=hint)
+
+
+class FilterItemsArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[str] | None = Field(
+        None,
+        max_length=MAX_IDS,
+        description="Items to filter; omit to filter the candidates found so far this turn.",
+    )
+    genres_any: list[str] = Field(
+        default_factory=list, description="Keep items with any of these genres."
+    )
+    genres_all: list[str] = Field(
+        default_factory=list, description="Keep items with all of these genres."
+    )
+    genres_none: list[str] = Field(
+        default_factory=list, description="Drop items with any of these genres."
+    )
+    year_min: int | None = Field(None, description="Earliest year, inclusive.")
+    year_max: int | None = Field(None, description="Latest year, inclusive.")
+    exclude_seen: bool = Field(
+        True, description="Drop items the user already has in their history."
+    )
+    from_catalog: bool = Field(
+        False,
+        description="Search the whole catalog (most popular first) instead of the candidates; "
+        "use when other tools found too little.",
+    )
+    k: int = Field(20, ge=1, le=200, description="How many kept items to list in the result.")
+
+
+class FilterItemsResult(BaseModel):
+    kept: int
+    removed: dict[str, int] = Field(default_factory=dict)
+    items: list[ItemRef]
+    note: str | None = None
+
+
+def _reason(
+    item: Item, args: FilterItemsArgs, genres: dict[str, list[str]], seen: set[str]
+) -> str | None:
+    """Why an item fails the filters (None when it passes)."""
+    have = set(item.genres)
+    if genres["any"] and not have & set(genres["any"]):
+        return "genre not wanted"
+    if genres["all"] and not set(genres["all"]) <= have:
+        return "genre missing"
+    if have & set(genres["none"]):
+        return "excluded genre"
+    if args.year_min is not None and (item.year is None or item.year < args.year_min):
+        return "too old"
+    if args.year_max is not None and (item.year is None or item.year > args.year_max):
+        return "too recent"
+    if args.exclude_seen and item.item_id in seen:
+        return "already seen"
+    return None
+
+
+@register_tool("filter_items", FilterItemsArgs)
+def filter_items(args: FilterItemsArgs, ctx: ToolContext) -> BaseModel:
+    """Apply hard constraints: genres to keep or drop, a year range, and (by default) drop
+    items the user has already seen. Without item_ids it filters the candidates found so far
+    this turn and keeps only those that pass, so score_candidates then ranks the filtered
+    set. With from_catalog=true it lists the most popular catalog items that pass (useful
+    for a new user or a narrow request)."""
+    try:
+        genres = {
+            "any": ctx.dataset.genres.resolve_all(args.genres_any),
+            "all": ctx.dataset.genres.resolve_all(args.genres_all),
+            "none": ctx.dataset.genres.resolve_all(args.genres_none),
+        }
+    except ConfigError as exc:  # unknown genre; the message lists the valid ones
+        return ToolError(error=str(exc), hint="use genres from that list")
+    if args.year_min is not None and args.year_max is not None and args.year_min > args.year_max:
+        return ToolError(error="year_min is after year_max", hint="swap them")
+    seen = set(ctx.history)
+    removed: dict[str, int] = {}
+
+    def passes(item: Item) -> bool:
+        why = _reason(item, args, genres, seen)
+        if why:
+            removed[why] = removed.get(why, 0) + 1
+        return why is None
+
+    if args.from_catalog:
+        order = ctx.popularity_counts[1:].argsort(kind="stable")[::-1]
+        kept_items = [ctx.catalog.at(int(i) + 1) for i in order]
+        kept_items = [it for it in kept_items if passes(it)]
+        for item in kept_items[: args.k]:
+            count = float(ctx.popularity_counts[ctx.catalog.idx(item.item_id)])
+            ctx.candidates.add(
+                item.item_id, Evidence(tool="filter_items", kind="popularity", score=count)
+            )
+        refs = [ItemRef.of(it) for it in kept_items[: args.k]]
+        return FilterItemsResult(
+            kept=len(kept_items),
+            removed=removed,
+            items=refs,
+            note=f"{min(args.k, len(kept_items))} added to the candidates",
+        )
+
+    explicit = args.item_ids is not None
+    ids = args.item_ids if explicit else ctx.candidates.ids()
+    unknown = ctx.unknown_ids(ids or [])
+    if unknown:
+        return ToolError(
+            error=f"unknown item_ids: {', '.join(unknown[:10])}",
+            hint="use item_ids returned by other tools, or lookup_items to find titles",
+        )
+    kept = [i for i in ids or [] if passes(ctx.catalog[i])]
+    if not explicit:
+        ctx.candidates.retain(kept)
+    note = None
+    if not ids:
+        note = (
+            "nothing to filter: find candidates first (search_items, similar_items) "
+            "or use from_catalog=true"
+        )
+    elif not kept:
+        note = "nothing passed; relax the constraints or use from_catalog=true"
+    return FilterItemsResult(
+        kept=len(kept), removed=removed, items=[ctx.ref(i) for i in kept[: args.k]], note=note
+    )
+
+
+class GetHistoryArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=200, description="How many of the most recent items.")
+
+
+class HistoryEntry(BaseModel):
+    item: ItemRef
+    rating: float | None = None
+
+
+class GetHistoryResult(BaseModel):
+    user_id: str | None
+    total: int
+    recent_first: list[HistoryEntry]
+
+
+@register_tool("get_history", GetHistoryArgs)
+def get_history(args: GetHistoryArgs, ctx: ToolContext) -> BaseModel:
+    """The current user's history, most recent first, with their ratings when known. Items
+    here are already seen: do not recommend them unless the user asks for that."""
+    ratings = ctx.history_ratings or [None] * len(ctx.history)
+    entries = [
+        HistoryEntry(item=ctx.ref(i), rating=r)
+        for i, r in zip(ctx.history[::-1], ratings[::-1], strict=True)
+        if i in ctx.catalog
+    ]
+    return GetHistoryResult(
+        user_id=ctx.user_id, total=len(ctx.history), recent_first=entries[: args.limit]
+    )
+
+
+__all__ = ["filter_items", "get_history", "lookup_items"]

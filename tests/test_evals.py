@@ -1,0 +1,220 @@
+"""The evaluation harness: protocols, resume after a crash, the LLM cache, failures, reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage
+
+from recagent.config import load_settings
+from recagent.evals.cache import CachedChatModel, LLMCache
+from recagent.evals.env import EvalEnv
+from recagent.evals.harness import list_errors, run
+from recagent.evals.protocols import base_cases, random_candidates
+from recagent.evals.rerank import parse_ids
+from recagent.evals.runs import RunConfig, RunDir, new_run_id
+from recagent.evals.summary import load_prices, summarize
+from recagent.progress import SilentReporter
+from tests.conftest import Stack
+from tests.fakes import ScriptedChatModel
+
+
+def _env(stack: Stack) -> EvalEnv:
+    return EvalEnv(stack.workspace, load_settings(home=stack.workspace.root), stack.dataset)
+
+
+def _config(stack: Stack, **kw) -> RunConfig:
+    base = {
+        "run_id": new_run_id(),
+        "protocol": "full-rank",
+        "pipelines": ["popularity"],
+        "dataset": stack.dataset.name,
+        "k": 10,
+    }
+    return RunConfig(**{**base, **kw})
+
+
+def _run(stack: Stack, tmp_path: Path, config: RunConfig, env: EvalEnv | None = None):
+    run_dir = RunDir(tmp_path / "runs", config.run_id)
+    run_dir.create(config)
+    env = env or _env(stack)
+    records = run(config, env, run_dir, SilentReporter())
+    summary = summarize(config, records, stack.dataset, env.popularity.scores, load_prices())
+    return run_dir, records, summary
+
+
+def test_candidate_sampler(mini_stack: Stack) -> None:
+    ds = mini_stack.dataset
+    for case in base_cases(ds, "test", users=10, seed=3):
+        cands = random_candidates(ds, case, seed=3)
+        assert len(cands) == 20 and len(set(cands)) == 20
+        assert case.target in cands
+        assert not set(cands) & set(case.history)
+        assert cands == random_candidates(ds, case, seed=3)  # deterministic per seed
+        assert cands != random_candidates(ds, case, seed=4)
+
+
+def test_list_errors_counts_what_rankers_break() -> None:
+    clean, errors = list_errors(["a", "x", "a", "h", "b"], ["a", "b", "c"], ["h"])
+    assert clean == ["a", "b"]
+    assert errors == {"outside": 2, "duplicates": 1, "seen": 1, "missing": 1}
+    assert parse_ids('Sure! ["12", "7", 3]') == ["12", "7", "3"]
+
+
+def test_full_rank_all_offline_pipelines(mini_stack: Stack, tmp_path: Path) -> None:
+    pipes = ["popularity", "sasrec", "vector", "hybrid", "planner"]
+    _, records, summary = _run(mini_stack, tmp_path, _config(mini_stack, pipelines=pipes))
+    users = len(mini_stack.dataset.split.eval_users)
+    assert len(records) == users * len(pipes)
+    assert all(r.failure is None for r in records), [r.failure for r in records if r.failure][:3]
+    for name in pipes:
+        entry = summary["pipelines"][name]
+        acc = entry["accuracy"]
+        assert set(acc) == {"HR@10", "HR@20", "HR@50", "NDCG@10", "NDCG@20", "NDCG@50", "MRR"}
+        assert acc["NDCG@10"]["ci"][0] <= acc["NDCG@10"]["mean"] <= acc["NDCG@10"]["ci"][1]
+        assert 0 < entry["beyond"]["coverage"] <= 1
+    assert summary["pipelines"]["planner"]["beyond"]["explanation_faithfulness"] == 1.0
+
+
+def test_resume_after_crash_gives_the_same_summary(mini_stack: Stack, tmp_path: Path) -> None:
+    config = _config(mini_stack, pipelines=["popularity", "sasrec"])
+    _, _, whole = _run(mini_stack, tmp_path / "a", config)
+
+    crashed = config.model_copy(update={"run_id": new_run_id()})
+    env = _env(mini_stack)
+    real = env.pipeline
+
+    class Crash(Exception):
+        pass
+
+    def crashing(name: str):  # the sasrec pipeline dies (KeyboardInterrupt-like) mid-run
+        pipe = real(name)
+        if name != "sasrec":
+            return pipe
+        calls = {"n": 0}
+        inner = pipe.full_rank
+
+        def full_rank(*args):  # type: ignore[no-untyped-def]
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise KeyboardInterrupt
+            return inner(*args)
+
+        pipe.full_rank = full_rank  # type: ignore[method-assign]
+        return pipe
+
+    env.pipeline = crashing  # type: ignore[method-assign]
+    run_dir = RunDir(tmp_path / "b" / "runs", crashed.run_id)
+    run_dir.create(crashed)
+    with pytest.raises(KeyboardInterrupt):
+        run(crashed, env, run_dir, SilentReporter())
+    partial = len(run_dir.records())
+    assert 0 < partial < 2 * len(mini_stack.dataset.split.eval_users)
+    with run_dir.records_path.open("a") as fh:  # a crash can also cut a line in half
+        fh.write('{"pipeline": "sasrec", "user_')
+    records = run(crashed, _env(mini_stack), run_dir, SilentReporter())
+    resumed = summarize(crashed, records, mini_stack.dataset, env.popularity.scores, load_prices())
+    for name in ("popularity", "sasrec"):
+        assert resumed["pipelines"][name]["accuracy"] == whole["pipelines"][name]["accuracy"]
+
+
+def test_failing_user_is_recorded_and_run_continues(mini_stack: Stack, tmp_path: Path) -> None:
+    env = _env(mini_stack)
+    real = env.pipeline("popularity")
+    target_user = int(mini_stack.dataset.split.eval_users[2])
+
+    class Flaky:
+        name = "popularity"
+
+        def recommend(self, history, k, request=None, candidates=None, user_id=None):  # type: ignore[no-untyped-def]
+            if user_id == mini_stack.dataset.interactions.user_id_at(target_user):
+                raise RuntimeError("boom")
+            return real.recommend(history, k, request, candidates, user_id)
+
+    env.pipeline = lambda name: Flaky()  # type: ignore[method-assign]
+    _, records, summary = _run(mini_stack, tmp_path, _config(mini_stack), env)
+    failed = [r for r in records if r.failure]
+    assert len(failed) == 1 and "boom" in failed[0].failure
+    assert len(records) == len(mini_stack.dataset.split.eval_users)
+    assert summary["pipelines"]["popularity"]["failures"] == 1
+
+
+def _ranking_reply(messages: list[BaseMessage]) -> AIMessage:
+    """A fake LLM ranker: returns the candidate ids in reverse order, plus an outside id."""
+    lines = [ln for ln in messages[-1].content.splitlines() if " | " in ln]
+    ids = [ln.split(" | ")[0].strip() for ln in lines][-20:]
+    return AIMessage(content=json.dumps(["not-an-id", *reversed(ids)]))
+
+
+def test_llm_cache_makes_rerun_free(mini_stack: Stack, tmp_path: Path) -> None:
+    users = 6
+    scripted = ScriptedChatModel(script=[_ranking_reply] * users)
+    cache = LLMCache(tmp_path / "llm.sqlite")
+    config = _config(mini_stack, protocol="candidates", pipelines=["llm-rerank"], users=users)
+
+    def env_with(model: ScriptedChatModel) -> EvalEnv:
+        env = _env(mini_stack)
+        env.__dict__["llm"] = CachedChatModel(inner=model, model_name="fake-model", store=cache)
+        return env
+
+    _, first, summary = _run(mini_stack, tmp_path / "1", config, env_with(scripted))
+    assert len(scripted.calls) == users
+    errors = summary["pipelines"]["llm-rerank"]["ranker_errors"]
+    assert errors["outside_per_request"] == 1.0 and errors["missing_per_request"] == 0.0
+
+    again = ScriptedChatModel(script=[])  # any call would fail: the script is empty
+    second_config = config.model_copy(update={"run_id": new_run_id()})
+    _, second, summary2 = _run(mini_stack, tmp_path / "2", second_config, env_with(again))
+    assert again.calls == []
+    assert [r.rank for r in first] == [r.rank for r in second]
+    assert (
+        summary2["pipelines"]["llm-rerank"]["accuracy"]
+        == summary["pipelines"]["llm-rerank"]["accuracy"]
+    )
+
+
+def test_conversation_protocol_with_rules_simulator(mini_stack: Stack, tmp_path: Path) -> None:
+    config = _config(mini_stack, protocol="conversation", pipelines=["planner"], users=8)
+    _, records, summary = _run(mini_stack, tmp_path, config)
+    assert {r.pipeline for r in records} == {"planner[attrs]", "planner[no-attrs]"}
+    for name in ("planner[attrs]", "planner[no-attrs]"):
+        conv = summary["pipelines"][name]["conversation"]
+        assert 0 <= conv["hit_rate"] <= 1 and conv["title_leaks"] == 0
+    assert all(1 <= (r.turns or 0) <= 5 for r in records)
+
+
+def test_cli_run_list_compare_and_report_files(cli, mini_stack: Stack) -> None:
+    home = ["--home", str(mini_stack.workspace.root)]
+    first = cli(*home, "eval", "run", "--pipelines", "popularity,sasrec", "--k", "10")
+    assert first.exit_code == 0, first.output
+    runs = json.loads(cli(*home, "eval", "list", "--json").stdout)
+    run_id = runs[-1]["run_id"]
+    assert runs[-1]["status"] == "complete" and set(runs[-1]["headline"]) == {
+        "popularity",
+        "sasrec",
+    }
+    folder = mini_stack.workspace.runs_dir / run_id
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["protocol"] == "full-rank"
+    assert "| pipeline |" in (folder / "report.md").read_text()
+    for png in ("metrics.png", "latency.png", "cost.png"):
+        assert (folder / png).read_bytes()[:4] == b"\x89PNG"
+    config = json.loads((folder / "config.json").read_text())
+    assert (
+        config["fingerprints"]["data"] == mini_stack.dataset.fingerprint and config["prompt_hashes"]
+    )
+    compared = cli(*home, "eval", "compare", run_id, run_id, "--json")
+    deltas = json.loads(compared.stdout)["deltas"]
+    assert deltas and all(d["delta"] == 0 and d["p_ttest"] == 1.0 for d in deltas)
+    assert cli(*home, "eval", "resume", run_id).exit_code == 0
+
+
+def test_cli_bad_input(cli, mini_stack: Stack) -> None:
+    home = ["--home", str(mini_stack.workspace.root)]
+    assert cli(*home, "eval", "run", "--pipelines", "bogus").exit_code == 2
+    assert cli(*home, "eval", "run", "--protocol", "nope").exit_code == 2
+    assert cli(*home, "eval", "resume", "no-such-run").exit_code == 2
+    llm = cli(*home, "eval", "run", "--pipelines", "llm-rerank", "--protocol", "candidates")
+    assert llm.exit_code == 2 and "OPENAI_BASE_URL" in llm.stderr

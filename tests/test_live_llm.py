@@ -1,0 +1,69 @@
+"""Live check against a real OpenAI-compatible model (e.g. `../shared/tools/local-llm start`).
+Skipped unless OPENAI_BASE_URL is set; CI never runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import LIVE_LLM_ENV, Stack
+
+pytestmark = [
+    pytest.mark.live_llm,
+    pytest.mark.skipif(
+        not LIVE_LLM_ENV["OPENAI_BASE_URL"],
+        reason="live LLM test: set OPENAI_BASE_URL (e.g. from `local-llm env`) to run it",
+    ),
+]
+
+REQUESTS = [
+    (
+        "dark sci-fi from the 80s",
+        lambda it: "Sci-Fi" in it["genres"] and 1980 <= it["year"] <= 1989,
+    ),
+    (
+        "something like Toy Story but no animation",
+        lambda it: "Animation" not in it["genres"] and it["item_id"] != "1",
+    ),
+    (
+        "a romantic comedy from the 90s",
+        lambda it: {"Romance", "Comedy"} <= set(it["genres"]) and 1990 <= it["year"] <= 1999,
+    ),
+]
+
+
+@pytest.fixture
+def live_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", LIVE_LLM_ENV["OPENAI_BASE_URL"] or "")
+    monkeypatch.setenv("OPENAI_API_KEY", LIVE_LLM_ENV["OPENAI_API_KEY"] or "local")
+    monkeypatch.setenv("RECAGENT_LLM__TIMEOUT_S", "600")
+
+
+@pytest.mark.parametrize(
+    ("message", "ok"), REQUESTS, ids=["80s-scifi", "like-toy-story", "90s-romcom"]
+)
+def test_llm_mode_keeps_the_constraints(cli, live_env, ml100k_stack: Stack, message, ok) -> None:
+    result = cli(
+        "--home",
+        str(ml100k_stack.workspace.root),
+        "recommend",
+        "--user",
+        "42",
+        message,
+        "--k",
+        "5",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    ranked = json.loads(result.stdout)
+    print(
+        f"\n{message!r}: mode={ranked['mode']} repairs={ranked['repairs']} "
+        f"notices={ranked['notices']}"
+    )
+    assert ranked["mode"] == "llm", ranked["fallback_reason"]
+    history = set(ml100k_stack.dataset.user_history("42"))
+    assert ranked["items"]
+    for item in ranked["items"]:
+        assert ok(item), item
+        assert item["item_id"] not in history
