@@ -2,7 +2,7 @@
 batched (what evaluation does). Training speed is measured by the quality benchmarks
 (`seconds_to_best` in their results).
 
-    flock /tmp/recagent-bench.lock python benchmarks/sasrec_speed.py
+    flock /tmp/recagent-bench.lock python benchmarks/sasrec_speed.py [--threads 1]
 
 Uses the seed-0 checkpoints of `sasrec_vs_recbole.py ours` (ML-100k) and
 `sasrec_llamarec.py run` (ml-latest-small, 5-core); run those first.
@@ -82,13 +82,24 @@ def measure(name: str, home: Path) -> dict:
 
 
 def main() -> None:
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     machine = common.machine()
     rows = []
     for name, home in CHECKPOINTS.items():
         if not (home / "models").is_dir():
             sys.exit(f"no checkpoint in {home}: run the quality benchmarks first")
         rows.append(measure(name, home))
-    common.write_result("speed", {"rows": rows, "machine": machine})
+    common.write_result(
+        f"speed-threads{torch.get_num_threads()}", {"rows": rows, "machine": machine}
+    )
     print(
         "| dataset | items | one history, median (p90) | recommend top-10 | batched | "
         "batched + ranking |"

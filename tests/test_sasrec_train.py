@@ -160,11 +160,13 @@ def test_a_dataset_without_eval_users_is_refused(tiny_sasrec_config, tmp_path: P
         train_sasrec(ds, tiny_sasrec_config, workspace=ws)
 
 
-def test_learning_rate_halves_on_a_plateau(tiny_sasrec, tiny_sasrec_config, tiny_train_options,
-                                           tmp_path: Path) -> None:  # fmt: skip
-    options = tiny_train_options.model_copy(update={"lr_patience": 1, "patience": 3})
-    result = train_sasrec(tiny_sasrec.dataset, tiny_sasrec_config, options,
-                          Workspace(tmp_path / "h"))  # fmt: skip
+def test_learning_rate_halves_on_a_plateau(
+    tiny_sasrec, tiny_sasrec_config, tiny_train_options, tmp_path: Path
+) -> None:
+    options = tiny_train_options.model_copy(update={"lr_patience": 1, "patience": 3, "epochs": 30})
+    result = train_sasrec(
+        tiny_sasrec.dataset, tiny_sasrec_config, options, Workspace(tmp_path / "h")
+    )
     rates = [h.lr for h in result.history]
     assert rates[: result.best_epoch + 1] == [0.01] * (result.best_epoch + 1)
     # halved after each epoch that did not improve on the best
