@@ -46,6 +46,7 @@ VENV_PY = VENV / "bin" / "python"
 PINS = ["recbole==1.2.1", "numpy<2", "pandas<2.3", "scipy<1.14", "setuptools<81", "torch"]
 DATA = common.WORK / "recbole-data"
 ATOMIC = "ml100k_loo"
+SMOKE_USERS = 60
 DATASET = "ml-100k"
 
 
@@ -58,27 +59,36 @@ def setup(_: argparse.Namespace) -> None:
     )
 
 
-def export() -> Path:
+def _names(smoke: bool) -> tuple[str, Path]:
+    """The atomic dataset name and the cases file (a smoke test uses 60 users)."""
+    suffix = "_smoke" if smoke else ""
+    return ATOMIC + suffix, DATA / f"cases{suffix}.json"
+
+
+def export(smoke: bool) -> Path:
     """Write our ML-100k and its eval cases for the RecBole worker."""
     ds = common.prepare_dataset(DATASET)
-    folder = DATA / ATOMIC
+    atomic, path = _names(smoke)
+    folder = DATA / atomic
     folder.mkdir(parents=True, exist_ok=True)
     inter = ds.interactions
+    last_user = SMOKE_USERS if smoke else inter.n_users
     lines = ["user_id:token\titem_id:token\ttimestamp:float"]
     for row in range(len(inter)):  # rows are grouped by user, in sequence order
+        if int(inter.user_idx[row]) > last_user:
+            break
         user = inter.user_id_at(int(inter.user_idx[row]))
         lines.append(f"{user}\t{ds.catalog.id_at(int(inter.item_idx[row]))}\t{row}")
-    (folder / f"{ATOMIC}.inter").write_text("\n".join(lines) + "\n")
+    (folder / f"{atomic}.inter").write_text("\n".join(lines) + "\n")
     cases = {}
     for split in ("valid", "test"):
-        cs = ds.split.cases(split)
+        cs = [c for c in ds.split.cases(split) if c.user_idx <= last_user]
         cases[split] = {
             "users": [inter.user_id_at(c.user_idx) for c in cs],
             "histories": [ds.catalog.ids_at(c.history) for c in cs],
             "targets": [ds.catalog.id_at(c.target) for c in cs],
         }
     payload = {"fingerprint": ds.fingerprint, "item_ids": ds.catalog.item_ids, "cases": cases}
-    path = DATA / "cases.json"
     path.write_text(json.dumps(payload))
     return path
 
@@ -86,8 +96,10 @@ def export() -> Path:
 def recbole(args: argparse.Namespace) -> None:
     if not VENV_PY.exists():
         sys.exit("run `python benchmarks/sasrec_vs_recbole.py setup` first")
-    export()
+    export(args.smoke)
     cmd = [str(VENV_PY), __file__, "_worker", "--cap-min", str(args.cap_min)]
+    if args.smoke:
+        cmd.append("--smoke")
     env = {**os.environ, "PYTHONPATH": ""}
     sys.exit(subprocess.run(cmd, env=env, cwd=common.WORK, check=False).returncode)
 
@@ -108,10 +120,11 @@ def worker(args: argparse.Namespace) -> None:
     from recbole.utils import init_logger, init_seed
 
     started = time.time()
-    cases = json.loads((DATA / "cases.json").read_text())
+    atomic, cases_path = _names(args.smoke)
+    cases = json.loads(cases_path.read_text())
     config = Config(
         model="SASRec",
-        dataset=ATOMIC,
+        dataset=atomic,
         config_dict={
             "data_path": str(DATA),
             "checkpoint_dir": str(common.WORK / "recbole-saved"),
@@ -129,6 +142,7 @@ def worker(args: argparse.Namespace) -> None:
             "valid_metric": "NDCG@10",
             "use_gpu": False,
             "show_progress": False,
+            **({"epochs": 1} if args.smoke else {}),
         },
     )
     init_seed(config["seed"], config["reproducibility"])
@@ -148,7 +162,14 @@ def worker(args: argparse.Namespace) -> None:
         now = time.time() - fit_start
         if trainer.best_valid_score == valid_score:
             best.update(epoch=epoch, at=now)
-        log.append({"epoch": epoch, "valid_ndcg10": valid_score, "elapsed_s": now})
+        log.append(
+            {
+                "epoch": epoch + 1,
+                "valid_ndcg10": valid_score,
+                "elapsed_s": now,
+                "load_avg_1min": os.getloadavg()[0],
+            }
+        )
         per_epoch = now / len(log)
         if now + per_epoch > cap_s:
             raise CapReached
@@ -170,7 +191,9 @@ def worker(args: argparse.Namespace) -> None:
     model.eval()
     max_len = config["MAX_ITEM_LIST_LENGTH"]
     item_ids = cases["item_ids"]
-    rb_of_ours = np.array([dataset.token2id("item_id", i) for i in item_ids])
+    known = dataset.field2token_id["item_id"]  # items RecBole saw; others keep -inf
+    ours_idx = np.array([j + 1 for j, i in enumerate(item_ids) if i in known])
+    rb_idx = np.array([known[i] for i in item_ids if i in known])
     scores = {}
     with torch.no_grad():
         for split in ("valid", "test"):
@@ -188,11 +211,13 @@ def worker(args: argparse.Namespace) -> None:
                     {"item_id_list": seq, "item_length": torch.tensor([len(h) for h in chunk])}
                 )
                 rb_scores = model.full_sort_predict(inter).numpy()
-                out[start : start + len(chunk), 1:] = rb_scores[:, rb_of_ours]
+                out[start : start + len(chunk), ours_idx] = rb_scores[:, rb_idx]
             scores[split] = out
-    np.savez_compressed(common.RESULTS / "recbole_scores.npz", **scores)
+    smoke = "-smoke" if args.smoke else ""
+    common.RESULTS.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(common.RESULTS / f"recbole{smoke}_scores.npz", **scores)
     common.write_result(
-        "recbole",
+        f"recbole{smoke}",
         {
             "fingerprint": cases["fingerprint"],
             "checked_users": n_check,
@@ -358,12 +383,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="step", required=True)
     sub.add_parser("setup").set_defaults(run=setup)
-    p = sub.add_parser("recbole")
-    p.add_argument("--cap-min", type=float, default=60.0)
-    p.set_defaults(run=recbole)
-    p = sub.add_parser("_worker")
-    p.add_argument("--cap-min", type=float, default=60.0)
-    p.set_defaults(run=worker)
+    for step, run in (("recbole", recbole), ("_worker", worker)):
+        p = sub.add_parser(step)
+        p.add_argument("--cap-min", type=float, default=60.0, help="training time cap")
+        p.add_argument("--smoke", action="store_true", help="60 users, 1 epoch: check the steps")
+        p.set_defaults(run=run)
     p = sub.add_parser("ours")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=ours)

@@ -226,7 +226,7 @@ def sasrec_source(tmp_path: Path) -> Path:
 def tiny_sasrec_config():  # -> SASRecConfig, imported lazily: torch loads only when used
     from recagent.models.sasrec import SASRecConfig
 
-    return SASRecConfig(dim=16, layers=1, heads=2, dropout=0.0, max_len=8)
+    return SASRecConfig(dim=16, layers=1, heads=2, dropout=0.0, max_len=8, loss="full-ce")
 
 
 @pytest.fixture(scope="session")

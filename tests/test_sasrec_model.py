@@ -49,6 +49,17 @@ def test_explicit_attention_matches_the_fused_kernel() -> None:
     assert weights[-1][1, :, 2, 3:].abs().max() == 0
 
 
+def test_last_position_shortcut_matches_the_full_pass() -> None:
+    model = _model()
+    seq = torch.tensor([[0, 0, 4, 5, 6], [1, 2, 3, 4, 5], [0, 0, 0, 0, 9]])
+    with torch.no_grad():
+        full = model.hidden(seq)[0][:, -1]
+        last = model.hidden(seq, last_only=True)[0]
+        _, weights = model.hidden(seq, need_weights=True, last_only=True)
+    torch.testing.assert_close(last, full, atol=1e-5, rtol=1e-5)
+    assert weights[-1].shape == (3, 2, 1, 5)  # (B, heads, the last query, keys)
+
+
 @pytest.mark.parametrize("seq", [[[7]], [[0, 0, 0]], [[0, 0, 9]]])
 def test_short_and_fully_padded_rows_stay_finite(seq: list[list[int]]) -> None:
     model = _model()

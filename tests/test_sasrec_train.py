@@ -158,3 +158,18 @@ def test_a_dataset_without_eval_users_is_refused(tiny_sasrec_config, tmp_path: P
     ds = prepare(PrepareConfig(dataset="ml-100k", source=source), ws)
     with pytest.raises(ConfigError, match="nothing to validate"):
         train_sasrec(ds, tiny_sasrec_config, workspace=ws)
+
+
+def test_learning_rate_halves_on_a_plateau(
+    tiny_sasrec, tiny_sasrec_config, tiny_train_options, tmp_path: Path
+) -> None:
+    options = tiny_train_options.model_copy(update={"lr_patience": 1, "patience": 3, "epochs": 30})
+    result = train_sasrec(
+        tiny_sasrec.dataset, tiny_sasrec_config, options, Workspace(tmp_path / "h")
+    )
+    rates = [h.lr for h in result.history]
+    assert rates[: result.best_epoch + 1] == [0.01] * (result.best_epoch + 1)
+    # halved after each epoch that did not improve on the best
+    after = rates[result.best_epoch :]
+    assert after == [0.01 / 2**i for i in range(len(after))] and len(after) == 3
+    assert result.stopped == "early_stopping"

@@ -58,6 +58,9 @@ def sasrec_cmd(
         int, typer.Option(help="Attention heads (divide --dim).", rich_help_panel=MODEL)
     ] = _MODEL_DEFAULTS.heads,
     dropout: Annotated[float, typer.Option(rich_help_panel=MODEL)] = _MODEL_DEFAULTS.dropout,
+    ff_mult: Annotated[
+        int, typer.Option(help="Feed-forward width, in multiples of --dim.", rich_help_panel=MODEL)
+    ] = _MODEL_DEFAULTS.ff_mult,
     max_len: Annotated[
         int, typer.Option(help="Longest history read.", rich_help_panel=MODEL)
     ] = _MODEL_DEFAULTS.max_len,
@@ -89,6 +92,14 @@ def sasrec_cmd(
     device: Annotated[
         str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.", rich_help_panel=TRAINING)
     ] = _TRAIN_DEFAULTS.device,
+    lr_patience: Annotated[
+        int | None,
+        typer.Option(
+            help="Halve the learning rate after this many epochs without a better valid "
+            "NDCG@10 (0: keep it constant).",
+            rich_help_panel=TRAINING,
+        ),
+    ] = _TRAIN_DEFAULTS.lr_patience,
     time_limit: Annotated[
         float | None,
         typer.Option(
@@ -113,6 +124,7 @@ def sasrec_cmd(
             layers=layers,
             heads=heads,
             dropout=dropout,
+            ff_mult=ff_mult,
             max_len=max_len,
             loss=loss.value,
             negatives=negatives,
@@ -125,6 +137,7 @@ def sasrec_cmd(
             batch_size=batch_size,
             seed=seed,
             device=device,
+            lr_patience=lr_patience or None,
             time_limit_s=None if time_limit is None else time_limit * 60,
         )
     except ValidationError as exc:

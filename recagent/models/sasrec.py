@@ -18,7 +18,9 @@ What makes this one correct where compact reference implementations are not:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +29,8 @@ from recagent.models.sasrec_config import Loss, SASRecConfig
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention under a boolean `allowed` mask (B, L, L).
+    """Multi-head self-attention under an additive mask (B, 1, queries, keys): 0 where a query
+    may attend to a key, -inf where it may not.
 
     Runs PyTorch's fused attention kernel; `need_weights` takes the explicit (slower) path
     that also returns the attention weights (B, H, L, L). Both compute the same thing. No
@@ -41,37 +44,55 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        need_weights: bool = False,
+        queries: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend from `queries` (B, Q, D; default: every position of x) to x (B, L, D);
+        `mask` is (B, 1, Q, L)."""
         b, length, dim = x.shape
-        q, k, v = self.qkv(x).view(b, length, 3, self.heads, dim // self.heads).unbind(2)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, D/H)
-        mask = allowed[:, None]  # (B, 1, L, L), broadcast over heads
+        queries = x if queries is None else queries
+        w_q, w_kv = self.qkv.weight.split([dim, 2 * dim])
+        b_q, b_kv = self.qkv.bias.split([dim, 2 * dim])
+        q = F.linear(queries, w_q, b_q).view(b, -1, self.heads, dim // self.heads)
+        k, v = F.linear(x, w_kv, b_kv).view(b, length, 2, self.heads, dim // self.heads).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, Q or L, D/H)
         weights = None
         if need_weights:
-            logits = q @ k.transpose(-1, -2) / math.sqrt(dim // self.heads)  # (B, H, L, L)
-            weights = logits.masked_fill(~mask, float("-inf")).softmax(-1)
+            logits = q @ k.transpose(-1, -2) / math.sqrt(dim // self.heads)  # (B, H, Q, L)
+            weights = (logits + mask).softmax(-1)
             y = weights @ v
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.out(y.transpose(1, 2).reshape(b, length, dim)), weights
+        return self.out(y.transpose(1, 2).reshape(b, -1, dim)), weights
 
 
 class Block(nn.Module):
     """Pre-norm transformer block: x + attention(norm(x)), then x + feed-forward(norm(x))."""
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, ff_dim: int) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = CausalSelfAttention(dim, heads)
         self.norm2 = nn.LayerNorm(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.ReLU(), nn.Linear(ff_dim, dim))
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, need_weights: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        need_weights: bool = False,
+        last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        y, weights = self.attn(self.norm1(x), allowed, need_weights)
+        """(B, L, D) -> (B, L, D), or (B, 1, D) for the last position only (`last_only`: what
+        scoring needs from the final block, at a fraction of the cost)."""
+        h = self.norm1(x)
+        if last_only:
+            x, mask = x[:, -1:], mask[:, :, -1:]
+        y, weights = self.attn(h, mask, need_weights, queries=h[:, -1:] if last_only else h)
         x = x + self.dropout(y)
         x = x + self.dropout(self.ff(self.norm2(x)))
         return x, weights
@@ -89,7 +110,8 @@ class SASRec(nn.Module):
         self.pos_emb = nn.Embedding(config.max_len, dim)
         self.emb_dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            Block(dim, config.heads, config.dropout) for _ in range(config.layers)
+            Block(dim, config.heads, config.dropout, config.ff_mult * dim)
+            for _ in range(config.layers)
         )
         self.final_norm = nn.LayerNorm(dim)
         self.apply(self._init)
@@ -106,26 +128,25 @@ class SASRec(nn.Module):
                     module.weight[module.padding_idx].zero_()
 
     def hidden(
-        self, seq: torch.Tensor, need_weights: bool = False
+        self, seq: torch.Tensor, need_weights: bool = False, last_only: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Hidden states (B, L, D) of left-padded `seq` (B, L), L <= max_len, and, with
-        `need_weights`, each block's attention weights (B, H, L, L)."""
+        """Hidden states (B, L, D) of left-padded `seq` (B, L), L <= max_len (with
+        `last_only`, (B, D) of the last position: the state that scores the next item) and,
+        with `need_weights`, each block's attention weights (B, H, L or 1, L)."""
         if seq.shape[1] > self.config.max_len:
             raise ValueError(f"sequence length {seq.shape[1]} > max_len {self.config.max_len}")
         real = seq > 0  # (B, L)
         pos = (real.cumsum(1) - 1).clamp(min=0)  # 0 at the first real item
         x = self.item_emb(seq) * math.sqrt(self.config.dim) + self.pos_emb(pos)
         x = self.emb_dropout(x) * real[..., None]
-        length = seq.shape[1]
-        causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()
-        eye = torch.eye(length, dtype=torch.bool, device=seq.device)
-        allowed = (causal & real[:, None, :]) | eye  # (B, L, L): query row, key column
+        mask = attention_mask(real)
         weights = []
-        for block in self.blocks:
-            x, w = block(x, allowed, need_weights)
+        for i, block in enumerate(self.blocks):
+            x, w = block(x, mask, need_weights, last_only and i == len(self.blocks) - 1)
             if w is not None:
                 weights.append(w)
-        return self.final_norm(x), weights
+        x = self.final_norm(x)
+        return (x[:, -1] if last_only else x), weights
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         return self.hidden(seq)[0]
@@ -168,16 +189,35 @@ class SASRec(nn.Module):
         return F.cross_entropy(all_logit, torch.zeros_like(pos))
 
 
-def left_pad(histories: list[torch.Tensor] | list, max_len: int) -> torch.Tensor:
+def attention_mask(real: torch.Tensor) -> torch.Tensor:
+    """Additive mask (B, 1, L, L) for `real` (B, L), built once for all blocks: query t may
+    attend to key s if s <= t and s is a real item, and always to itself, so a row of padding
+    never becomes a softmax over nothing (NaN)."""
+    length = real.shape[1]
+    causal = torch.ones(length, length, dtype=torch.bool, device=real.device).tril()
+    eye = torch.eye(length, dtype=torch.bool, device=real.device)
+    allowed = (causal & real[:, None, :]) | eye
+    mask = torch.zeros(allowed.shape, device=real.device).masked_fill_(~allowed, float("-inf"))
+    return mask[:, None]
+
+
+def left_pad(histories: Sequence[np.ndarray | Sequence[int]], max_len: int) -> torch.Tensor:
     """Stack item_idx histories into a (B, L) int64 tensor, keeping each one's last `max_len`
     items, left-padded with 0 to the longest (at least 1 column, so an empty history works)."""
-    rows = [torch.as_tensor(h, dtype=torch.long)[-max_len:] for h in histories]
+    rows = [np.asarray(h, dtype=np.int64)[-max_len:] for h in histories]
     length = max([len(r) for r in rows] + [1])
-    out = torch.zeros(len(rows), length, dtype=torch.long)
+    out = np.zeros((len(rows), length), dtype=np.int64)
     for i, r in enumerate(rows):
-        if len(r):
-            out[i, length - len(r) :] = r
-    return out
+        out[i, length - len(r) :] = r
+    return torch.from_numpy(out)
 
 
-__all__ = ["Block", "CausalSelfAttention", "Loss", "SASRec", "SASRecConfig", "left_pad"]
+__all__ = [
+    "Block",
+    "CausalSelfAttention",
+    "Loss",
+    "SASRec",
+    "SASRecConfig",
+    "attention_mask",
+    "left_pad",
+]

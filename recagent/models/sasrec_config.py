@@ -26,11 +26,12 @@ class SASRecConfig(BaseModel):
     dim: int = Field(64, ge=4, le=1024, description="Embedding and hidden size.")
     layers: int = Field(2, ge=1, le=12, description="Transformer blocks.")
     heads: int = Field(2, ge=1, le=16, description="Attention heads (must divide dim).")
+    ff_mult: int = Field(1, ge=1, le=8, description="Feed-forward width, in multiples of dim.")
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     max_len: int = Field(200, ge=2, le=2048, description="Longest history the model reads.")
-    loss: Loss = "full-ce"
+    loss: Loss = "sampled-softmax"
     negatives: int = Field(
-        256, ge=1, le=100_000, description="Sampled negatives per batch (sampled-softmax)."
+        512, ge=1, le=100_000, description="Sampled negatives per batch (sampled-softmax)."
     )
 
     @model_validator(mode="after")
@@ -46,11 +47,11 @@ class SASRecTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(200, ge=1, description="Most epochs to run.")
-    batch_size: int = Field(128, ge=1, le=65_536)
-    lr: float = Field(1e-3, gt=0, le=1.0)
+    batch_size: int = Field(32, ge=1, le=65_536)
+    lr: float = Field(3e-3, gt=0, le=1.0)
     weight_decay: float = Field(0.0, ge=0)
     patience: int = Field(
-        20, ge=1, description="Stop after this many epochs without a better valid NDCG@10."
+        12, ge=1, description="Stop after this many epochs without a better valid NDCG@10."
     )
     seed: int = 0
     device: str = "cpu"
@@ -58,6 +59,12 @@ class SASRecTrainConfig(BaseModel):
         "all",
         description="Train on each user's last max_len items only, or on all of a long "
         "history cut into consecutive windows.",
+    )
+    lr_patience: int | None = Field(
+        4,
+        ge=1,
+        description="Halve the learning rate after this many epochs without a better valid "
+        "NDCG@10 (None: constant rate).",
     )
     time_limit_s: float | None = Field(None, gt=0, description="Stop after this much time.")
 

@@ -11,7 +11,7 @@ from recagent.errors import ConfigError
 from recagent.models.base import IdScorer
 from recagent.models.sasrec import SASRec, left_pad
 
-SCORE_CHUNK = 512  # histories per forward pass in score_batch
+SCORE_CHUNK = 128  # histories per forward pass: small enough to stay in the CPU caches
 
 
 def resolve_device(name: str) -> torch.device:
@@ -72,7 +72,7 @@ class SASRecScorer(IdScorer):
             if len(rows) == 0:
                 continue
             seq = left_pad([histories[i] for i in rows], self.max_len).to(self.device)
-            hidden = self.model.hidden(seq)[0][:, -1]  # (B, D): state after the last item
+            hidden = self.model.hidden(seq, last_only=True)[0]  # (B, D): after the last item
             out[rows] = self.model.logits(hidden).float().cpu().numpy()
         out[lengths == 0] = self.prior
         return out
@@ -85,7 +85,8 @@ class SASRecScorer(IdScorer):
         if len(idx) == 0:
             return []
         seq = left_pad([idx], self.max_len).to(self.device)
-        weights = self.model.hidden(seq, need_weights=True)[1][-1][0, :, -1].mean(0)  # (L,)
+        weights = self.model.hidden(seq, need_weights=True, last_only=True)[1][-1]
+        weights = weights[0, :, -1].mean(0)  # (L,): the last position, averaged over heads
         per_item: dict[int, float] = {}
         for item, w in zip(idx.tolist(), weights[-len(idx) :].tolist(), strict=True):
             per_item[item] = per_item.get(item, 0.0) + w

@@ -14,6 +14,7 @@ train one (with a progress bar) and return it.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -37,6 +38,7 @@ Stopped = Literal["early_stopping", "max_epochs", "time_limit", "interrupted"]
 
 class EpochLog(BaseModel):
     epoch: int
+    lr: float = Field(description="Learning rate during this epoch.")
     loss: float
     valid_ndcg10: float
     seconds: float = Field(description="Wall time of this epoch, validation included.")
@@ -90,11 +92,55 @@ def _seed_everything(seed: int, device: torch.device) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def _valid_metrics(model: SASRec, dataset: Dataset, scorer_ids: list[str]) -> dict[str, float]:
+def _valid_metrics(model: SASRec, dataset: Dataset) -> dict[str, float]:
+    """Full-ranking metrics of the model on the valid split (every valid history is
+    non-empty, so the popularity prior of an empty history is never used)."""
     model.eval()
-    scorer = SASRecScorer(model, scorer_ids, np.zeros(len(scorer_ids) + 1))
-    ranks = rank_cases(scorer, dataset.split.cases("valid"))
-    return summarize(ranks)
+    item_ids = dataset.catalog.item_ids
+    scorer = SASRecScorer(model, item_ids, np.zeros(len(item_ids) + 1))
+    return summarize(rank_cases(scorer, dataset.split.cases("valid")))
+
+
+def _train_epoch(
+    model: SASRec,
+    optimizer: torch.optim.Optimizer,
+    windows: tuple[torch.Tensor, torch.Tensor, np.ndarray],
+    batch_size: int,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+) -> float:
+    """One pass over the training windows; returns the mean batch loss."""
+    inputs, targets, lengths = windows
+    device = model.item_emb.weight.device
+    model.train()
+    losses = []
+    for batch in length_batches(rng, lengths, batch_size):
+        width = int(lengths[batch].max())  # left-padded: the last `width` columns hold data
+        rows = torch.as_tensor(batch)
+        loss = model.loss(
+            inputs[rows, -width:].to(device), targets[rows, -width:].to(device), generator
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def _cpu_state(model: SASRec) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+@dataclass
+class _Best:
+    """The best epoch so far and whether its checkpoint is on disk."""
+
+    epoch: int = 0
+    ndcg: float = -1.0
+    valid: dict[str, float] = field(default_factory=dict)
+    state: dict[str, torch.Tensor] | None = None
+    at: float = 0.0
+    saved: bool = True
 
 
 def train_sasrec(
@@ -108,7 +154,8 @@ def train_sasrec(
     """Train SASRec on `dataset` and save the best epoch (by valid NDCG@10).
 
     The checkpoint goes to `checkpoint`, else `workspace.models_dir(dataset)/sasrec.pt`.
-    Returns how training went; load the model with `load_sasrec_scorer`."""
+    Returns how training went; load the model with `load_sasrec_scorer`. `ConfigError` if the
+    dataset has nothing to train or validate on."""
     config = config or SASRecConfig()
     options = options or SASRecTrainConfig()
     reporter = reporter or SilentReporter()
@@ -117,14 +164,13 @@ def train_sasrec(
             raise ValueError("pass a workspace or a checkpoint path")
         checkpoint = checkpoint_path(workspace, dataset.name)
     device = resolve_device(options.device)
-    split = dataset.split
-    if len(split.eval_users) == 0:
+    if len(dataset.split.eval_users) == 0:
         raise ConfigError(
             f"dataset {dataset.name!r} has no user with 3+ interactions: nothing to validate on"
         )
-    train_seqs = split.train_sequences()
-    inputs, targets, lengths = training_windows(train_seqs, config.max_len, options.windows)
-    if int((targets > 0).sum()) == 0:
+    train_seqs = dataset.split.train_sequences()
+    windows = training_windows(train_seqs, config.max_len, options.windows)
+    if int((windows[1] > 0).sum()) == 0:
         raise ConfigError(f"dataset {dataset.name!r} has no training sequence of 2+ items")
     counts = np.bincount(np.concatenate(train_seqs), minlength=dataset.n_items + 1)
 
@@ -134,81 +180,69 @@ def train_sasrec(
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=options.lr, betas=(0.9, 0.98), weight_decay=options.weight_decay
     )
-    item_ids = dataset.catalog.item_ids
     history: list[EpochLog] = []
-    best: dict = {"epoch": 0, "ndcg": -1.0, "valid": {}, "state": None, "saved": True, "at": 0.0}
+    best = _Best()
     stopped: Stopped = "max_epochs"
     started = time.perf_counter()
 
     def save_best() -> None:
+        assert best.state is not None
         training = {
-            "best_epoch": best["epoch"],
-            "valid": best["valid"],
-            "seconds_to_best": round(best["at"], 2),
+            "best_epoch": best.epoch,
+            "valid": best.valid,
+            "seconds_to_best": round(best.at, 2),
             "options": options.model_dump(),
         }
-        save_checkpoint(checkpoint, config, best["state"], dataset, counts, training)
-        best["saved"] = True
+        save_checkpoint(checkpoint, config, best.state, dataset, counts, training)
+        best.saved = True
 
     try:
         with reporter.stage(f"training SASRec on {dataset.name}", total=options.epochs) as adv:
             for epoch in range(1, options.epochs + 1):
                 epoch_start = time.perf_counter()
-                model.train()
-                total, n_batches = 0.0, 0
-                for batch in length_batches(rng, lengths, options.batch_size):
-                    width = int(lengths[batch].max())  # left-padded: keep the last columns
-                    rows = torch.as_tensor(batch)
-                    seq = inputs[rows, -width:].to(device)
-                    tgt = targets[rows, -width:].to(device)
-                    loss = model.loss(seq, tgt, generator)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.item()
-                    n_batches += 1
-                valid = _valid_metrics(model, dataset, item_ids)
+                lr = optimizer.param_groups[0]["lr"]
+                loss = _train_epoch(model, optimizer, windows, options.batch_size, rng, generator)
+                valid = _valid_metrics(model, dataset)
                 ndcg = valid["NDCG@10"]
-                if ndcg > best["ndcg"]:
-                    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                    best.update(epoch=epoch, ndcg=ndcg, valid=valid, state=state, saved=False)
-                    best["at"] = time.perf_counter() - started
+                if ndcg > best.ndcg:
+                    at = time.perf_counter() - started
+                    best = _Best(epoch, ndcg, valid, _cpu_state(model), at, saved=False)
                     save_best()
-                log = EpochLog(
-                    epoch=epoch,
-                    loss=total / max(n_batches, 1),
-                    valid_ndcg10=ndcg,
-                    seconds=time.perf_counter() - epoch_start,
+                seconds = time.perf_counter() - epoch_start
+                history.append(
+                    EpochLog(epoch=epoch, lr=lr, loss=loss, valid_ndcg10=ndcg, seconds=seconds)
                 )
-                history.append(log)
                 adv(
                     1,
-                    loss=f"{log.loss:.4f}",
+                    loss=f"{loss:.4f}",
                     ndcg10=f"{ndcg:.4f}",
-                    best=f"{best['ndcg']:.4f}@{best['epoch']}",
+                    best=f"{best.ndcg:.4f}@{best.epoch}",
                 )
-                if epoch - best["epoch"] >= options.patience:
+                stale = epoch - best.epoch
+                if stale >= options.patience:
                     stopped = "early_stopping"
                     break
-                elapsed = time.perf_counter() - started
-                if options.time_limit_s is not None and elapsed > options.time_limit_s:
+                if options.time_limit_s and time.perf_counter() - started > options.time_limit_s:
                     stopped = "time_limit"
                     break
+                if options.lr_patience and stale and stale % options.lr_patience == 0:
+                    for group in optimizer.param_groups:
+                        group["lr"] *= 0.5
     except KeyboardInterrupt:
         stopped = "interrupted"
-        if best["state"] is not None and not best["saved"]:
+        if best.state is not None and not best.saved:
             save_best()  # the interrupt hit while saving: write the best state again
-    if best["state"] is None:
+    if best.state is None:
         raise KeyboardInterrupt  # stopped before the first epoch ended: nothing to keep
     return TrainResult(
         dataset=dataset.name,
         checkpoint=checkpoint,
-        best_epoch=best["epoch"],
+        best_epoch=best.epoch,
         epochs_run=len(history),
         stopped=stopped,
-        valid=best["valid"],
+        valid=best.valid,
         seconds=time.perf_counter() - started,
-        seconds_to_best=best["at"],
+        seconds_to_best=best.at,
         history=history,
     )
 
