@@ -60,6 +60,12 @@ class AgentConfig(Section):
     k: int = Field(10, ge=1, le=50, description="Items per answer by default.")
     max_steps: int = Field(8, ge=2, le=50, description="Model calls per LLM turn.")
     domain: str = Field("movies", description="What the catalog holds, for the prompts.")
+    first_run_train_s: float | None = Field(
+        150.0,
+        gt=0,
+        description="When chat finds no SASRec model it trains one for at most this many "
+        "seconds, keeping the best epoch so far (None: train to convergence).",
+    )
 
 
 EmbedderName = Literal["wordllama", "openai", "sentence-transformers"]

@@ -141,6 +141,19 @@ def test_ensure_trains_when_missing(
     assert again.n_items == scorer.n_items
 
 
+def test_a_training_cut_by_its_time_limit_says_how_to_finish(
+    tiny_sasrec, tiny_sasrec_config, tiny_train_options, tmp_path: Path
+) -> None:
+    ws = Workspace(tmp_path / "budget")
+    options = tiny_train_options.model_copy(update={"epochs": 50, "time_limit_s": 1e-6})
+    notes: list[str] = []
+    ensure_sasrec_scorer(ws, tiny_sasrec.dataset, None, tiny_sasrec_config, options, notes)
+    assert len(notes) == 1 and "recagent train sasrec --dataset ml-100k" in notes[0]
+    assert read_checkpoint(checkpoint_path(ws, "ml-100k"))["training"]["best_epoch"] == 1
+    ensure_sasrec_scorer(ws, tiny_sasrec.dataset, None, tiny_sasrec_config, options, notes)
+    assert len(notes) == 1  # the saved model is reused without a new note
+
+
 def test_windows_cover_every_target_once() -> None:
     seqs = [np.arange(1, 12), np.array([5, 6]), np.array([7])]
     inputs, targets, lengths = training_windows(seqs, max_len=4, windows="all")

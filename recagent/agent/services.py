@@ -78,13 +78,14 @@ def load_services(
     from recagent.index.store import open_index
     from recagent.models.checkpoint import load_sasrec_scorer
     from recagent.models.popularity import PopularityScorer
-    from recagent.models.train import ensure_sasrec_scorer
+    from recagent.models.train import SASRecTrainConfig, ensure_sasrec_scorer
 
     notes: list[str] = []
     dataset = ensure_dataset(workspace, settings, name, reporter, notes)
     try:
         if build_missing:
-            scorer = ensure_sasrec_scorer(workspace, dataset, reporter)
+            options = SASRecTrainConfig(time_limit_s=settings.agent.first_run_train_s)
+            scorer = ensure_sasrec_scorer(workspace, dataset, reporter, None, options, notes)
         else:
             scorer = load_sasrec_scorer(workspace, dataset)
     except ArtifactError as exc:

@@ -253,15 +253,24 @@ def ensure_sasrec_scorer(
     reporter: Reporter | None = None,
     config: SASRecConfig | None = None,
     options: SASRecTrainConfig | None = None,
+    notes: list[str] | None = None,
 ) -> SASRecScorer:
     """The saved SASRec for `dataset` if it matches the prepared data; otherwise (missing or
-    stale) train one first, reporting progress, and return that."""
+    stale) train one first, reporting progress, and return that. A training cut short by
+    `options.time_limit_s` adds a line to `notes` saying how to finish it."""
     try:
         return load_sasrec_scorer(workspace, dataset)
     except ArtifactError:
         pass
-    train_sasrec(dataset, config, options, workspace, reporter)
-    return load_sasrec_scorer(workspace, dataset, (options or SASRecTrainConfig()).device)
+    options = options or SASRecTrainConfig()
+    result = train_sasrec(dataset, config, options, workspace, reporter)
+    if result.stopped == "time_limit" and notes is not None:
+        notes.append(
+            f"SASRec trained for {result.seconds:.0f} s only (best epoch {result.best_epoch}, "
+            f"valid NDCG@10 {result.valid.get('NDCG@10', 0.0):.4f}) to start quickly; "
+            f"`recagent train sasrec --dataset {dataset.name}` trains it to convergence"
+        )
+    return load_sasrec_scorer(workspace, dataset, options.device)
 
 
 __all__ = [
