@@ -112,8 +112,9 @@ def run_cmd(
         float, typer.Option(min=0, help="Rate limit for LLM calls per minute (0 = none).")
     ] = 0.0,
 ) -> None:
-    """Evaluate pipelines on one protocol; writes runs/<id>/ in the workspace. Ctrl-C keeps
-    everything done so far: continue with `recagent eval resume <id>`."""
+    """Evaluate pipelines on one protocol, saved as runs/<id>/ in the workspace.
+
+    Ctrl-C keeps everything done so far: continue with `recagent eval resume <id>`."""
     app_ctx = get_context(ctx)
     names = [p.strip() for p in pipelines.split(",") if p.strip()]
     unknown = [p for p in names if p not in PIPELINES]

@@ -17,7 +17,11 @@ from recagent.models.base import Scorer
 from recagent.models.popularity import PopularityScorer
 from recagent.progress import Reporter
 
-app = typer.Typer(help="Evaluate models offline (full ranking).", no_args_is_help=True)
+app = typer.Typer(
+    help="Evaluate offline: one model by full ranking (`eval sasrec`), or whole pipelines "
+    "under a protocol, saved as a resumable run (`eval run`, `resume`, `list`, `compare`).",
+    no_args_is_help=True,
+)
 
 
 class SplitName(StrEnum):
@@ -57,8 +61,10 @@ def sasrec_cmd(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Score the trained SASRec and popularity on every user: full ranking over all items,
-    the user's history excluded, one held-out item per user (HR@k, NDCG@k, MRR).
+    """Score the trained SASRec and popularity on every user by full ranking.
+
+    All items are ranked, the user's history excluded, one held-out item per user; reports
+    HR@k, NDCG@k (k = 10, 20, 50) and MRR.
 
     Example: recagent eval sasrec --dataset ml-100k --split test
     """

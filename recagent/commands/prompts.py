@@ -159,8 +159,10 @@ def _editor() -> list[str]:
 
 @app.command("edit")
 def edit_cmd(ctx: typer.Context, name: NameArg) -> None:
-    """Edit a prompt in $EDITOR. You edit a copy; it replaces your override only if it is
-    valid (parses, declares its variables, renders)."""
+    """Edit a prompt in $EDITOR; saved as your override only if it is valid.
+
+    You edit a copy; it replaces your override only if it parses, declares its variables and
+    renders."""
     app_ctx = get_context(ctx)
     reg = registry_for(app_ctx)
     source = reg.path(name)
