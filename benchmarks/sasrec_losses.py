@@ -1,7 +1,8 @@
 """The three SASRec losses side by side, everything else at its default, judged on the valid
 split only (this is how the default loss was chosen; the test split is not read).
 
-    python benchmarks/sasrec_losses.py run --dataset ml-latest-small-5core --loss full-ce
+    python benchmarks/sasrec_losses.py run --dataset ml-latest-small-5core --loss full-ce \
+        [--time-limit-min 10]
     python benchmarks/sasrec_losses.py report
 
 Runs one thread and reports process CPU seconds next to wall time, so that runs made while
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     ds = common.prepare_dataset(args.dataset)
     config = SASRecConfig(loss=args.loss)
-    options = SASRecTrainConfig(seed=args.seed)
+    limit = args.time_limit_min * 60 if args.time_limit_min else None
+    options = SASRecTrainConfig(seed=args.seed, time_limit_s=limit)
     ws = Workspace(common.WORK / f"home-losses-{args.dataset}-{args.loss}-seed{args.seed}")
     clock = CpuClock()
     machine = common.machine()
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> None:
             "valid": result.valid,
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run,
+            "stopped": result.stopped,
             "cpu_s_to_best": clock.marks[result.best_epoch - 1],
             "cpu_s_per_epoch": clock.marks[-1] / len(clock.marks),
             "wall_s_to_best": result.seconds_to_best,
@@ -92,6 +95,9 @@ def main() -> None:
     p.add_argument("--dataset", choices=DATASETS, required=True)
     p.add_argument("--loss", choices=LOSSES, required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--time-limit-min", type=float, help="stop training after this many (wall) minutes"
+    )
     p.set_defaults(run=run)
     sub.add_parser("report").set_defaults(run=report)
     args = parser.parse_args()

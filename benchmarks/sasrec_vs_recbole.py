@@ -100,6 +100,8 @@ def recbole(args: argparse.Namespace) -> None:
     cmd = [str(VENV_PY), __file__, "_worker", "--cap-min", str(args.cap_min)]
     if args.smoke:
         cmd.append("--smoke")
+    if args.from_log:
+        cmd += ["--from-log", str(Path(args.from_log).resolve())]
     env = {**os.environ, "PYTHONPATH": ""}
     sys.exit(subprocess.run(cmd, env=env, cwd=common.WORK, check=False).returncode)
 
@@ -110,11 +112,8 @@ class CapReached(Exception):
 
 def worker(args: argparse.Namespace) -> None:
     """Runs in RecBole's venv: train RecBole's SASRec, score our cases, save everything."""
-    import numpy as np
-    import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
-    from recbole.data.interaction import Interaction
     from recbole.model.sequential_recommender import SASRec
     from recbole.trainer import Trainer
     from recbole.utils import init_logger, init_seed
@@ -153,6 +152,12 @@ def worker(args: argparse.Namespace) -> None:
     model = SASRec(config, train_data._dataset).to(config["device"])
     trainer = Trainer(config, model)
 
+    if args.from_log:
+        run = _run_from_log(Path(args.from_log))
+        trainer.saved_model_file = run.pop("checkpoint")
+        _score_and_save(args, config, dataset, model, trainer, valid_data, test_data, cases, run,
+                        started, n_check)  # fmt: skip
+        return
     cap_s = args.cap_min * 60
     log: list[dict] = []
     fit_start = time.time()
@@ -182,6 +187,57 @@ def worker(args: argparse.Namespace) -> None:
     except CapReached:
         stopped = f"time_cap_{args.cap_min}min"
     fit_s = time.time() - fit_start
+    run = {
+        "stopped": stopped,
+        "epochs_run": len(log),
+        "best_epoch": best["epoch"] + 1,
+        "seconds_to_best": best["at"],
+        "fit_seconds": fit_s,
+        "seconds_per_epoch": fit_s / max(len(log), 1),
+        "epochs": log,
+    }
+    _score_and_save(args, config, dataset, model, trainer, valid_data, test_data, cases, run,
+                    started, n_check)  # fmt: skip
+
+
+def _run_from_log(path: Path) -> dict:
+    """How a RecBole training went, read back from its log: for a run that ended before it
+    could write its results (e.g. killed). The best epoch's checkpoint is the last one the log
+    says it saved."""
+    import re
+
+    text = path.read_text()
+    train_s = [float(t) for t in re.findall(r"epoch \d+ training \[time: ([\d.]+)s", text)]
+    eval_s = [float(t) for t in re.findall(r"epoch \d+ evaluating \[time: ([\d.]+)s", text)]
+    scores = [float(v) for v in re.findall(r"valid_score: ([\d.]+)", text)]
+    saved = re.findall(r"Saving current: (\S+)", text)
+    n = min(len(train_s), len(eval_s), len(scores))
+    if n == 0 or not saved:
+        raise SystemExit(f"{path}: no finished epoch or saved checkpoint in this log")
+    ends = [sum(train_s[: i + 1]) + sum(eval_s[: i + 1]) for i in range(n)]
+    best = max(range(n), key=lambda i: (scores[i], -i))
+    return {
+        "stopped": f"ended from outside after epoch {n} (no early stop, under the cap)",
+        "epochs_run": n,
+        "best_epoch": best + 1,
+        "seconds_to_best": ends[best],
+        "fit_seconds": ends[-1],
+        "seconds_per_epoch": ends[-1] / n,
+        "epochs": [
+            {"epoch": i + 1, "valid_ndcg10": scores[i], "elapsed_s": ends[i]} for i in range(n)
+        ],
+        "from_log": str(path),
+        "checkpoint": saved[-1],
+    }
+
+
+def _score_and_save(args, config, dataset, model, trainer, valid_data, test_data, cases, run,  # type: ignore[no-untyped-def]
+                    started, n_check) -> None:  # fmt: skip
+    """Load the best checkpoint, score our valid/test cases with it and save the results."""
+    import numpy as np
+    import torch
+    from recbole.data.interaction import Interaction
+
     ckpt = torch.load(trainer.saved_model_file, map_location="cpu", weights_only=False)
     model.load_state_dict(ckpt["state_dict"])
     model.load_other_parameter(ckpt.get("other_parameter"))
@@ -221,16 +277,10 @@ def worker(args: argparse.Namespace) -> None:
         {
             "fingerprint": cases["fingerprint"],
             "checked_users": n_check,
-            "stopped": stopped,
-            "epochs_run": len(log),
-            "best_epoch": best["epoch"] + 1,
-            "seconds_to_best": best["at"],
-            "fit_seconds": fit_s,
-            "seconds_per_epoch": fit_s / max(len(log), 1),
+            **run,
             "total_seconds": time.time() - started,
             "peak_rss_mib": common.peak_rss_mib(),
             "own_metrics": {"valid": dict(own_valid), "test": dict(own_test)},
-            "epochs": log,
             "settings": {
                 k: config[k]
                 for k in (
@@ -387,6 +437,10 @@ def main() -> None:
         p = sub.add_parser(step)
         p.add_argument("--cap-min", type=float, default=60.0, help="training time cap")
         p.add_argument("--smoke", action="store_true", help="60 users, 1 epoch: check the steps")
+        p.add_argument(
+            "--from-log",
+            help="skip training: score the best checkpoint of the run this RecBole log records",
+        )
         p.set_defaults(run=run)
     p = sub.add_parser("ours")
     p.add_argument("--seed", type=int, default=0)
