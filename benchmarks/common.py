@@ -66,6 +66,35 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def overrides(pairs: list[str], *models: type) -> list[dict]:
+    """`key=value` settings, each sent to the first of `models` that has the field."""
+    out: list[dict] = [{} for _ in models]
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        for i, model in enumerate(models):
+            if key in model.model_fields:
+                out[i][key] = value
+                break
+        else:
+            raise SystemExit(f"--set {pair}: no such model or training setting")
+    return out
+
+
+def tag(pairs: list[str]) -> str:
+    """A file-name suffix for `key=value` settings: `-dropout0.5-dim128`."""
+    return "".join(f"-{p.replace('=', '')}" for p in pairs)
+
+
+def add_set_option(parser: Any) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one model or training setting (repeatable), e.g. --set dropout=0.5",
+    )
+
+
 def prepare_dataset(name: str) -> Any:
     """Prepare (once) one of the benchmark datasets in the benchmark workspace."""
     from recagent.data.dataset import Dataset

@@ -45,17 +45,21 @@ def run(args: argparse.Namespace) -> None:
     stats = (ds.interactions.n_users, ds.n_items)
     if stats != (610, 3650):
         raise SystemExit(f"expected 610 users x 3,650 items, prepared {stats}")
-    ws = Workspace(common.WORK / f"home-llamarec-seed{args.seed}")
-    config, options = SASRecConfig(), SASRecTrainConfig(seed=args.seed)
+    name = f"llamarec{common.tag(args.set)}-seed{args.seed}"
+    ws = Workspace(common.WORK / f"home-{name}")
+    model_set, train_set = common.overrides(args.set, SASRecConfig, SASRecTrainConfig)
+    config = SASRecConfig(**model_set)
+    options = SASRecTrainConfig(seed=args.seed, **train_set)
     machine = common.machine()
     result = train_sasrec(ds, config, options, ws)
     scorer = load_sasrec_scorer(ws, ds)
     test = summarize(rank_cases(scorer, ds.split.cases("test")))
     popularity = summarize(rank_cases(PopularityScorer.from_dataset(ds), ds.split.cases("test")))
     common.write_result(
-        f"llamarec-seed{args.seed}",
+        name,
         {
             "seed": args.seed,
+            "set": args.set,
             "config": config.model_dump(),
             "options": options.model_dump(),
             "stopped": result.stopped,
@@ -77,8 +81,8 @@ def run(args: argparse.Namespace) -> None:
     )
 
 
-def report(_: argparse.Namespace) -> None:
-    runs = common.read_results("llamarec-seed")
+def report(args: argparse.Namespace) -> None:
+    runs = common.read_results(f"llamarec{common.tag(args.set)}-seed")
     if not runs:
         raise SystemExit("no runs yet: `python benchmarks/sasrec_llamarec.py run --seed 0`")
     med = {k: common.median([r["test"][k] for r in runs]) for k in ("NDCG@10", "HR@10")}
@@ -112,8 +116,11 @@ def main() -> None:
     sub = parser.add_subparsers(dest="step", required=True)
     p = sub.add_parser("run")
     p.add_argument("--seed", type=int, default=0)
+    common.add_set_option(p)
     p.set_defaults(run=run)
-    sub.add_parser("report").set_defaults(run=report)
+    p = sub.add_parser("report")
+    common.add_set_option(p)
+    p.set_defaults(run=report)
     args = parser.parse_args()
     args.run(args)
 

@@ -2,7 +2,7 @@
 split only (this is how the default loss was chosen; the test split is not read).
 
     python benchmarks/sasrec_losses.py run --dataset ml-latest-small-5core --loss full-ce \
-        [--time-limit-min 10]
+        [--time-limit-min 10] [--set dropout=0.5 --set batch_size=64 ...]
     python benchmarks/sasrec_losses.py report
 
 Runs one thread and reports process CPU seconds next to wall time, so that runs made while
@@ -46,18 +46,21 @@ def run(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(1)
     ds = common.prepare_dataset(args.dataset)
-    config = SASRecConfig(loss=args.loss)
+    model_set, train_set = common.overrides(args.set, SASRecConfig, SASRecTrainConfig)
+    config = SASRecConfig(loss=args.loss, **model_set)
     limit = args.time_limit_min * 60 if args.time_limit_min else None
-    options = SASRecTrainConfig(seed=args.seed, time_limit_s=limit)
-    ws = Workspace(common.WORK / f"home-losses-{args.dataset}-{args.loss}-seed{args.seed}")
+    options = SASRecTrainConfig(seed=args.seed, time_limit_s=limit, **train_set)
+    name = f"losses-{args.dataset}-{args.loss}{common.tag(args.set)}-seed{args.seed}"
+    ws = Workspace(common.WORK / f"home-{name}")
     clock = CpuClock()
     machine = common.machine()
     result = train_sasrec(ds, config, options, ws, clock)
     common.write_result(
-        f"losses-{args.dataset}-{args.loss}-seed{args.seed}",
+        name,
         {
             "dataset": args.dataset,
             "loss": args.loss,
+            "set": args.set,
             "seed": args.seed,
             "valid": result.valid,
             "best_epoch": result.best_epoch,
@@ -74,16 +77,19 @@ def run(args: argparse.Namespace) -> None:
 
 def report(_: argparse.Namespace) -> None:
     print(
-        "| dataset | loss | valid NDCG@10 | valid HR@10 | best epoch / run | CPU s to best | "
-        "CPU s per epoch |"
+        "| dataset | loss | changed | valid NDCG@10 | valid HR@10 | best epoch / run | stopped "
+        "| CPU s to best | CPU s per epoch |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for dataset in DATASETS:
         for loss in LOSSES:
-            for r in common.read_results(f"losses-{dataset}-{loss}-seed"):
+            for r in common.read_results(f"losses-{dataset}-{loss}-"):
+                if r["loss"] != loss:
+                    continue
                 print(
-                    f"| {dataset} | {loss} | {r['valid']['NDCG@10']:.4f} | "
-                    f"{r['valid']['HR@10']:.4f} | {r['best_epoch']} / {r['epochs_run']} | "
+                    f"| {dataset} | {loss} | {', '.join(r.get('set', [])) or '-'} | "
+                    f"{r['valid']['NDCG@10']:.4f} | {r['valid']['HR@10']:.4f} | "
+                    f"{r['best_epoch']} / {r['epochs_run']} | {r.get('stopped', '-')} | "
                     f"{r['cpu_s_to_best']:.0f} | {r['cpu_s_per_epoch']:.1f} |"
                 )
 
@@ -98,6 +104,7 @@ def main() -> None:
     p.add_argument(
         "--time-limit-min", type=float, help="stop training after this many (wall) minutes"
     )
+    common.add_set_option(p)
     p.set_defaults(run=run)
     sub.add_parser("report").set_defaults(run=report)
     args = parser.parse_args()
