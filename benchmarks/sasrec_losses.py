@@ -4,6 +4,7 @@ split only (this is how the default loss was chosen; the test split is not read)
     python benchmarks/sasrec_losses.py run --dataset ml-latest-small-5core --loss full-ce \
         [--time-limit-min 10] [--set dropout=0.5 --set batch_size=64 ...]
     python benchmarks/sasrec_losses.py report
+    python benchmarks/sasrec_losses.py test-report   # after choosing: the test split, once
 
 Runs one thread and reports process CPU seconds next to wall time, so that runs made while
 other work shared the cores (e.g. `nice -n 19`) stay comparable.
@@ -94,6 +95,34 @@ def report(_: argparse.Namespace) -> None:
                 )
 
 
+def test_report(_: argparse.Namespace) -> None:
+    """After the choice, for the record: each loss run's checkpoint on the test split."""
+    import torch
+
+    from recagent.errors import ArtifactError
+    from recagent.evals.fullrank import rank_cases
+    from recagent.evals.metrics import summarize
+    from recagent.models.checkpoint import load_sasrec_scorer
+    from recagent.workspace import Workspace
+
+    torch.set_num_threads(1)
+    print("| dataset | loss | changed | valid NDCG@10 | test NDCG@10 | test HR@10 |")
+    print("|---|---|---|---|---|---|")
+    for dataset in DATASETS:
+        ds = common.prepare_dataset(dataset)
+        for r in common.read_results(f"losses-{dataset}-"):
+            name = f"losses-{dataset}-{r['loss']}{common.tag(r.get('set', []))}-seed{r['seed']}"
+            try:
+                scorer = load_sasrec_scorer(Workspace(common.WORK / f"home-{name}"), ds)
+            except ArtifactError:
+                continue  # its checkpoint was deleted
+            test = summarize(rank_cases(scorer, ds.split.cases("test")))
+            print(
+                f"| {dataset} | {r['loss']} | {', '.join(r.get('set', [])) or '-'} | "
+                f"{r['valid']['NDCG@10']:.4f} | {test['NDCG@10']:.4f} | {test['HR@10']:.4f} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="step", required=True)
@@ -107,6 +136,7 @@ def main() -> None:
     common.add_set_option(p)
     p.set_defaults(run=run)
     sub.add_parser("report").set_defaults(run=report)
+    sub.add_parser("test-report").set_defaults(run=test_report)
     args = parser.parse_args()
     args.run(args)
 
