@@ -117,6 +117,13 @@ class IndexConfig(Section):
     history_half_life: float = Field(
         20.0, gt=0, description="Recency weight halves every this many items back."
     )
+    exact_max_items: int = Field(
+        20_000,
+        ge=0,
+        description="Catalogs up to this size are searched exactly over an in-memory copy "
+        "of their vectors (faster than HNSW there, and exact); larger ones through Chroma's "
+        "HNSW graph. 0: always HNSW.",
+    )
     max_overfetch: int = Field(
         1000,
         ge=0,

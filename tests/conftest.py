@@ -357,9 +357,12 @@ def recall_dataset(tmp_path: Path, workspace: Workspace) -> Dataset:
     return prepare(PrepareConfig(dataset="ml-100k", source=folder), workspace)
 
 
-@pytest.fixture
-def recall_config() -> IndexConfig:
-    return IndexConfig(batch_size=5)  # several batches even for 12 items
+@pytest.fixture(params=["exact", "hnsw"])
+def recall_config(request: pytest.FixtureRequest) -> IndexConfig:
+    """Several batches even for 12 items; each recall test runs on both search paths: exact
+    over the in-memory vectors (what small catalogs use) and Chroma's HNSW graph."""
+    exact_max_items = 20_000 if request.param == "exact" else 0
+    return IndexConfig(batch_size=5, exact_max_items=exact_max_items)
 
 
 @pytest.fixture

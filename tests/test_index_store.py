@@ -77,6 +77,11 @@ def test_local_filtering_and_chroma_where_agree(
     for limit in (1000, 8, 5):
         assert results[limit][0] == ids
         assert results[limit][1] == pytest.approx(scores, abs=1e-5)
+    # exact search over the in-memory vectors finds the same items, with the same scores
+    recall_index.config = recall_index.config.model_copy(update={"exact_max_items": 20_000})
+    exact = recall_index.search("space horror romance", 5, filters)
+    assert [h.item_id for h in exact] == ids
+    assert [h.score for h in exact] == pytest.approx(scores, abs=1e-5)
 
 
 def test_similar_to_items_excludes_inputs_and_says_why(recall_index: ItemIndex) -> None:

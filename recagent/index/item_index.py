@@ -3,13 +3,18 @@
 Scores are cosine similarities (1 = same direction). Every hit carries the item text that was
 embedded, and similarity hits name the input items that made them similar.
 
-Filters: Chroma's embedded store evaluates a `where` filter by scanning every record, so a
-filtered query costs O(catalog) (tens of ms at 100k items; see benchmarks/RESULTS.md). When a
-filter keeps most of the catalog, fetching a few more unfiltered neighbours and filtering them
-here is much faster and gives the same items (up to HNSW approximation). `_nearest` picks: no
-filter; exact scoring of an explicit id list; over-fetch and filter here (at most
-`max_overfetch` neighbours); or the Chroma `where` clause when the filter is selective or the
-over-fetch came up short.
+Small catalogs (up to `exact_max_items`, 20,000 by default) are searched exactly: every
+stored vector is read from Chroma once per open index into one matrix, and a query is a matrix
+product, filters a mask on it. At ML-100k's 1,682 items that is several times faster than the
+HNSW graph at the `ef_search` that larger catalogs need, and it never misses a neighbour.
+
+Filters (larger catalogs): Chroma's embedded store evaluates a `where` filter by scanning
+every record, so a filtered query costs O(catalog) (tens of ms at 100k items; see
+benchmarks/RESULTS.md). When a filter keeps most of the catalog, fetching a few more
+unfiltered neighbours and filtering them here is much faster and gives the same items (up to
+HNSW approximation). `_nearest` picks: exact search (small catalogs); no filter; exact scoring
+of an explicit id list; over-fetch and filter here (at most `max_overfetch` neighbours); or the
+Chroma `where` clause when the filter is selective or the over-fetch came up short.
 """
 
 from __future__ import annotations
@@ -249,6 +254,8 @@ class ItemIndex:
         """Top-`n` (item_id, score) per query vector among items passing `f` (see the module
         docstring for how the filter is applied)."""
         total = len(self.catalog)
+        if total <= self.config.exact_max_items:
+            return self._exact_all(queries, n, None if f.is_empty() else self._mask.allowed(f))
         if f.is_empty():
             return self._query(queries, min(n, total), None)
         allowed = self._mask.allowed(f)
@@ -284,6 +291,46 @@ class ItemIndex:
             [(i, 1.0 - float(d)) for i, d in zip(res["ids"][q], res["distances"][q], strict=True)]
             for q in range(len(queries))
         ]
+
+    @cached_property
+    def _matrix(self) -> np.ndarray:
+        """Every stored vector, row i = the catalog's item i + 1 (read once, for exact search
+        over small catalogs)."""
+        with chroma_errors(self.where):
+            got = self.collection.get(include=["embeddings"])
+        ids = self.catalog.item_ids
+        if len(got["ids"]) != len(ids):
+            raise QueryError(
+                f"the index holds {len(got['ids'])} items, the catalog {len(ids)}; rebuild it "
+                "with `recagent index build --rebuild`"
+            )
+        matrix = np.zeros((len(ids), len(got["embeddings"][0])), dtype=np.float32)
+        for item_id, vector in zip(got["ids"], got["embeddings"], strict=True):
+            if item_id not in self.catalog:
+                raise QueryError(
+                    f"item {item_id!r} is in the index but not in the catalog; rebuild it with "
+                    "`recagent index build --rebuild`"
+                )
+            matrix[self.catalog.idx(item_id) - 1] = vector
+        return matrix
+
+    def _exact_all(
+        self, queries: np.ndarray, n: int, allowed: np.ndarray | None
+    ) -> list[list[_Found]]:
+        """Top-`n` over the whole catalog (or the items `allowed`), exactly; ties by catalog
+        order."""
+        scores = np.asarray(queries, dtype=np.float32) @ self._matrix.T  # (Q, N)
+        if allowed is not None:
+            scores[:, ~allowed] = -np.inf
+        n = min(n, scores.shape[1] if allowed is None else int(allowed.sum()))
+        if n == 0:
+            return [[] for _ in queries]
+        out = []
+        for row in scores:
+            top = np.argpartition(-row, n - 1)[:n] if n < len(row) else np.arange(len(row))
+            top = top[np.lexsort((top, -row[top]))]  # by score, then catalog order
+            out.append([(self.catalog.id_at(int(j) + 1), float(row[j])) for j in top])
+        return out
 
     def _exact(self, queries: np.ndarray, n: int, ids: list[str]) -> list[list[_Found]]:
         _, stored = self._records(ids, vectors=True, texts=False)
