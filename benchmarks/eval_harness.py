@@ -25,6 +25,7 @@ from recagent.data.dataset import Dataset
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.evals.env import EvalEnv
 from recagent.evals.harness import build_cases, evaluate_case, run
+from recagent.evals.report import write_report
 from recagent.evals.runs import RunConfig, RunDir, new_run_id
 from recagent.evals.summary import load_prices, summarize
 from recagent.progress import RichReporter, SilentReporter
@@ -56,6 +57,8 @@ def full_rank(home: Path, pipelines: list[str]) -> dict:
     seconds = time.perf_counter() - started
     summary = summarize(config, records, env.dataset, env.popularity.scores, load_prices())
     run_dir.write_summary(summary)
+    report = write_report(summary, config.model_dump(mode="json"), run_dir.path)
+    print(f"report: {report}")
     result = {
         "run_id": config.run_id,
         "seconds": seconds,
