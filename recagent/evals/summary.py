@@ -133,7 +133,7 @@ def summarize(
                 "title_leaks": sum(r.errors.get("title_leaks", 0) for r in ok),
             }
         pipelines[name] = entry
-    notes = [f"protocol: {config.protocol}, split: {config.split}, seed: {config.seed}"]
+    notes: list[str] = []  # protocol, split and seed are in the config, and in the report's header
     if config.protocol == "full-rank":
         notes.append(
             "popularity and sasrec rank every item; list-based pipelines (vector, hybrid, "
