@@ -237,3 +237,14 @@ def test_a_failing_build_leaves_the_live_index_intact(
     with open_index(workspace, dataset, cfg, embedder=HashEmbedder()) as index:
         assert index.collection.count() == 12
         assert [h.item_id for h in index.search("western", 3)] == before
+
+
+def test_hit_texts_are_the_stored_documents(recall_index: ItemIndex) -> None:
+    hits = recall_index.search("space adventure", 6) + recall_index.similar_to_history(
+        ["1", "5"], k=4
+    )
+    ids = list(dict.fromkeys(h.item_id for h in hits))
+    stored = recall_index.collection.get(ids=ids, include=["documents"])
+    documents = dict(zip(stored["ids"], stored["documents"], strict=True))
+    assert recall_index.template is not None  # rendered here, not fetched
+    assert [h.text for h in hits] == [documents[h.item_id] for h in hits]

@@ -33,6 +33,7 @@ from recagent.errors import RecagentError
 from recagent.index.chroma import IndexMeta, chroma_errors
 from recagent.index.embedders import Embedder, checked_embed
 from recagent.index.filters import CatalogMask, FilterError, ItemFilters, ResolvedFilters
+from recagent.index.text import ItemTemplate
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -86,7 +87,12 @@ class ItemIndex:
         config: IndexConfig,
         where: str,
         client: ClientAPI | None = None,
+        template: ItemTemplate | None = None,
     ) -> None:
+        """`template`: the one the index was built with (its hash matches `meta`); hit texts
+        are then rendered here from the catalog, the same text Chroma stores, without a round
+        trip (~2 ms of a 10-ms query at 100k items)."""
+        self.template = template
         self.collection = collection
         self.catalog = catalog
         self.embedder = embedder
@@ -216,9 +222,17 @@ class ItemIndex:
         self, ids: list[str], vectors: bool = False, texts: bool = True
     ) -> tuple[dict[str, str], dict[str, np.ndarray]]:
         """Stored text and/or vectors of `ids`, in one round trip. Text is fetched only for
-        final hits: Chroma reads documents record by record, which costs ~50 us each."""
+        final hits: Chroma reads documents record by record, which costs ~50 us each; with the
+        index's template it is rendered here instead."""
         if not ids:
             return {}, {}
+        rendered: dict[str, str] = {}
+        if texts and self.template is not None:
+            items = [self.catalog[i] for i in ids]
+            rendered = dict(zip(ids, self.template.render_all(items), strict=True))
+            texts = False
+            if not vectors:
+                return rendered, {}
         include: list[Any] = (["documents"] if texts else []) + (["embeddings"] if vectors else [])
         with chroma_errors(self.where):
             got = self.collection.get(ids=ids, include=include)
@@ -228,7 +242,7 @@ class ItemIndex:
                 f"item(s) {', '.join(sorted(missing)[:5])} are in the catalog but not in the "
                 "index; rebuild it with `recagent index build --rebuild`"
             )
-        found = {}
+        found = rendered
         if texts:
             found = {i: d or "" for i, d in zip(got["ids"], got["documents"], strict=True)}
         if not vectors:

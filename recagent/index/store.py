@@ -285,7 +285,9 @@ def open_index(
         assert client is not None and have is not None
         with chroma_errors(location.describe()):
             collection = client.get_collection(location.collection)
-        return ItemIndex(collection, catalog, embedder, have, config, location.describe(), client)
+        return ItemIndex(
+            collection, catalog, embedder, have, config, location.describe(), client, template
+        )
     _close(client)
     detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
     if state == "missing" and not build_if_missing:
