@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from recagent.data.catalog import AttrValue, Catalog
-from recagent.data.genres import GenreResolver
+from recagent.data.genres import GenreResolver, resolver_for
 from recagent.data.interactions import Interactions
 from recagent.data.split import LeaveOneOut
 from recagent.data.titles import TitleIndex
@@ -75,7 +75,7 @@ class Dataset:
 
     @cached_property
     def genres(self) -> GenreResolver:
-        return GenreResolver(self.catalog.genres)
+        return resolver_for(tuple(self.catalog.genres))
 
     @classmethod
     def load(cls, workspace: Workspace, name: str) -> Dataset:

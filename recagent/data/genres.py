@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 from recagent.errors import ConfigError
 
@@ -103,4 +104,10 @@ class GenreResolver:
         return out
 
 
-__all__ = ["SYNONYMS", "GenreResolver", "norm"]
+@lru_cache(maxsize=32)
+def resolver_for(genres: tuple[str, ...]) -> GenreResolver:
+    """One shared resolver per genre list (building one compiles a regex: ~0.7 ms)."""
+    return GenreResolver(genres)
+
+
+__all__ = ["SYNONYMS", "GenreResolver", "norm", "resolver_for"]

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recagent.data.catalog import Catalog
-from recagent.data.genres import GenreResolver
+from recagent.data.genres import resolver_for
 from recagent.errors import RecagentError
 
 GENRE_PREFIX = "genre:"
@@ -70,7 +70,7 @@ def resolve_genres(names: list[str], genres: list[str]) -> tuple[str, ...]:
     """The catalog genres `names` mean: case, spaces and punctuation ignored ("sci fi" ->
     "Sci-Fi"), plurals and the synonyms of `recagent.data.genres` accepted ("romcom" ->
     Romance and Comedy). Unknown -> `FilterError` listing the valid genres."""
-    resolver = GenreResolver(genres)
+    resolver = resolver_for(tuple(genres))
     out: list[str] = []
     for name in names:
         found = resolver.expand(name)
