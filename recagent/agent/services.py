@@ -19,6 +19,7 @@ from recagent.data.dataset import Dataset
 from recagent.data.download import DownloadError
 from recagent.data.prepare import LOADERS, PrepareConfig, prepare
 from recagent.errors import ArtifactError
+from recagent.models.base import IdScorer
 from recagent.progress import Reporter
 from recagent.prompts.registry import PromptRegistry
 from recagent.workspace import Workspace
@@ -82,6 +83,7 @@ def load_services(
 
     notes: list[str] = []
     dataset = ensure_dataset(workspace, settings, name, reporter, notes)
+    scorer: IdScorer
     try:
         if build_missing:
             options = SASRecTrainConfig(time_limit_s=settings.agent.first_run_train_s)

@@ -37,7 +37,7 @@ class PopularityScorer(IdScorer):
             flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
             counts = np.bincount(flat, minlength=n + 1)
         else:
-            counts = dataset.item_popularity()
+            counts = dataset.popularity
         return cls(dataset.catalog.item_ids, counts)
 
     def score_batch(self, histories: Sequence[np.ndarray]) -> np.ndarray:
