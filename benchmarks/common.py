@@ -95,6 +95,22 @@ def add_set_option(parser: Any) -> None:
     )
 
 
+def training_record(result: Any, config: Any, options: Any) -> dict[str, Any]:
+    """What every SASRec benchmark run records about its training (a `TrainResult` and the
+    model and training settings it came from)."""
+    return {
+        "config": config.model_dump(),
+        "options": options.model_dump(),
+        "stopped": result.stopped,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "seconds_to_best": result.seconds_to_best,
+        "fit_seconds": result.seconds,
+        "seconds_per_epoch": result.seconds / result.epochs_run,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
 def prepare_dataset(name: str) -> Any:
     """Prepare (once) one of the benchmark datasets in the benchmark workspace."""
     from recagent.data.dataset import Dataset

@@ -38,6 +38,11 @@ class CpuClock:
         yield lambda n=1, **fields: self.marks.append(time.process_time() - self.start)
 
 
+def _run_name(dataset: str, loss: str, settings: list[str], seed: int) -> str:
+    """The result file's (and workspace's) name of one loss run."""
+    return f"losses-{dataset}-{loss}{common.tag(settings)}-seed{seed}"
+
+
 def run(args: argparse.Namespace) -> None:
     import torch
 
@@ -51,7 +56,7 @@ def run(args: argparse.Namespace) -> None:
     config = SASRecConfig(loss=args.loss, **model_set)
     limit = args.time_limit_min * 60 if args.time_limit_min else None
     options = SASRecTrainConfig(seed=args.seed, time_limit_s=limit, **train_set)
-    name = f"losses-{args.dataset}-{args.loss}{common.tag(args.set)}-seed{args.seed}"
+    name = _run_name(args.dataset, args.loss, args.set, args.seed)
     ws = Workspace(common.WORK / f"home-{name}")
     clock = CpuClock()
     machine = common.machine()
@@ -111,7 +116,7 @@ def test_report(_: argparse.Namespace) -> None:
     for dataset in DATASETS:
         ds = common.prepare_dataset(dataset)
         for r in common.read_results(f"losses-{dataset}-"):
-            name = f"losses-{dataset}-{r['loss']}{common.tag(r.get('set', []))}-seed{r['seed']}"
+            name = _run_name(dataset, r["loss"], r.get("set", []), r["seed"])
             try:
                 scorer = load_sasrec_scorer(Workspace(common.WORK / f"home-{name}"), ds)
             except ArtifactError:
