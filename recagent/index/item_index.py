@@ -337,23 +337,25 @@ class ItemIndex:
         if allowed is not None:
             scores[:, ~allowed] = -np.inf
         n = min(n, scores.shape[1] if allowed is None else int(allowed.sum()))
-        if n == 0:
-            return [[] for _ in queries]
-        out = []
-        for row in scores:
-            top = np.argpartition(-row, n - 1)[:n] if n < len(row) else np.arange(len(row))
-            top = top[np.lexsort((top, -row[top]))]  # by score, then catalog order
-            out.append([(self.catalog.id_at(int(j) + 1), float(row[j])) for j in top])
-        return out
+        return [
+            [(self.catalog.id_at(int(j) + 1), float(row[j])) for j in _top(row, n)]
+            for row in scores
+        ]
 
     def _exact(self, queries: np.ndarray, n: int, ids: list[str]) -> list[list[_Found]]:
+        """Top-`n` among `ids` (vectors fetched from Chroma), exactly; ties by list order."""
         _, stored = self._records(ids, vectors=True, texts=False)
         matrix = np.stack([stored[i] for i in ids])
-        scores = queries @ matrix.T
-        return [
-            [(ids[j], float(scores[q, j])) for j in np.argsort(-scores[q], kind="stable")[:n]]
-            for q in range(len(queries))
-        ]
+        return [[(ids[j], float(row[j])) for j in _top(row, n)] for row in queries @ matrix.T]
+
+
+def _top(scores: np.ndarray, n: int) -> np.ndarray:
+    """Column indices of the `n` highest `scores`, best first, ties by column order."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    return top[np.lexsort((top, -scores[top]))]
 
 
 def _because(ranked: list[tuple[float, str]]) -> list[str]:
