@@ -50,8 +50,7 @@ def full_rank(home: Path, pipelines: list[str]) -> dict:
     config = RunConfig(
         run_id=new_run_id(), protocol="full-rank", pipelines=pipelines, dataset="ml-100k"
     )
-    config.fingerprints = env.fingerprints(pipelines)  # as `recagent eval run` records them
-    config.prompt_hashes = env.registry.hashes()
+    env.stamp(config)  # as `recagent eval run` does
     run_dir = RunDir(env.workspace.runs_dir, config.run_id)
     run_dir.create(config)
     started = time.perf_counter()

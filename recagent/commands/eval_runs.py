@@ -154,8 +154,7 @@ def run_cmd(
     env = _env(app_ctx, config)
     if any(p in LLM_PIPELINES for p in names) or simulator == "llm":
         env.llm  # noqa: B018 - fail now, not after the offline pipelines ran
-    config.fingerprints = env.fingerprints(names)
-    config.prompt_hashes = env.registry.hashes()
+    env.stamp(config)
     run_dir = RunDir(app_ctx.workspace.runs_dir, config.run_id)
     run_dir.create(config)
     app_ctx.err.print(f"run {config.run_id} ({escape(str(run_dir.path))})")

@@ -25,6 +25,7 @@ from recagent.evals.pipelines import (
 )
 from recagent.evals.recommender import Recommender
 from recagent.evals.rerank import LLMRanker
+from recagent.evals.runs import RunConfig
 from recagent.progress import Reporter, SilentReporter
 from recagent.prompts.registry import PromptRegistry
 from recagent.workspace import Workspace
@@ -114,6 +115,12 @@ class EvalEnv:
         if any(p in pipelines for p in ("llm", "llm-rerank")):
             out["llm"] = self.llm.model_name
         return out
+
+    def stamp(self, config: RunConfig) -> None:
+        """Record on a new run what it runs against: data, model and index fingerprints, and
+        the hash of every prompt."""
+        config.fingerprints = self.fingerprints(config.pipelines)
+        config.prompt_hashes = self.registry.hashes()
 
     def pipeline(self, name: str) -> Recommender:
         if name == "popularity":
