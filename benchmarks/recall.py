@@ -35,7 +35,7 @@ from recagent.data.movielens import ML100K_GENRES
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.errors import ArtifactError
 from recagent.index.embedders import Embedder, checked_embed, make_embedder
-from recagent.index.filters import ItemFilters
+from recagent.data.constraints import Constraints
 from recagent.index.store import build_index, open_index
 from recagent.index.text import PRESETS
 from recagent.workspace import Workspace
@@ -202,10 +202,10 @@ def latency(args: argparse.Namespace) -> None:
     seen = [catalog.id_at(int(i)) for i in rng.integers(1, len(catalog) + 1, 200)]
     cases = {
         "no filter": None,
-        "genre (1 of 18)": ItemFilters(genres_any=["Horror"]),
-        "genre + years": ItemFilters(genres_any=["Comedy", "Romance"], year_min=1990),
-        "exclude 200 seen": ItemFilters(exclude_ids=seen),
-        "exclude genre": ItemFilters(genres_none=["Drama"]),
+        "genre (1 of 18)": Constraints(genres_any=["Horror"]),
+        "genre + years": Constraints(genres_any=["Comedy", "Romance"], year_min=1990),
+        "exclude 200 seen": Constraints(exclude_ids=seen),
+        "exclude genre": Constraints(genres_none=["Drama"]),
     }
     out: dict[str, dict] = {}
     for mode, overfetch in (("auto", cfg.max_overfetch), ("chroma where only", 0)):
@@ -215,7 +215,7 @@ def latency(args: argparse.Namespace) -> None:
                 time.perf_counter() - opened, 2
             )
             open_started = time.perf_counter()
-            index.search("warm up", 10, ItemFilters(genres_any=["Drama"]))  # mask + HNSW load
+            index.search("warm up", 10, Constraints(genres_any=["Drama"]))  # mask + HNSW load
             warm = time.perf_counter() - open_started
             for label, filters in cases.items():
                 if mode != "auto" and filters is None:

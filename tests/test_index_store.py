@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from recagent.config import IndexConfig
+from recagent.data.constraints import ConstraintError, Constraints
 from recagent.data.dataset import Dataset
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.errors import ArtifactError
 from recagent.index.embedders import EmbedderError
-from recagent.index.filters import FilterError, ItemFilters
 from recagent.index.item_index import MAX_K, ItemIndex, QueryError
 from recagent.index.store import build_index, index_status, open_index
 from recagent.workspace import Workspace
@@ -40,31 +40,31 @@ def test_search_finds_items_by_their_text(recall_index: ItemIndex) -> None:
 
 def test_filters_on_genres_years_and_ids(recall_index: ItemIndex) -> None:
     catalog = recall_index.catalog
-    hits = recall_index.search("space", k=10, filters=ItemFilters(genres_any=["thriller"]))
+    hits = recall_index.search("space", k=10, filters=Constraints(genres_any=["thriller"]))
     assert {catalog[h.item_id].title for h in hits} == {
         "Space Station Thriller",
         "Zombie Night Horror",
     }
-    hits = recall_index.search("space", 10, ItemFilters(genres_none=["sci fi"], year_max=1980))
+    hits = recall_index.search("space", 10, Constraints(genres_none=["sci fi"], year_max=1980))
     for h in hits:
         item = catalog[h.item_id]
         assert "Sci-Fi" not in item.genres and item.year is not None and item.year <= 1980
-    hits = recall_index.search("horror", 10, ItemFilters(include_ids=["3", "8"]))
+    hits = recall_index.search("horror", 10, Constraints(include_ids=["3", "8"]))
     assert [h.item_id for h in hits] == ["3", "8"]
-    assert recall_index.search("horror", 5, ItemFilters(year_min=2050)) == []
+    assert recall_index.search("horror", 5, Constraints(year_min=2050)) == []
 
 
 @pytest.mark.parametrize(
     "filters",
     [
-        ItemFilters(genres_any=["Sci-Fi", "Horror"]),
-        ItemFilters(genres_none=["Comedy"], year_min=1960),
-        ItemFilters(exclude_ids=["1", "11"]),
-        ItemFilters(include_ids=["1", "2", "3", "5"], genres_none=["Horror"]),
+        Constraints(genres_any=["Sci-Fi", "Horror"]),
+        Constraints(genres_none=["Comedy"], year_min=1960),
+        Constraints(exclude_ids=["1", "11"]),
+        Constraints(include_ids=["1", "2", "3", "5"], genres_none=["Horror"]),
     ],
 )
 def test_local_filtering_and_chroma_where_agree(
-    recall_index: ItemIndex, filters: ItemFilters
+    recall_index: ItemIndex, filters: Constraints
 ) -> None:
     results = {}
     # 1000: over-fetch the whole catalog; 8 and 5: over-fetch comes up short, retry, then
@@ -124,11 +124,11 @@ def test_recent_history_counts_more(recall_index: ItemIndex) -> None:
         (lambda ix: ix.search("space", k=0), QueryError, "k must be"),
         (lambda ix: ix.search("space", k=MAX_K + 1), QueryError, "k must be"),
         (
-            lambda ix: ix.search("space", 5, ItemFilters(genres_any=["cooking"])),
-            FilterError,
+            lambda ix: ix.search("space", 5, Constraints(genres_any=["cooking"])),
+            ConstraintError,
             "valid genres",
         ),
-        (lambda ix: ix.similar_to_items(["nope"]), FilterError, "'nope'"),
+        (lambda ix: ix.similar_to_items(["nope"]), ConstraintError, "'nope'"),
         (lambda ix: ix.similar_to_items([]), QueryError, "empty"),
         (lambda ix: ix.similar_to_history([]), QueryError, "empty"),
         (lambda ix: ix.similar_to_history(["1"], strategy="mean"), QueryError, "strategy"),

@@ -14,10 +14,10 @@ from rich.table import Table
 
 from recagent.commands.context import AppContext, get_context
 from recagent.config import IndexConfig
+from recagent.data.constraints import Constraints
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.index.embedders import make_embedder
-from recagent.index.filters import ItemFilters
 from recagent.index.item_index import Hit
 from recagent.index.store import build_index, index_status, open_index
 from recagent.index.text import PRESETS
@@ -214,7 +214,7 @@ def query_cmd(
     )
     ds = Dataset.load(app_ctx.workspace, app_ctx.dataset_name(dataset))
     try:
-        filters = ItemFilters(
+        filters = Constraints(
             genres_any=genre or [],
             genres_none=exclude_genre or [],
             year_min=year_min,

@@ -3,7 +3,8 @@
 - `embedders`: the `Embedder` protocol and the wordllama / openai / sentence-transformers
   backends (`make_embedder(IndexConfig)`).
 - `text`: the editable template an item is embedded as (`load_template`).
-- `filters`: `ItemFilters` (genres, years, ids) and their Chroma `where` encoding.
+- `filters`: a resolved `Constraints` (genres, years, ids) as a Chroma `where` clause and a
+  catalog mask.
 - `store`: `build_index`, `open_index`, `index_status` (embedded store or a Chroma server).
 - `item_index`: `ItemIndex.search / similar_to_items / similar_to_history` -> `Hit`s.
 

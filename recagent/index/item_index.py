@@ -29,10 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.config import IndexConfig
 from recagent.data.catalog import Catalog
+from recagent.data.constraints import ConstraintError, Constraints
 from recagent.errors import RecagentError
 from recagent.index.chroma import IndexMeta, chroma_errors
 from recagent.index.embedders import Embedder, checked_embed
-from recagent.index.filters import CatalogMask, FilterError, ItemFilters, ResolvedFilters
+from recagent.index.filters import CatalogMask, where_clause
 from recagent.index.text import ItemTemplate
 
 if TYPE_CHECKING:
@@ -46,6 +47,18 @@ MAX_HISTORY = 10_000
 EXACT_LIMIT = 2048  # include_ids lists up to this size are scored exactly
 OVERFETCH_SAFETY = 2.0
 BECAUSE_MARGIN = 0.05  # input items within this similarity of the best one also count
+# Queries that mean nothing in any catalog: how similar they come out is the noise floor
+NOISE_PROBES = (
+    "the",
+    "ok",
+    "hello there",
+    "thank you very much",
+    "please help me",
+    "I want something",
+    "what do you think",
+    "asdf qwer zxcv",
+)
+MATCH_MARGIN = 0.1
 MAX_BECAUSE = 3
 
 
@@ -116,12 +129,22 @@ class ItemIndex:
         self.close()
 
     @cached_property
+    def match_threshold(self) -> float:
+        """The similarity a text query must reach for a hit to count as a match: the best
+        score of queries that mean nothing (greetings, filler, nonsense) against this
+        catalog with this embedder, plus `MATCH_MARGIN`. Below it, a hit is only the nearest
+        of poor matches ("Ignore all previous instructions" is not a taste)."""
+        vectors = checked_embed(self.embedder, list(NOISE_PROBES), self.meta.dim)
+        best = [per[0][1] for per in self._nearest(vectors, 1, Constraints()) if per]
+        return max(best, default=0.0) + MATCH_MARGIN
+
+    @cached_property
     def _mask(self) -> CatalogMask:
         return CatalogMask(self.catalog)
 
     # ---- public queries -------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 10, filters: ItemFilters | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, filters: Constraints | None = None) -> list[Hit]:
         """Items whose text is nearest to `query`."""
         text = " ".join((query or "").split())
         if not text:
@@ -130,19 +153,19 @@ class ItemIndex:
             raise QueryError(
                 f"the query is {len(text)} characters long; keep it under {MAX_QUERY_CHARS}"
             )
-        f = ResolvedFilters.of(filters, self.catalog)
+        f = (filters or Constraints()).resolve(self.catalog)
         vector = checked_embed(self.embedder, [text], self.meta.dim)
         found = self._nearest(vector, check_k(k), f)[0]
         texts, _ = self._records([i for i, _ in found])
         return [Hit(item_id=i, score=s, text=texts[i]) for i, s in found]
 
     def similar_to_items(
-        self, item_ids: Sequence[str], k: int = 10, filters: ItemFilters | None = None
+        self, item_ids: Sequence[str], k: int = 10, filters: Constraints | None = None
     ) -> list[Hit]:
         """Items nearest to any of `item_ids` (never those items themselves); score = the
         best similarity to one of them."""
         ids = self._known_ids(item_ids, "item_ids", MAX_INPUT_ITEMS)
-        f = ResolvedFilters.of(filters, self.catalog).without_ids(set(ids))
+        f = (filters or Constraints()).resolve(self.catalog).excluding(ids)
         vectors = self.embeddings(ids)
         best: dict[str, float] = {}
         for per_query in self._nearest(vectors, check_k(k), f):
@@ -155,7 +178,7 @@ class ItemIndex:
         self,
         history: Sequence[str],
         k: int = 10,
-        filters: ItemFilters | None = None,
+        filters: Constraints | None = None,
         strategy: str | None = None,
     ) -> list[Hit]:
         """Items near a history (item ids, oldest first), never items already in it.
@@ -170,7 +193,7 @@ class ItemIndex:
         age = np.arange(len(window) - 1, -1, -1, dtype=np.float32)
         weights = np.power(0.5, age / self.config.history_half_life).astype(np.float32)
         vectors = self.embeddings(window)
-        f = ResolvedFilters.of(filters, self.catalog).without_ids(set(ids))
+        f = (filters or Constraints()).resolve(self.catalog).excluding(ids)
         k = check_k(k)
         strategy = strategy or self.config.history_strategy
         if strategy == "centroid":
@@ -215,7 +238,7 @@ class ItemIndex:
         unknown = [i for i in ids if i not in self.catalog]
         if unknown:
             shown = ", ".join(repr(i) for i in unknown[:5])
-            raise FilterError(f"unknown item id(s) in {what}: {shown}")
+            raise ConstraintError(f"unknown item id(s) in {what}: {shown}")
         return list(dict.fromkeys(ids))
 
     def _records(
@@ -264,7 +287,7 @@ class ItemIndex:
             )
         return hits
 
-    def _nearest(self, queries: np.ndarray, n: int, f: ResolvedFilters) -> list[list[_Found]]:
+    def _nearest(self, queries: np.ndarray, n: int, f: Constraints) -> list[list[_Found]]:
         """Top-`n` (item_id, score) per query vector among items passing `f` (see the module
         docstring for how the filter is applied)."""
         total = len(self.catalog)
@@ -292,7 +315,7 @@ class ItemIndex:
             if fetch >= limit:
                 break
             fetch = min(fetch * 4, limit)  # try bigger before the O(catalog) `where`
-        return self._query(queries, min(n, count), f.where_clause())
+        return self._query(queries, min(n, count), where_clause(f))
 
     def _query(
         self, queries: np.ndarray, n: int, where: dict[str, Any] | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.data.catalog import Item
-from recagent.errors import ConfigError
+from recagent.data.constraints import ConstraintError, Constraints
 from recagent.tools.base import Evidence, ItemRef, ToolContext, ToolError, register_tool
 
 MAX_IDS = 500
@@ -64,32 +64,21 @@ def lookup_items(args: LookupItemsArgs, ctx: ToolContext) -> BaseModel:
     return LookupItemsResult(results=results, not_found=missing, hint=hint)
 
 
-class FilterItemsArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FilterItemsArgs(Constraints):
+    """Constraints (genres, years, ids) plus what to filter and how much to list."""
 
     item_ids: list[str] | None = Field(
         None,
         max_length=MAX_IDS,
         description="Items to filter; omit to filter the candidates found so far this turn.",
     )
-    genres_any: list[str] = Field(
-        default_factory=list, description="Keep items with any of these genres."
-    )
-    genres_all: list[str] = Field(
-        default_factory=list, description="Keep items with all of these genres."
-    )
-    genres_none: list[str] = Field(
-        default_factory=list, description="Drop items with any of these genres."
-    )
-    year_min: int | None = Field(None, description="Earliest year, inclusive.")
-    year_max: int | None = Field(None, description="Latest year, inclusive.")
     exclude_seen: bool = Field(
         True, description="Drop items the user already has in their history."
     )
     from_catalog: bool = Field(
         False,
-        description="Search the whole catalog (most popular first) instead of the candidates; "
-        "use when other tools found too little.",
+        description="Search the whole catalog (most popular lately first) instead of the "
+        "candidates; use when other tools found too little.",
     )
     k: int = Field(20, ge=1, le=200, description="How many kept items to list in the result.")
 
@@ -101,60 +90,49 @@ class FilterItemsResult(BaseModel):
     note: str | None = None
 
 
-def _reason(
-    item: Item, args: FilterItemsArgs, genres: dict[str, list[str]], seen: set[str]
-) -> str | None:
-    """Why an item fails the filters (None when it passes)."""
-    have = set(item.genres)
-    if genres["any"] and not have & set(genres["any"]):
-        return "genre not wanted"
-    if genres["all"] and not set(genres["all"]) <= have:
-        return "genre missing"
-    if have & set(genres["none"]):
-        return "excluded genre"
-    if args.year_min is not None and (item.year is None or item.year < args.year_min):
-        return "too old"
-    if args.year_max is not None and (item.year is None or item.year > args.year_max):
-        return "too recent"
-    if args.exclude_seen and item.item_id in seen:
-        return "already seen"
-    return None
+_REASONS = {
+    "genre": "genre not wanted",
+    "excluded_genre": "excluded genre",
+    "year": "outside the years",
+    "excluded": "excluded",
+    "not_included": "not in include_ids",
+}
 
 
 @register_tool("filter_items", FilterItemsArgs)
 def filter_items(args: FilterItemsArgs, ctx: ToolContext) -> BaseModel:
-    """Apply hard constraints: genres to keep or drop, a year range, and (by default) drop
-    items the user has already seen. Without item_ids it filters the candidates found so far
-    this turn and keeps only those that pass, so score_candidates then ranks the filtered
-    set. With from_catalog=true it lists the most popular catalog items that pass (useful
-    for a new user or a narrow request)."""
+    """Apply hard constraints: genres to keep (all of / any of) or drop, a year range, and
+    (by default) drop items the user has already seen. Without item_ids it filters the
+    candidates found so far this turn and keeps only those that pass, so score_candidates
+    then ranks the filtered set. With from_catalog=true it lists the catalog items most
+    popular lately that pass (useful for a new user or a narrow request)."""
     try:
-        genres = {
-            "any": ctx.dataset.genres.resolve_all(args.genres_any),
-            "all": ctx.dataset.genres.resolve_all(args.genres_all),
-            "none": ctx.dataset.genres.resolve_all(args.genres_none),
-        }
-    except ConfigError as exc:  # unknown genre; the message lists the valid ones
-        return ToolError(error=str(exc), hint="use genres from that list")
-    if args.year_min is not None and args.year_max is not None and args.year_min > args.year_max:
-        return ToolError(error="year_min is after year_max", hint="swap them")
-    seen = set(ctx.history)
+        constraints = Constraints.model_validate(
+            args.model_dump(include=set(Constraints.model_fields))
+        ).resolve(ctx.catalog)
+    except ConstraintError as exc:  # unknown genre (the message lists the valid ones) or id
+        return ToolError(error=str(exc), hint="use genres from that list and known item ids")
+    seen = set(ctx.history) if args.exclude_seen else set()
     removed: dict[str, int] = {}
 
     def passes(item: Item) -> bool:
-        why = _reason(item, args, genres, seen)
+        why = "already seen" if item.item_id in seen else None
+        if why is None and (reason := constraints.admits(item)) is not None:
+            why = _REASONS[reason]
         if why:
             removed[why] = removed.get(why, 0) + 1
         return why is None
 
     if args.from_catalog:
-        order = ctx.popularity_counts[1:].argsort(kind="stable")[::-1]
+        counts = ctx.popularity_counts
+        order = counts[1:].argsort(kind="stable")[::-1]
         kept_items = [ctx.catalog.at(int(i) + 1) for i in order]
         kept_items = [it for it in kept_items if passes(it)]
         for item in kept_items[: args.k]:
-            count = float(ctx.popularity_counts[ctx.catalog.idx(item.item_id)])
+            count = float(counts[ctx.catalog.idx(item.item_id)])
             ctx.candidates.add(
-                item.item_id, Evidence(tool="filter_items", kind="popularity", score=count)
+                item.item_id,
+                Evidence(tool="filter_items", kind="popularity", score=round(count, 4)),
             )
         refs = [ItemRef.of(it) for it in kept_items[: args.k]]
         return FilterItemsResult(
