@@ -1,8 +1,12 @@
-"""Reading a request: count, genres in and out, years, reference titles, seen-or-not, and
-refinements of the previous answer ("more like the second one", "older ones", "no horror").
+"""The offline reader: a message -> a `Request`, by rule.
 
-Rules, not a model: they run offline, they are the planner's whole understanding, and in
-LLM mode they also give the guard the request's hard constraints.
+Count, genres in and out, years, the titles a person mentions with how they feel about each
+(found through the catalog's title index: "Iron Man 2 (2010)", "like Toy Story", a quoted
+title, "I just watched Heat", a title written out word for word), seen-or-not, refinements
+of the previous answer ("more like the second one", "older ones", "no horror", "not the
+third one") and the words left over as a free-text taste. It runs offline, it is the
+planner's whole understanding, and in LLM mode it is the fallback when the model's reading
+is invalid.
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ from __future__ import annotations
 import itertools
 import re
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from recagent.agent.feelings import feeling_at
+from recagent.agent.request import Feeling, Mention, Request
+from recagent.data.catalog import Catalog
 from recagent.data.genres import GenreResolver, norm
+from recagent.data.titles import TitleIndex, TitleSpan
 
 MAX_MESSAGE_CHARS = 2000
-MIN_K, MAX_K, DEFAULT_K = 1, 50, 10
 NUMBERS = {
     "one": 1,
     "two": 2,
@@ -181,55 +186,97 @@ _FILLER = {
     "top",
     "best",
     "list",
+    # conversation and opinion words: how people talk, not what they want
+    "hi",
+    "hello",
+    "hey",
+    "thanks",
+    "thank",
+    "bye",
+    "goodbye",
+    "yes",
+    "yeah",
+    "ok",
+    "okay",
+    "sure",
+    "just",
+    "really",
+    "watched",
+    "saw",
+    "loved",
+    "liked",
+    "love",
+    "enjoyed",
+    "enjoy",
+    "it",
+    "its",
+    "it's",
+    "this",
+    "was",
+    "am",
+    "i'm",
+    "im",
+    "i've",
+    "have",
+    "has",
+    "do",
+    "did",
+    "been",
+    "be",
+    "too",
+    "so",
+    "very",
+    "which",
+    "other",
+    "others",
+    "else",
+    "anything",
+    "open",
+    "right",
+    "now",
+    "lately",
+    "recently",
+    "night",
+    "last",
+    "them",
+    "they",
+    "those",
+    "these",
+    "how",
+    "about",
+    "your",
+    "at",
+    "on",
+    "if",
+    "as",
+    "all",
+    "much",
+    "more",
 }
 
 
-class Request(BaseModel):
-    """What a message asks for. Genres are catalog genres; years are inclusive."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str
-    k: int | None = None
-    query: str = ""
-    genres_all: list[str] = Field(default_factory=list)
-    genres_any: list[str] = Field(default_factory=list)
-    genres_none: list[str] = Field(default_factory=list)
-    year_min: int | None = None
-    year_max: int | None = None
-    reference_titles: list[str] = Field(default_factory=list)
-    include_seen: bool = False
-    more_like_rank: int | None = None
-    older: bool = False
-    newer: bool = False
-    more: bool = False
-    notices: list[str] = Field(default_factory=list)
-
-    @property
-    def is_refinement(self) -> bool:
-        """Adjusts the previous answer rather than asking something new."""
-        asks_new = self.query or self.reference_titles or self.genres_all or self.genres_any
-        adjusts = (
-            self.more_like_rank
-            or self.older
-            or self.newer
-            or self.more
-            or self.genres_none
-            or self.year_min
-            or self.year_max
-            or self.k
-        )
-        return bool(adjusts) and not asks_new
-
-
-def clamp_k(k: int | None, notices: list[str], default: int = DEFAULT_K) -> int:
-    if k is None:
-        return default
-    if k < MIN_K or k > MAX_K:
-        clamped = min(MAX_K, max(MIN_K, k))
-        notices.append(f"asked for {k} items; showing {clamped} (allowed: {MIN_K}-{MAX_K})")
-        return clamped
-    return k
+_CUE_TITLE = re.compile(
+    r"\b(?:watched|seen|saw|loved|liked|enjoyed|hated|disliked|love|adore|like|enjoy|hate|"
+    r"not|except|without|skip|anything but)\s+(?P<rest>[^,;.!?(]+)"
+)
+_YEAR_AHEAD = re.compile(r"\s*\(\s*\d{4}\s*\)")
+_YEAR_SOON = re.compile(r"[^().!?;,]{0,40}?\(\s*(\d{4})\s*\)")
+_NOT_A_TITLE = re.compile(
+    r"^(?:it|that|this|them|those|these|one|ones|some|all|a|an|the one|movies?|films?|"
+    r"everything|something|anything|him|her|he|she|they|you|what|when|how|to|too|so|very|"
+    r"most|more|any|lots?|kind|type|genre|stuff|watching|seeing)\b"
+)
+_ORDINAL_REF = re.compile(
+    r"\b(?:the\s+)?(?:(?P<word>"
+    + "|".join(ORDINALS)
+    + r")(?:\s+(?:one|item|movie|film|pick|suggestion))?"
+    r"|#(?P<num>\d{1,2})|number\s+(?P<num2>\d{1,2}))\b"
+)
+_SEEN_ALL = re.compile(r"\b(?:seen|watched|saw)\s+(?:them all|all of them|those|these|all)\b")
+_INTENSIFIERS = {"too", "very", "so", "overly", "really", "that", "as", "remotely", "even"}
+CUE_TITLE_SCORE = 92.0  # "I just watched <words>": the words must be a title this surely
+QUOTED_TITLE_SCORE = 85.0
+REFERENCE_TITLE_SCORE = 85.0
 
 
 def _number(token: str) -> int:
@@ -252,12 +299,18 @@ def _decade(m: re.Match[str]) -> tuple[int, int]:
     return start, start + 9
 
 
-class RequestParser:
-    """Parses messages against one catalog (its genres and its most recent year)."""
+def _overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return any(a < end and start < b for a, b in spans)
 
-    def __init__(self, genres: GenreResolver, latest_year: int | None = None) -> None:
+
+class RuleReader:
+    """Reads messages against one catalog: its genres, its titles, its most recent year."""
+
+    def __init__(self, catalog: Catalog, titles: TitleIndex, genres: GenreResolver) -> None:
+        self.catalog = catalog
+        self.titles = titles
         self.genres = genres
-        self.latest_year = latest_year
+        self.latest_year = max((it.year for it in catalog if it.year), default=None)
         self._genre_re = genres.pattern
         # "3 romantic comedies", "five more films": a number, up to two words, then a noun
         self._count_re = re.compile(
@@ -265,7 +318,9 @@ class RequestParser:
             rf"(?:{_NOUN}|{genres.alternatives})\b"
         )
 
-    def parse(self, message: str) -> Request:
+    def read(self, message: str, role: str = "user") -> Request:
+        """The request in `message`. `role` "assistant": a message of the other side of a
+        dialogue, whose titles are suggestions and whose words ask for nothing."""
         notices: list[str] = []
         text = " ".join(message.split())
         if len(text) > MAX_MESSAGE_CHARS:
@@ -276,41 +331,30 @@ class RequestParser:
         low = text.lower().replace("’", "'")
         spans: list[tuple[int, int]] = []
         req = Request(text=text, notices=notices)
-
-        m = _COUNT_LEAD.search(low)
-        if m:
-            req.k = _number(m.group(1))
-            spans.append(m.span())
-        elif (m := self._count_re.search(low)) and not _DECADE.match(low, m.start()):
-            req.k = _number(m.group(1))
-            spans.append(m.span(1))
-        self._years(low, req, spans)
-        m = _MORE_LIKE.search(low)
-        if m:
+        if role == "user" and (m := _MORE_LIKE.search(low)):
             n = m.group("n")
             req.more_like_rank = int(n) if n.isdigit() else ORDINALS[n]
             spans.append(m.span())
+        found = self._titles(text, low, spans, req.notices)
+        if role != "user":
+            req.mentions = [
+                Mention(title=self.catalog[s.item_id].label, item_id=s.item_id, feeling="suggested")
+                for s in found
+                if s.item_id
+            ]
+            return req
+        self._count(low, req, spans)
+        self._years(low, req, spans)
         if m := _SEEN_OK.search(low):
             req.include_seen = True
             spans.append(m.span())
-        for m in _REF.finditer(low):
-            if any(a <= m.start() < b for a, b in spans):
-                continue
-            title = text[m.start("title") : m.end("title")].strip(" '\"")
-            if not title or self.genres.expand(title) or norm(title) in {"that", "this", "it"}:
-                continue
-            req.reference_titles.append(title)
+        req.mentions = self._feelings(text, found)
+        self._ordinals(text, low, req, spans)
+        if m := _SEEN_ALL.search(low):
+            req.mentions.append(Mention(title="all of them", feeling="seen", rank=0))
             spans.append(m.span())
-            # "like Toy Story and Aladdin": a capitalised title right after "and" or ","
-            if more := _AND_TITLE.match(text, m.end()):
-                req.reference_titles.append(more.group(1).strip())
-                spans.append(more.span())
-        for m in _QUOTED.finditer(text):
-            if m.group(1) not in req.reference_titles:
-                req.reference_titles.append(m.group(1).strip())
-                spans.append(m.span())
         self._genres(low, req, spans)
-        if not req.reference_titles and req.more_like_rank is None:
+        if not req.asks_something() and req.more_like_rank is None:
             for flag, pattern in (("older", _OLDER), ("newer", _NEWER), ("more", _MORE)):
                 if m := pattern.search(low):
                     setattr(req, flag, True)
@@ -318,73 +362,224 @@ class RequestParser:
         req.query = self._query(text, spans)
         return req
 
-    def _years(self, low: str, req: Request, spans: list[tuple[int, int]]) -> None:
-        if m := _RANGE.search(low):
-            a, b = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-            req.year_min, req.year_max = sorted((int(a), int(b)))
+    # ---- titles ---------------------------------------------------------------------------
+
+    def _titles(
+        self, text: str, low: str, spans: list[tuple[int, int]], notices: list[str]
+    ) -> list[_Found]:
+        """Titles the message names, in order of appearance, each with its span. A "like X"
+        whose X is no catalog title is said, and its words stay in the free-text taste."""
+        found: list[_Found] = []
+
+        def add(item_id: str | None, start: int, end: int, written: str, ref: bool = False) -> None:
+            if not _overlaps(start, end, spans):
+                found.append(_Found(item_id, start, end, written, ref))
+                spans.append((start, end))
+
+        for s in self.titles.with_years(text):
+            add(s.item_id, s.start, s.end, text[s.start : s.end])
+        for m in _QUOTED.finditer(text):
+            hit = self._lookup(m.group(1), QUOTED_TITLE_SCORE)
+            add(hit, m.start(), m.end(), m.group(1).strip())
+        for m in _REF.finditer(low):
+            title = text[m.start("title") : m.end("title")].strip(" '\"")
+            start = m.start("title")
+            if not title or self.genres.expand(title) or norm(title) in {"that", "this", "it"}:
+                continue
+            if _overlaps(start, m.end("title"), spans) or _NOT_A_TITLE.match(title.lower()):
+                continue
+            hit = self._lookup(title, REFERENCE_TITLE_SCORE)
+            if hit is None:
+                notices.append(f"no title like {title!r} in the catalog; searching its words")
+                continue
+            add(hit, start, m.end("title"), title, True)
+            # "like Toy Story and Aladdin": a capitalised title right after "and" or ","
+            if (more := _AND_TITLE.match(text, m.end())) and (
+                hit := self._lookup(extra := more.group(1).strip(), REFERENCE_TITLE_SCORE)
+            ):
+                add(hit, more.start(1), more.start(1) + len(extra), extra, True)
+        for s in self._verbatim(text):
+            add(s.item_id, s.start, s.end, text[s.start : s.end])
+        for m in _CUE_TITLE.finditer(low):
+            rest = m.group("rest")
+            if _NOT_A_TITLE.match(rest) or self.genres.pattern.match(rest):
+                continue
+            if _YEAR_AHEAD.match(low, m.end("rest")):
+                continue  # "Title (year)" that is not in the catalog: no guessing a prefix
+            hit = self._longest_title(text, m.start("rest"), m.end("rest"))
+            if hit is not None:
+                add(hit[0], m.start("rest"), hit[1], text[m.start("rest") : hit[1]])
+        found.sort(key=lambda f: f.start)
+        return found
+
+    def _verbatim(self, text: str) -> list[TitleSpan]:
+        """Multi-word titles written out: capitalised as a title, or of three words or more
+        (lower-case two-word phrases are too often ordinary words), and not the start of a
+        longer title of another year ("Spider-Man: Homecoming (2017)")."""
+        out = []
+        for s in self.titles.verbatim(text):
+            written = text[s.start : s.end]
+            if not (written[:1].isupper() or len(written.split()) >= 3):
+                continue
+            ahead = _YEAR_SOON.match(text, s.end)
+            if ahead and int(ahead.group(1)) != self.catalog[s.item_id].year:
+                continue
+            out.append(s)
+        return out
+
+    def _longest_title(self, text: str, start: int, end: int) -> tuple[str, int] | None:
+        """The longest run of words from `start` that is surely a title: (item_id, end)."""
+        words = list(re.finditer(r"\S+", text[start:end]))[:8]
+        for n in range(len(words), 0, -1):
+            candidate = text[start : start + words[n - 1].end()].strip(" '\"")
+            if len(candidate) < 3:
+                continue
+            hit = self._lookup(candidate, CUE_TITLE_SCORE)
+            if hit is not None:
+                return hit, start + words[n - 1].end()
+        return None
+
+    def _lookup(self, title: str, min_score: float) -> str | None:
+        hits = self.titles.search(title, limit=1, min_score=min_score)
+        return hits[0].item_id if hits else None
+
+    def _feelings(self, text: str, found: list[_Found]) -> list[Mention]:
+        mentions = []
+        for i, f in enumerate(found):
+            lo = found[i - 1].end if i else 0
+            hi = found[i + 1].start if i + 1 < len(found) else len(text)
+            feeling: Feeling = (
+                "like_this" if f.reference else feeling_at(text, f.start, f.end, lo, hi)
+            )
+            title = self.catalog[f.item_id].label if f.item_id else f.written
+            mentions.append(Mention(title=title, item_id=f.item_id, feeling=feeling))
+        return mentions
+
+    def _ordinals(self, text: str, low: str, req: Request, spans: list[tuple[int, int]]) -> None:
+        """ "not the second one", "seen the first", "loved #3": a feeling about a place in the
+        last answer."""
+        for m in _ORDINAL_REF.finditer(low):
+            if _overlaps(m.start(), m.end(), spans):
+                continue
+            n = m.group("word") or m.group("num") or m.group("num2")
+            rank = ORDINALS[n] if n in ORDINALS else int(n)
+            left = low[max(0, m.start() - 40) : m.start()]
+            if re.search(r"\b(?:not|no|skip|except|without|drop|remove)\s*$", left):
+                feeling: Feeling = "disliked"
+            else:
+                feeling = feeling_at(text, m.start(), m.end())
+                if feeling == "liked" and not re.search(r"\blike|enjoy|good|great", low):
+                    continue  # a bare ordinal says nothing about the item
+            req.mentions.append(Mention(title=f"#{rank}", feeling=feeling, rank=rank))
             spans.append(m.span())
-        elif m := _DECADE.search(low):
-            req.year_min, req.year_max = _decade(m)
+
+    # ---- count, years, genres, taste -----------------------------------------------------
+
+    def _count(self, low: str, req: Request, spans: list[tuple[int, int]]) -> None:
+        m = _COUNT_LEAD.search(low)
+        if m and not _overlaps(m.start(1), m.end(1), spans):
+            req.k = _number(m.group(1))
+            spans.append(m.span())
+        elif (
+            (m := self._count_re.search(low))
+            and not _DECADE.match(low, m.start())
+            and not _overlaps(m.start(1), m.end(1), spans)
+        ):
+            req.k = _number(m.group(1))
+            spans.append(m.span(1))
+
+    def _years(self, low: str, req: Request, spans: list[tuple[int, int]]) -> None:
+        c = req.constraints
+
+        def free(m: re.Match[str]) -> bool:
+            return not _overlaps(m.start(), m.end(), spans)
+
+        if (m := _RANGE.search(low)) and free(m):
+            a, b = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+            c.year_min, c.year_max = sorted((int(a), int(b)))
+            spans.append(m.span())
+        elif (m := _DECADE.search(low)) and free(m):
+            c.year_min, c.year_max = _decade(m)
             spans.append(m.span())
         else:
-            if m := _BEFORE.search(low):
-                req.year_max = int(m.group(1)) - 1
+            if (m := _BEFORE.search(low)) and free(m):
+                c.year_max = int(m.group(1)) - 1
                 spans.append(m.span())
-            if (m := _AFTER.search(low)) and m.group(1) != "from":
-                req.year_min = int(m.group(2)) + (1 if m.group(1) in ("after", "post") else 0)
+            if (m := _AFTER.search(low)) and free(m) and m.group(1) != "from":
+                c.year_min = int(m.group(2)) + (1 if m.group(1) in ("after", "post") else 0)
                 spans.append(m.span())
-            elif (m := _IN_YEAR.search(low)) and req.year_max is None:
-                req.year_min = req.year_max = int(m.group(1))
+            elif (m := _IN_YEAR.search(low)) and free(m) and c.year_max is None:
+                c.year_min = c.year_max = int(m.group(1))
                 spans.append(m.span())
-        if req.year_min is None and req.year_max is None:
-            if m := _OLD.search(low):
-                req.year_max = 1979
+        if c.year_min is None and c.year_max is None:
+            if (m := _OLD.search(low)) and free(m):
+                c.year_max = 1979
                 spans.append(m.span())
-            elif (m := _RECENT.search(low)) and self.latest_year:
-                req.year_min = self.latest_year - 4
+            elif (m := _RECENT.search(low)) and free(m) and self.latest_year:
+                c.year_min = self.latest_year - 4
                 spans.append(m.span())
 
     def _genres(self, low: str, req: Request, spans: list[tuple[int, int]]) -> None:
+        c = req.constraints
         positive: list[tuple[int, list[str]]] = []
         tokens = [(m.start(), m.group()) for m in re.finditer(r"[a-z0-9'-]+", low)]
         for m in self._genre_re.finditer(low):
-            if any(a <= m.start() < b for a, b in spans):
-                continue
+            if _overlaps(m.start(), m.end(), spans):
+                continue  # inside a title ("Star Wars") or a phrase already read
             found = self.genres.expand(m.group(1))
             if not found:
                 continue
-            before = [t for pos, t in tokens if pos < m.start()][-4:]
+            clause = max((b.end() for b in _CLAUSE_END.finditer(low, 0, m.start())), default=0)
+            before = [t for pos, t in tokens if clause <= pos < m.start()][-4:]
             non = low[max(0, m.start() - 4) : m.start()] == "non-"
             if non or _NEGATION & set(before):
-                req.genres_none.extend(g for g in found if g not in req.genres_none)
-                cues = [pos for pos, t in tokens if pos < m.start() and t in _NEGATION]
+                c.genres_none.extend(g for g in found if g not in c.genres_none)
+                cues = [pos for pos, t in tokens if clause <= pos < m.start() and t in _NEGATION]
                 cue = m.start() - 4 if non else max(cues, default=m.start())
                 spans.append((cue, m.end()))
             else:
                 positive.append((m.start(), found))
+                spans.append(m.span())
         wanted = [g for _, found in positive for g in found]
-        wanted = [
-            g for i, g in enumerate(wanted) if g not in wanted[:i] and g not in req.genres_none
-        ]
+        wanted = [g for i, g in enumerate(wanted) if g not in wanted[:i] and g not in c.genres_none]
         joined_by_or = any(" or " in low[a:b] for (a, _), (b, _) in itertools.pairwise(positive))
-        distinct_phrases = len(positive)
-        if joined_by_or or distinct_phrases >= 3:
-            req.genres_any = wanted
+        if joined_by_or or len(positive) >= 3:
+            c.genres_any = wanted
         else:
-            req.genres_all = wanted
+            c.genres_all = wanted
 
     def _query(self, text: str, spans: list[tuple[int, int]]) -> str:
+        """The words no rule read: the free-text taste ("dark", "feel-good", "heist")."""
         keep = list(text)
         for a, b in spans:
             for i in range(a, min(b, len(keep))):
                 keep[i] = " "
         words = re.findall(r"[A-Za-z0-9][A-Za-z0-9'-]*", "".join(keep))
         content = []
-        for i, word in enumerate(words):
-            negated = i > 0 and words[i - 1].lower() in _NEGATION  # "no gore": not wanted
-            if word.lower() not in _FILLER and word.lower() not in _NEGATION and not negated:
+        negated = False
+        for word in words:
+            w = word.lower()
+            if w in _NEGATION:
+                negated = True  # "no gore", "nothing too violent": not wanted
+                continue
+            if negated and w in _INTENSIFIERS:
+                continue
+            if not negated and w not in _FILLER:
                 content.append(word)
+            negated = False
         return " ".join(content)
 
 
-__all__ = ["DEFAULT_K", "MAX_K", "Request", "RequestParser", "clamp_k"]
+class _Found:
+    __slots__ = ("end", "item_id", "reference", "start", "written")
+
+    def __init__(
+        self, item_id: str | None, start: int, end: int, written: str, reference: bool
+    ) -> None:
+        self.item_id, self.start, self.end = item_id, start, end
+        self.written, self.reference = written, reference
+
+
+_CLAUSE_END = re.compile(r"[.!?;]|\bbut\b")
+
+__all__ = ["MAX_MESSAGE_CHARS", "RuleReader"]
