@@ -60,6 +60,17 @@ class AgentConfig(Section):
     k: int = Field(10, ge=1, le=50, description="Items per answer by default.")
     max_steps: int = Field(8, ge=2, le=50, description="Model calls per LLM turn.")
     domain: str = Field("movies", description="What the catalog holds, for the prompts.")
+    order: Literal["tools", "llm"] = Field(
+        "tools",
+        description="Order of an LLM turn's answer: the tools' blended scores, or the order "
+        "the model chose (after the guard's repairs).",
+    )
+    popularity_half_life_days: float | None = Field(
+        90.0,
+        gt=0,
+        description="'Popular lately': an interaction counts half as much this many days "
+        "before the data's last one (None: all-time counts).",
+    )
     first_run_train_s: float | None = Field(
         150.0,
         gt=0,

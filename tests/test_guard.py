@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from recagent.agent.guard import Guard
+from recagent.agent.ranking import Ranking
 from recagent.agent.request import Request
 from recagent.agent.schema import FinalPick
+from recagent.agent.turn import Turn, constraints_for
+from recagent.data.constraints import Constraints
 from recagent.data.dataset import Dataset
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.tools.base import Evidence, ToolContext
@@ -48,18 +51,33 @@ def ctx(tmp_path: Path) -> ToolContext:
     return context
 
 
-def _scores(ids: list[str]) -> dict[str, float]:
-    return {i: float(len(ids) - n) for n, i in enumerate(ids)}
-
-
 POOL = ["2", "3", "6", "7", "8", "4"]
+RANKING = Ranking(scores={i: float(len(POOL) - n) for n, i in enumerate(POOL)}, order=POOL)
+
+
+def _turn(ctx: ToolContext, request: Request | None = None, k: int = 3, reference_ids=()) -> Turn:
+    """A turn as the session builds it: seen items and references excluded."""
+    request = request or Request(text="x")
+    exclusions = {} if request.include_seen else dict.fromkeys(ctx.history, "seen")
+    exclusions.update(dict.fromkeys(reference_ids, "reference_item"))
+    return Turn(
+        request=request,
+        k=k,
+        history=list(ctx.history),
+        reference_ids=list(reference_ids),
+        seeds={},
+        exclusions=exclusions,
+        disliked=[],
+        stored_history=len(ctx.history),
+        constraints=constraints_for(request, exclusions, None, ctx.catalog),
+    )
 
 
 def _run(
     ctx: ToolContext, picks: list[FinalPick], request: Request | None = None, k: int = 3, **kw
 ):
-    guard = Guard(ctx, request or Request(text="x"), k, **kw)
-    return guard.check(picks, POOL, _scores(POOL), explain=lambda i: f"because {i}")
+    guard = Guard(ctx, _turn(ctx, request, k, **kw))
+    return guard.check(picks, RANKING, explain=lambda i: f"because {i}")
 
 
 def test_good_answer_passes_untouched(ctx: ToolContext) -> None:
@@ -93,10 +111,9 @@ def test_every_violation_is_repaired_and_counted(ctx: ToolContext) -> None:
 def test_constraints_and_reference_items(ctx: ToolContext) -> None:
     request = Request(
         text="x",
-        genres_all=["Sci-Fi"],
-        genres_none=["Horror"],
-        year_min=1980,
-        year_max=1985,
+        constraints=Constraints(
+            genres_all=["Sci-Fi"], genres_none=["Horror"], year_min=1980, year_max=1985
+        ),
         include_seen=True,
     )
     picks = [FinalPick(item_id=i) for i in ["4", "7", "8", "2"]]
@@ -128,7 +145,7 @@ def test_unfaithful_explanation_is_rewritten(ctx: ToolContext) -> None:
         FinalPick(item_id="7", explanation="Because you loved Alien."),  # Alien is in the history
         FinalPick(item_id="6", explanation="Just like Blade Runner, which you rated 5."),  # not
     ]
-    result = _run(ctx, picks, k=2, exclude_ids=[])
+    result = _run(ctx, picks, k=2)
     by_id = {it.item_id: it for it in result.items}
     assert by_id["7"].explanation == "Because you loved Alien."
     assert by_id["6"].explanation == "because 6"
@@ -152,5 +169,37 @@ def test_title_given_instead_of_id(ctx: ToolContext) -> None:
     ],
 )
 def test_explanation_claims_are_checked(ctx: ToolContext, text: str, faithful: bool) -> None:
-    guard = Guard(ctx, Request(text="x"), 1)
+    guard = Guard(ctx, _turn(ctx, k=1))
     assert guard.faithful("7", text, rank=1) is faithful
+
+
+def test_title_line_is_not_an_explanation(ctx: ToolContext) -> None:
+    picks = [
+        FinalPick(item_id="7", explanation="Aliens (1986), Action, Sci-Fi"),
+        FinalPick(item_id="6", explanation="Brazil (1985) - Sci-Fi."),
+        FinalPick(item_id="2", explanation="Its search rank and your Alien both point here."),
+    ]
+    result = _run(ctx, picks, k=3)
+    by_id = {it.item_id: it.explanation for it in result.items}
+    assert by_id["7"] == "because 7" and by_id["6"] == "because 6"
+    assert by_id["2"].startswith("Its search rank")
+    assert result.repairs["empty_explanation"] == 2
+
+
+@pytest.mark.parametrize(
+    ("message", "holds"),
+    [
+        ("Three sci-fi picks for you.", True),  # every item is Sci-Fi
+        ("These movies are all dark sci-fi comedies suitable for families.", False),
+        ("Classics from 1982 and 1985.", True),
+        ("Classics from 1999.", False),
+        ("Blade Runner is ranked #1.", False),  # no rank claims in a message
+        ("If you liked Alien, try these.", True),  # Alien is in the history
+        ("Like The Terminator and Aliens.", False),  # Aliens is not in the list
+    ],
+)
+def test_message_claims_are_checked(ctx: ToolContext, message: str, holds: bool) -> None:
+    guard = Guard(ctx, _turn(ctx))
+    items = guard.check([], RANKING, explain=lambda i: "x").items  # 2, 3, 6: all Sci-Fi
+    assert [it.item_id for it in items] == ["2", "3", "6"]
+    assert guard.message_holds(message, items) is holds

@@ -11,7 +11,7 @@ from recagent.prompts.registry import PromptError, PromptRegistry
 
 GOOD = """name: system
 description: test override
-version: 2
+version: 9
 variables:
   domain: {default: films}
   k: {default: 3}
@@ -37,7 +37,7 @@ def test_override_wins_and_changes_hash(tmp_path: Path) -> None:
     assert reg.source("system") == "user"
     assert reg.render("system").text.startswith("Recommend 3 films")
     assert reg.get("system").hash != before
-    assert "+version: 2" in reg.diff("system")
+    assert "+version: 9" in reg.diff("system")
 
 
 def test_undeclared_variable_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,10 +1,15 @@
-"""The LLM agent: LangChain `create_agent` over the recommender tools.
+"""The LLM agent: the model's side of a turn, in two calls that share one prompt prefix (the
+static system prompt, the same two tools, the conversation) so a server's prompt cache
+(llama.cpp's) reuses it:
 
-Small models skip tools, invent titles and break JSON, so the graph is built to survive
-them: the first model call is forced to a tool the request clearly needs; the final answer
-is an ordinary tool (`final_answer`, return-direct) instead of a provider JSON mode; an
-explicit step limit ends runaway loops; transient HTTP failures are retried. Whatever comes
-out still goes through the guard.
+- `understand`: the model records its reading of the message with `read_request` (a named
+  tool choice: it must answer with that structure; llama.cpp rejects 'required');
+- `choose`: after the planner's tools gathered and ranked candidates, the model picks and
+  explains from the best eligible ones with `final_answer`. If none fit, it may ask for more
+  (`search_more`); the session then searches once more and asks it again.
+
+Small models skip tools, invent ids and break JSON, so both calls are forced and bounded, and
+whatever comes out goes through the guard.
 """
 
 from __future__ import annotations
@@ -16,33 +21,34 @@ from typing import Any
 
 import httpx
 import openai
-from langchain.agents import create_agent
-from langchain.agents.middleware import AgentMiddleware, ModelCallLimitMiddleware
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
-    BaseMessage,
-    HumanMessage,
-    ToolMessage,
-)
-from langchain_core.tools import StructuredTool
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from recagent.agent.llm import LLMUnavailable, describe_error, with_retries
+from recagent.agent.reading import READ_TOOL, Reading, to_request
 from recagent.agent.request import Request
 from recagent.agent.schema import FinalAnswer, FinalPick
+from recagent.agent.turn import Turn
 from recagent.config import AgentConfig, LLMConfig
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import TOOLS, ToolContext, langchain_tools
+from recagent.tools.base import ToolContext, llm_schema
 from recagent.tools.profile import current_profile
 
 FINAL_TOOL = "final_answer"
 Event = Callable[[str, Any], None]
+EVIDENCE_WORDS = {
+    "co_watched": "people who liked {titles} also liked it",
+    "similar_to_items": "similar to {titles}",
+    "similar_to_history": "close to {titles} from their history",
+    "text_match": "matches the taste",
+    "sequential": "SASRec rank {rank} for their history",
+    "popularity": "popular lately",
+}
 
 
 @dataclass
 class AgentTurn:
-    """What one LLM turn produced, before the guard."""
+    """What the model did in one turn, before the guard."""
 
     answer: FinalAnswer | None
     text: str = ""
@@ -52,74 +58,32 @@ class AgentTurn:
     tool_sequence: list[str] = field(default_factory=list)
     malformed_calls: int = 0
     prompt_hashes: dict[str, str] = field(default_factory=dict)
+    failed: str | None = None  # why the LLM failed for good, if it did
+    messages: list[BaseMessage] = field(default_factory=list)  # this turn's exchange so far
+
+    def count(self, reply: AIMessage) -> None:
+        self.llm_calls += 1
+        usage = reply.usage_metadata or {}
+        self.input_tokens += int(usage.get("input_tokens", 0))
+        self.output_tokens += int(usage.get("output_tokens", 0))
+        self.malformed_calls += len(reply.invalid_tool_calls)
+        self.tool_sequence.extend(tc["name"] for tc in reply.tool_calls)
+        if isinstance(reply.content, str) and reply.content.strip():
+            self.text = reply.content.strip()
 
 
-class _ForceTool(AgentMiddleware):
-    """Force a named tool: `first` on the turn's first model call, `always` on every call.
-    (A named tool choice works on OpenAI and on llama.cpp's server; 'required' does not.)"""
-
-    def __init__(self, first: str | None = None, always: str | None = None) -> None:
-        super().__init__()
-        self.first = first
-        self.always = always
-
-    def wrap_model_call(self, request, handler):  # type: ignore[no-untyped-def]
-        if self.always:
-            request = request.override(tool_choice=self.always)
-        elif self.first and not any(
-            isinstance(m, ToolMessage) for m in _this_turn(request.messages)
-        ):
-            request = request.override(tool_choice=self.first)
-        return handler(request)
+def _schema_tool(name: str, description: str, schema: type[Any]) -> dict[str, Any]:
+    """An OpenAI tool definition from a pydantic model (compact: see `llm_schema`)."""
+    return {
+        "type": "function",
+        "function": {"name": name, "description": description, "parameters": llm_schema(schema)},
+    }
 
 
-class _Retry(AgentMiddleware):
-    """Bounded, jittered retries of each model call on transient failures."""
-
-    def __init__(self, cfg: LLMConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-
-    def wrap_model_call(self, request, handler):  # type: ignore[no-untyped-def]
-        return with_retries(lambda: handler(request), self.cfg)
-
-
-def _this_turn(messages: list[BaseMessage]) -> list[BaseMessage]:
-    last_human = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
-    return messages[last_human + 1 :]
-
-
-def _final_answer_tool(holder: dict[str, FinalAnswer]) -> StructuredTool:
-    """The answer as an ordinary tool call (no provider JSON mode needed); ends the run."""
-
-    def submit(**kwargs: Any) -> str:
-        holder["answer"] = FinalAnswer.model_validate(kwargs)
-        return "Recommendations recorded."
-
-    return StructuredTool.from_function(
-        func=submit,
-        name=FINAL_TOOL,
-        description=FinalAnswer.__doc__ or "",
-        args_schema=FinalAnswer,
-        return_direct=True,
-        handle_validation_error=lambda exc: (
-            f"invalid {FINAL_TOOL}: {exc.error_count()} problem(s); send "
-            '{"items": [{"item_id": "...", "explanation": "..."}], "message": "..."}'
-        ),
-    )
-
-
-def first_tool(request: Request, ctx: ToolContext) -> str | None:
-    """The tool the request obviously needs first (None when it is not available)."""
-    if request.reference_titles:
-        name = "lookup_items"
-    elif request.query:
-        name = "search_items"
-    elif ctx.history:
-        name = "similar_items"
-    else:
-        name = "filter_items"
-    return name if name in TOOLS else None
+READ_TOOL_DEF = _schema_tool(READ_TOOL, " ".join((Reading.__doc__ or "").split()), Reading)
+FINAL_TOOL_DEF = _schema_tool(
+    FINAL_TOOL, " ".join((FinalAnswer.__doc__ or "").split()), FinalAnswer
+)
 
 
 def picks_from_text(text: str, ctx: ToolContext) -> list[FinalPick]:
@@ -140,6 +104,22 @@ def picks_from_text(text: str, ctx: ToolContext) -> list[FinalPick]:
     return [FinalPick(item_id=i) for i in ordered]
 
 
+def evidence_line(ctx: ToolContext, item_id: str) -> str:
+    """What the tools found for an item, in words the model can cite."""
+    reasons: list[str] = []
+    for ev in ctx.candidates.evidence(item_id):
+        template = EVIDENCE_WORDS.get(ev.kind)
+        if template is None:
+            continue
+        titles = ", ".join(ctx.catalog[i].title for i in ev.because_of[:2] if i in ctx.catalog)
+        if "{titles}" in template and not titles:
+            continue
+        text = template.format(titles=titles, rank=ev.rank)
+        if text not in reasons:
+            reasons.append(text)
+    return "; ".join(reasons[:3]) or "passes the filters"
+
+
 class ToolCallingAgent:
     def __init__(
         self,
@@ -153,120 +133,108 @@ class ToolCallingAgent:
         self.llm_cfg = llm_cfg
         self.agent_cfg = agent_cfg
 
-    def run(
-        self,
-        ctx: ToolContext,
-        message: str,
-        request: Request,
-        k: int,
-        history: list[BaseMessage],
-        on_event: Event | None = None,
-        shortlist: Callable[[], list[str]] | None = None,
-    ) -> AgentTurn:
-        """One turn. Raises `LLMUnavailable` when the LLM fails for good.
+    # ---- the two-call turn -------------------------------------------------------------------
 
-        If the model stops without calling final_answer (small models often reply in prose
-        or print a tool call as text), it is asked once more with final_answer forced and,
-        when `shortlist` is given, the tools' best eligible candidates to choose from."""
-        emit = on_event or (lambda kind, data: None)
-        holder: dict[str, FinalAnswer] = {}
-        profile = current_profile(ctx)
+    def _system(self, llm: AgentTurn) -> str:
+        """The static system prompt (the same for every call and turn: a cacheable prefix)."""
         style = self.registry.render("explanation_style")
         system = self.registry.render(
-            "system",
-            domain=self.agent_cfg.domain,
-            k=k,
-            explanation_style=style.text,
-            user=profile.text if profile.n_items else "a new user with no history",
+            "system", domain=self.agent_cfg.domain, explanation_style=style.text
         )
-        tools = [*langchain_tools(ctx), _final_answer_tool(holder)]
-        turn = AgentTurn(
-            answer=None, prompt_hashes={"system": system.hash, "explanation_style": style.hash}
-        )
-        messages: list[BaseMessage] = [*history, HumanMessage(content=message)]
-        force = _ForceTool(first=first_tool(request, ctx))
-        messages = self._invoke(tools, system.text, force, messages, turn, emit)
-        if "answer" not in holder:
-            nudge = HumanMessage(content=self._nudge(ctx, k, shortlist() if shortlist else []))
-            self._invoke(
-                tools, system.text, _ForceTool(always=FINAL_TOOL), [*messages, nudge], turn, emit
-            )
-        turn.answer = holder.get("answer")
-        return turn
+        llm.prompt_hashes.update(system=system.hash, explanation_style=style.hash)
+        return system.text
 
-    @staticmethod
-    def _nudge(ctx: ToolContext, k: int, candidates: list[str]) -> str:
-        text = f"Now call {FINAL_TOOL} with the {k} best items for the request, best first, each "
-        if not candidates:
-            return text + "with a one-sentence explanation, using item_ids from the tool results."
-        lines = []
-        for item_id in candidates:
-            item = ctx.catalog[item_id]
-            year = f" ({item.year})" if item.year else ""
-            lines.append(f"- {item_id}: {item.title}{year}, {', '.join(item.genres)}")
-        return (
-            text + "with a one-sentence explanation. Choose ONLY from these candidates, which "
-            "the tools found and ranked (item_id: title):\n" + "\n".join(lines)
-        )
-
-    def _invoke(
-        self,
-        tools: list[Any],
-        system: str,
-        force: _ForceTool,
-        messages: list[BaseMessage],
-        turn: AgentTurn,
-        emit: Event,
-    ) -> list[BaseMessage]:
-        agent = create_agent(
-            self.model,
-            tools,
-            system_prompt=system,
-            middleware=[
-                force,
-                _Retry(self.llm_cfg),
-                ModelCallLimitMiddleware(run_limit=self.agent_cfg.max_steps, exit_behavior="end"),
-            ],
-        )
-        state: dict[str, Any] = {"messages": messages}
+    def _call(
+        self, llm: AgentTurn, messages: list[BaseMessage], tool: str, emit: Event
+    ) -> AIMessage:
+        """One model call with `tool` forced; its reply is counted and kept in the turn."""
+        bound = self.model.bind_tools([READ_TOOL_DEF, FINAL_TOOL_DEF], tool_choice=tool)
         try:
-            for mode, data in agent.stream(
-                {"messages": messages}, stream_mode=["messages", "values"]
-            ):
-                if mode == "messages":
-                    chunk = data[0]
-                    if (
-                        isinstance(chunk, AIMessageChunk)
-                        and isinstance(chunk.content, str)
-                        and chunk.content
-                    ):
-                        emit("token", chunk.content)
-                else:
-                    self._events(state["messages"], data.get("messages", []), emit)
-                    state = data
+            reply = with_retries(lambda: bound.invoke(messages), self.llm_cfg)
         except (openai.OpenAIError, httpx.HTTPError, TimeoutError) as exc:
             raise LLMUnavailable(describe_error(exc)) from exc
-        new = state["messages"][len(messages) :]
-        for msg in new:
-            if isinstance(msg, AIMessage):
-                turn.llm_calls += 1
-                usage = msg.usage_metadata or {}
-                turn.input_tokens += int(usage.get("input_tokens", 0))
-                turn.output_tokens += int(usage.get("output_tokens", 0))
-                turn.malformed_calls += len(msg.invalid_tool_calls)
-                turn.tool_sequence.extend(tc["name"] for tc in msg.tool_calls)
-                if isinstance(msg.content, str) and msg.content.strip():
-                    turn.text = msg.content.strip()
-        return list(state["messages"])
+        if not isinstance(reply, AIMessage):
+            raise LLMUnavailable("the model gave no message")
+        llm.count(reply)
+        if reply.content and isinstance(reply.content, str):
+            emit("token", reply.content)
+        for tc in reply.tool_calls:
+            emit("tool_call", (tc["name"], tc["args"]))
+        return reply
 
-    @staticmethod
-    def _events(before: list[BaseMessage], after: list[BaseMessage], emit: Event) -> None:
-        for msg in after[len(before) :]:
-            if isinstance(msg, AIMessage):
-                for tc in msg.tool_calls:
-                    emit("tool_call", (tc["name"], tc["args"]))
-            elif isinstance(msg, ToolMessage):
-                emit("tool_result", msg.name)
+    def understand(
+        self,
+        ctx: ToolContext,
+        history: list[BaseMessage],
+        message: str,
+        llm: AgentTurn,
+        emit: Event | None = None,
+    ) -> Request | str:
+        """The model's reading of `message` (with the conversation before it) as a
+        validated `Request`, or why its reading is invalid. Raises `LLMUnavailable`."""
+        emit = emit or (lambda kind, data: None)
+        who = current_profile(ctx)
+        user = who.text if who.n_items else "a new user"
+        ask = HumanMessage(content=f"{message or '(no message)'}\n\n[user: {user}]")
+        messages: list[BaseMessage] = [SystemMessage(content=self._system(llm)), *history, ask]
+        reply = self._call(llm, messages, READ_TOOL, emit)
+        calls = [tc for tc in reply.tool_calls if tc["name"] == READ_TOOL]
+        llm.messages = [*messages, reply]
+        if not calls:
+            return "no read_request call"
+        call = calls[0]
+        llm.messages.append(
+            ToolMessage(content="Reading recorded.", tool_call_id=call["id"] or READ_TOOL)
+        )
+        conversation = " ".join(
+            str(m.content) for m in [*history, ask] if isinstance(m, HumanMessage)
+        )
+        return to_request(call["args"], ctx.dataset, conversation, message)
+
+    def choose(
+        self,
+        ctx: ToolContext,
+        turn: Turn,
+        shortlist: list[str],
+        llm: AgentTurn,
+        emit: Event | None = None,
+    ) -> None:
+        """The model picks `turn.k` of `shortlist` (the tools' best eligible candidates) and
+        explains each from its evidence; the answer lands in `llm.answer`."""
+        emit = emit or (lambda kind, data: None)
+        lines = []
+        for item_id in shortlist:
+            item = ctx.catalog[item_id]
+            year = f" ({item.year})" if item.year else ""
+            lines.append(f"- {item_id}: {item.title}{year} — {evidence_line(ctx, item_id)}")
+        prompt = (
+            f"The tools found these candidates, best first (item_id: title — evidence). Call "
+            f"{FINAL_TOOL} with the {turn.k} that fit the request best, best first, each with "
+            "one sentence saying why for this person from its evidence:\n" + "\n".join(lines)
+        )
+        messages = [*llm.messages, HumanMessage(content=prompt)]
+        reply = self._call(llm, messages, FINAL_TOOL, emit)
+        llm.messages = [*messages, reply]
+        llm.answer = None
+        for tc in reply.tool_calls:
+            if tc["name"] != FINAL_TOOL:
+                continue
+            llm.messages.append(
+                ToolMessage(content="Answer recorded.", tool_call_id=tc["id"] or FINAL_TOOL)
+            )
+            try:
+                llm.answer = FinalAnswer.model_validate(tc["args"])
+            except ValueError:
+                llm.malformed_calls += 1
+            break
+        if llm.answer is None and llm.text:
+            llm.answer = FinalAnswer(items=picks_from_text(llm.text, ctx))
 
 
-__all__ = ["FINAL_TOOL", "AgentTurn", "ToolCallingAgent", "first_tool", "picks_from_text"]
+__all__ = [
+    "FINAL_TOOL",
+    "AgentTurn",
+    "ToolCallingAgent",
+    "evidence_line",
+    "picks_from_text",
+]

@@ -1,13 +1,14 @@
 """The grounding guard: whatever proposed the list (LLM or planner), what reaches the user is
-checked and repaired here.
+checked and repaired here, once per turn.
 
 Every item must exist in the catalog and have been returned by a tool this turn; no
-duplicates; seen items only when asked; the request's hard constraints (genres, years) hold;
-reference items ("like Toy Story") are not recommended back; exactly the requested count
-(when enough items qualify). Explanations may only cite titles that are in the user's
-history, the item's evidence or the request. Each violation is repaired (dropped,
-backfilled from the candidate set by tool score, explanation rewritten from evidence) and
-counted, never passed through.
+duplicates; the turn's constraints hold (`Constraints.admits`: the reading's genres and
+years, no excluded item - seen unless asked, a reference, disliked, already shown -, only
+allowed items); exactly the requested count when enough items qualify. Explanations and the
+message may only cite titles in the history, the item's evidence or the request, genres the
+items have, years and ranks that are true, and must say more than the item's title line.
+Each violation is repaired (dropped, backfilled from the ranking, rewritten from evidence)
+and counted, never passed through.
 """
 
 from __future__ import annotations
@@ -17,14 +18,45 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from recagent.agent.request import Request
+from recagent.agent.ranking import Ranking
 from recagent.agent.schema import FinalPick, RankedItem
-from recagent.data.catalog import Item
+from recagent.agent.turn import Turn
 from recagent.tools.base import ToolContext
 
 Explain = Callable[[str], str]
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 _RANK = re.compile(r"(?:\branked?\s*(?:#|number\s*)?|#)(\d{1,4})(?:st|nd|rd|th)?\b", re.I)
+_WORDS = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "of",
+        "in",
+        "on",
+        "to",
+        "for",
+        "with",
+        "is",
+        "it",
+        "its",
+        "this",
+        "that",
+        "from",
+        "by",
+        "as",
+        "at",
+        "be",
+        "are",
+        "was",
+        "movie",
+        "film",
+    ]
+)
+MIN_EXPLANATION_WORDS = 2  # beyond the item's own title, year and genres
 
 
 @dataclass
@@ -34,39 +66,13 @@ class GuardResult:
     notices: list[str] = field(default_factory=list)
 
 
-def violates(item: Item, request: Request) -> str | None:
-    """The first hard constraint of `request` that `item` breaks, if any."""
-    genres = set(item.genres)
-    if request.genres_all and not set(request.genres_all) <= genres:
-        return "genre"
-    if request.genres_any and not genres & set(request.genres_any):
-        return "genre"
-    if genres & set(request.genres_none):
-        return "excluded_genre"
-    if request.year_min is not None and (item.year is None or item.year < request.year_min):
-        return "year"
-    if request.year_max is not None and (item.year is None or item.year > request.year_max):
-        return "year"
-    return None
-
-
 class Guard:
-    def __init__(
-        self,
-        ctx: ToolContext,
-        request: Request,
-        k: int,
-        reference_ids: Sequence[str] = (),
-        exclude_ids: Sequence[str] = (),
-        allowed_ids: Sequence[str] | None = None,
-    ) -> None:
+    def __init__(self, ctx: ToolContext, turn: Turn) -> None:
         self.ctx = ctx
-        self.request = request
-        self.k = k
-        self.reference_ids = set(reference_ids)
-        self.exclude_ids = set(exclude_ids)
-        self.seen = set(ctx.history)
-        self.allowed = set(allowed_ids) if allowed_ids is not None else None
+        self.turn = turn
+        self.constraints = turn.constraints
+        self.seen = set(turn.history)
+        self.reference_ids = set(turn.reference_ids)
 
     def rejection(self, item_id: str) -> str | None:
         """Why `item_id` cannot be in the answer (None when it can)."""
@@ -75,15 +81,12 @@ class Guard:
             return "unknown_item"
         if not self.ctx.candidates.returned(item_id):
             return "not_from_tool"
-        if self.allowed is not None and item_id not in self.allowed:
+        reason = self.constraints.admits(item)
+        if reason == "excluded":
+            return self.turn.exclusions.get(item_id, "excluded")
+        if reason == "not_included":
             return "outside_candidates"
-        if item_id in self.reference_ids:
-            return "reference_item"
-        if item_id in self.exclude_ids:
-            return "already_shown"
-        if item_id in self.seen and not self.request.include_seen:
-            return "seen"
-        return violates(item, self.request)
+        return reason
 
     def _resolve(self, raw_id: str) -> str:
         """LLMs sometimes answer with a title instead of an id: map an exact title back."""
@@ -92,40 +95,74 @@ class Guard:
         hits = self.ctx.dataset.titles.search(raw_id, limit=1, min_score=97)
         return hits[0].item_id if hits else raw_id
 
+    def _claims_hold(
+        self, text: str, item_ids: Sequence[str], allowed_titles: set[str], ranks: set[int]
+    ) -> bool:
+        """The text cites only allowed titles, genres the items have, the years of the items
+        and titles it names, and the given ranks."""
+        catalog = self.ctx.catalog
+        mentioned = self.ctx.dataset.titles.mentions(text)
+        if not mentioned <= allowed_titles:
+            return False
+        genres = set().union(*(catalog[i].genres for i in item_ids)) if item_ids else set()
+        if not self.ctx.dataset.genres.mentions(text) <= genres:
+            return False
+        years = {int(y) for y in _YEAR.findall(text)}
+        known_years = {catalog[i].year for i in mentioned | set(item_ids) if i in catalog}
+        if not years <= known_years:
+            return False
+        return {int(r) for r in _RANK.findall(text)} <= ranks
+
     def faithful(self, item_id: str, text: str, rank: int | None = None) -> bool:
         """The explanation cites only what exists: titles of the item, the history, its
         evidence or the user's references; genres the item has; years of those titles; and
         ranks its evidence (or its place in the list) really has."""
-        catalog = self.ctx.catalog
-        mentioned = self.ctx.dataset.titles.mentions(text)
         evidence = self.ctx.candidates.evidence(item_id)
         allowed = {item_id} | self.seen | self.reference_ids
         for ev in evidence:
             allowed.update(ev.because_of)
-        if not mentioned <= allowed:
+        ranks = {ev.rank for ev in evidence if ev.rank} | {rank or 0}
+        return self._claims_hold(text, [item_id], allowed, ranks)
+
+    def says_something(self, item_id: str, text: str) -> bool:
+        """More than the item's title, year and genres ("Heat (1995), Action, Crime" is not
+        an explanation)."""
+        item = self.ctx.catalog[item_id]
+        known = set(_WORDS.findall(item.title.lower())) | {str(item.year)}
+        known |= {w for g in item.genres for w in _WORDS.findall(g.lower())}
+        rest = [w for w in _WORDS.findall(text.lower()) if w not in known and w not in _STOP]
+        return len(rest) >= MIN_EXPLANATION_WORDS
+
+    def message_holds(self, text: str, items: Sequence[RankedItem]) -> bool:
+        """The answer's message makes only claims that hold for the list: titles shown,
+        seen or referred to, genres most of the items have, their years, no ranks."""
+        ids = [it.item_id for it in items]
+        counts = Counter(g for it in items for g in it.genres)
+        common = [g for g, n in counts.items() if 2 * n >= len(items)]
+        catalog = self.ctx.catalog
+        allowed = set(ids) | self.seen | self.reference_ids
+        if not self.ctx.dataset.titles.mentions(text) <= allowed:
             return False
-        item = catalog[item_id]
-        if not self.ctx.dataset.genres.mentions(text) <= set(item.genres):
+        if not self.ctx.dataset.genres.mentions(text) <= set(common):
             return False
         years = {int(y) for y in _YEAR.findall(text)}
-        known_years = {catalog[i].year for i in mentioned | {item_id} if i in catalog}
-        if not years <= known_years:
+        if not years <= {catalog[i].year for i in allowed if i in catalog}:
             return False
-        ranks = {int(r) for r in _RANK.findall(text)}
-        return ranks <= {ev.rank for ev in evidence if ev.rank} | {rank}
+        return not _RANK.findall(text)
 
     def check(
         self,
         picks: Sequence[FinalPick],
-        ranked_pool: Sequence[str],
-        scores: dict[str, float],
+        ranking: Ranking,
         explain: Explain,
         keep_pick_order: bool = False,
     ) -> GuardResult:
-        """Validate `picks`, backfill from `ranked_pool` (best first), explain, and rank."""
+        """Validate `picks`, backfill from the ranking (best first), explain, and order: by
+        the tools' scores, or (`keep_pick_order`) the picks' own order, backfill after."""
         repairs: Counter[str] = Counter()
         chosen: list[str] = []
         texts: dict[str, str] = {}
+        k = self.turn.k
         for pick in picks:
             item_id = self._resolve(pick.item_id.strip())
             if item_id != pick.item_id.strip():
@@ -138,26 +175,30 @@ class Guard:
                 continue
             chosen.append(item_id)
             texts[item_id] = pick.explanation.strip()
-        if len(chosen) > self.k:
-            repairs["too_many"] += len(chosen) - self.k
-            chosen = chosen[: self.k]
-        for item_id in ranked_pool:
-            if len(chosen) >= self.k:
+        if len(chosen) > k:
+            repairs["too_many"] += len(chosen) - k
+            chosen = chosen[:k]
+        picked = len(chosen)
+        for item_id in ranking.order:
+            if len(chosen) >= k:
                 break
             if item_id not in chosen and self.rejection(item_id) is None:
                 chosen.append(item_id)
-                if picks:
-                    repairs["backfilled"] += 1
+        if picks and len(chosen) > picked:
+            repairs["backfilled"] += len(chosen) - picked
         if not keep_pick_order:
-            chosen.sort(key=lambda i: -scores.get(i, float("-inf")))
+            chosen.sort(key=lambda i: -ranking.scores.get(i, float("-inf")))
         notices = []
-        if len(chosen) < self.k:
-            notices.append(f"only {len(chosen)} item(s) match the request (asked for {self.k})")
+        if len(chosen) < k:
+            notices.append(f"only {len(chosen)} item(s) match the request (asked for {k})")
         items = []
         for rank, item_id in enumerate(chosen, start=1):
             text = texts.get(item_id, "")
             if text and not self.faithful(item_id, text, rank):
                 repairs["unfaithful_explanation"] += 1
+                text = ""
+            elif text and not self.says_something(item_id, text):
+                repairs["empty_explanation"] += 1
                 text = ""
             item = self.ctx.catalog[item_id]
             items.append(
@@ -169,10 +210,10 @@ class Guard:
                     genres=list(item.genres),
                     explanation=text or explain(item_id),
                     evidence=self.ctx.candidates.evidence(item_id),
-                    score=scores.get(item_id),
+                    score=ranking.scores.get(item_id),
                 )
             )
         return GuardResult(items=items, repairs=repairs, notices=notices)
 
 
-__all__ = ["Guard", "GuardResult", "violates"]
+__all__ = ["Guard", "GuardResult"]

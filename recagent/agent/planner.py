@@ -1,57 +1,45 @@
-"""The rule-based planner: offline mode, and the fallback when an LLM fails.
+"""The rule-based planner: offline mode's tool calls, the gathering step of a clear LLM turn,
+and the fallback when an LLM fails. Also the one place a turn's candidates are ranked.
 
-It calls the same tools an LLM would, in a fixed order: profile -> reference lookup ->
-recall (request text, reference items, history) -> hard filters -> SASRec scores -> blend
--> top-k, and writes each explanation from the evidence with the `explanation` prompt.
+`gather` calls the same tools an LLM would, in a fixed order: profile -> SASRec's best next
+items for the history -> recall (the taste, the reference items, the items the conversation
+named, the stored history) -> what is popular lately -> hard filters -> SASRec scores for
+every candidate. `rank` blends the evidence once (`recagent.agent.ranking`), and `explain`
+words an item's evidence with the `explanation` prompt.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from recagent.agent.ranking import BlendConfig, blend, order_by
-from recagent.agent.request import Request
+import numpy as np
+
+from recagent.agent.ranking import GENRE_FIT, BlendConfig, Ranking, blend, order_by
+from recagent.agent.turn import Turn
 from recagent.data.profile import UserProfile
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import ToolContext, ToolError, run_tool
+from recagent.tools.base import Evidence, ToolContext, ToolError, run_tool
 from recagent.tools.profile import current_profile
 
 RECALL_K = 100
-MIN_POOL = 30
-REFERENCE_MIN_SCORE = 85.0
 SCORE_K = 100  # score_candidates scores every candidate; k only limits what it lists
+DISLIKED_NEIGHBOURS = 200
 
 
-@dataclass
-class Plan:
-    """What the planner found: the ranked pool, scores, references and notes."""
-
-    ranked: list[str]
-    scores: dict[str, float]
-    reference_ids: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def recall_filters(
-    request: Request, exclude: list[str], include: list[str] | None = None
-) -> dict[str, Any]:
-    """Constraints pushed down into vector recall (the rest is enforced by filter_items)."""
-    filters: dict[str, Any] = {}
-    if request.genres_any:
-        filters["genres_any"] = request.genres_any
-    elif request.genres_all:
-        filters["genres_any"] = request.genres_all[:1]  # recall coarse, filter_items exact
-    if request.genres_none:
-        filters["genres_none"] = request.genres_none
-    if request.year_min is not None:
-        filters["year_min"] = request.year_min
-    if request.year_max is not None:
-        filters["year_max"] = request.year_max
-    if exclude:
-        filters["exclude_ids"] = exclude
-    if include is not None:
-        filters["include_ids"] = include
+def recall_filters(turn: Turn) -> dict[str, Any]:
+    """The turn's hard constraints as the recall tools' `filters` (seen items are left out by
+    the tools themselves, through `exclude_seen`)."""
+    c = turn.constraints
+    filters: dict[str, Any] = {
+        key: value
+        for key, value in c.model_dump(exclude={"include_ids", "exclude_ids"}).items()
+        if value not in (None, [])
+    }
+    excluded = [i for i, why in turn.exclusions.items() if why != "seen"]
+    if excluded:
+        filters["exclude_ids"] = excluded
+    if turn.allowed_ids is not None:
+        filters["include_ids"] = list(turn.allowed_ids)
     return filters
 
 
@@ -60,80 +48,116 @@ class Planner:
         self.registry = registry
         self.blend_config = blend_config or BlendConfig()
 
-    def resolve_references(
-        self, ctx: ToolContext, titles: list[str]
-    ) -> tuple[list[str], list[str]]:
-        """Item ids for the titles the user referred to, and the titles not found."""
-        if not titles:
-            return [], []
-        result = run_tool("lookup_items", {"titles": titles, "limit": 1}, ctx)
-        if isinstance(result, ToolError):
-            return [], titles
-        ids, missing = [], list(getattr(result, "not_found", []))
-        for entry in getattr(result, "results", []):
-            good = [m for m in entry.matches if m.match_score >= REFERENCE_MIN_SCORE]
-            if good:
-                ids.append(good[0].item.item_id)
-            elif entry.query not in missing:
-                missing.append(entry.query)
-        return ids, missing
-
-    def plan(
-        self,
-        ctx: ToolContext,
-        request: Request,
-        k: int,
-        reference_ids: list[str],
-        exclude: list[str],
-        preset: list[str] | None = None,
-    ) -> Plan:
-        """Call the tools and rank what they found. With `preset`, rank only those items
-        (the evaluation's candidate protocol)."""
+    def gather(self, ctx: ToolContext, turn: Turn) -> list[str]:
+        """Fill the turn's candidate set with evidence; returns notes on tools that failed."""
         notes: list[str] = []
-        filters = recall_filters(request, list(exclude) + reference_ids, preset)
+        request = turn.request
+        filters = recall_filters(turn)
         recall = {"filters": filters, "exclude_seen": not request.include_seen}
-        n = len(preset) if preset else RECALL_K
-        run_tool("summarize_profile", {}, ctx)
+        n = len(turn.allowed_ids) if turn.allowed_ids is not None else RECALL_K
+        n = max(1, min(n, RECALL_K))
+
+        def call(tool: str, args: dict[str, Any]) -> None:
+            result = run_tool(tool, args, ctx)
+            if isinstance(result, ToolError):
+                notes.append(f"{tool}: {result.error}")
+
+        call("summarize_profile", {})
+        if turn.history and turn.allowed_ids is None:
+            call("score_candidates", {"item_ids": None, "k": n})  # SASRec's next items
         if request.query:
-            self._recall(ctx, "search_items", {"query": request.query, "k": n, **recall}, notes)
-        if reference_ids:
-            self._recall(ctx, "similar_items", {"item_ids": reference_ids, "k": n, **recall}, notes)
-        if ctx.history:
-            self._recall(ctx, "similar_items", {"use_history": True, "k": n, **recall}, notes)
-        if preset is None:
-            constraints = {
-                "genres_any": request.genres_any,
-                "genres_all": request.genres_all,
-                "genres_none": request.genres_none,
-                "year_min": request.year_min,
-                "year_max": request.year_max,
-                "exclude_seen": not request.include_seen,
-            }
-            run_tool("filter_items", constraints, ctx)
-            if len(ctx.candidates) < max(MIN_POOL, 2 * k):
-                run_tool(
-                    "filter_items",
-                    {**constraints, "from_catalog": True, "k": max(MIN_POOL, 3 * k)},
-                    ctx,
-                )
-        if ctx.candidates.ids():
-            scored = run_tool("score_candidates", {"k": min(len(ctx.candidates), SCORE_K)}, ctx)
-            if isinstance(scored, ToolError):
-                notes.append(f"score_candidates: {scored.error}")
-        has_content = bool(request.query or reference_ids)
-        scores = blend(ctx.candidates, has_content, self.blend_config)
-        return Plan(
-            ranked=order_by(scores), scores=scores, reference_ids=reference_ids, notes=notes
-        )
+            search = dict(recall)
+            c = turn.constraints
+            if turn.reference_ids and not (c.genres_all or c.genres_any):
+                # "like Toy Story but darker": the twist, among the references' genres
+                genres = {g for i in turn.reference_ids for g in ctx.catalog[i].genres}
+                search["filters"] = {**filters, "genres_any": sorted(genres)}
+            call("search_items", {"query": request.query, "k": n, **search})
+        if turn.reference_ids:
+            call("similar_items", {"item_ids": turn.reference_ids, "k": n, **recall})
+        seeds = [i for i in turn.seeds if i not in turn.reference_ids]
+        if seeds:
+            call("similar_items", {"item_ids": seeds[-50:], "k": n, **recall})
+        if turn.stored_history:
+            call("similar_items", {"use_history": True, "k": n, **recall})
+        constraints = {
+            **{k: v for k, v in filters.items() if k not in ("exclude_ids", "include_ids")},
+            "exclude_seen": not request.include_seen,
+        }
+        if turn.allowed_ids is not None:
+            for item_id in turn.allowed_ids:
+                if item_id in ctx.catalog and item_id not in turn.exclusions:
+                    ctx.candidates.add(item_id, Evidence(tool="harness", kind="filter"))
+        else:
+            call("filter_items", {**constraints, "from_catalog": True, "k": n})
+        call("filter_items", constraints)
+        if turn.history and ctx.candidates.ids():
+            call("score_candidates", {"k": min(len(ctx.candidates), SCORE_K)})
+        return notes
+
+    def rank(self, ctx: ToolContext, turn: Turn) -> Ranking:
+        """Blend the candidates' evidence once: the order every later step uses."""
+        ids = [i for i in ctx.candidates.ids() if i not in turn.exclusions]
+        counts = ctx.popularity_counts
+        extra: dict[str, dict[str, float]] = {
+            "popularity": {i: float(counts[ctx.catalog.idx(i)]) for i in ids},
+            "text_match": {  # a weak text match is no match: it does not rank
+                i: ev.score
+                for i in ids
+                for ev in ctx.candidates.evidence(i)
+                if ev.kind == "text_match" and (ev.score or 0.0) >= ctx.match_threshold
+            },
+        }
+        if turn.liked_genres or turn.disliked_genres:
+            liked, disliked = set(turn.liked_genres), set(turn.disliked_genres)
+            fit = {}
+            for i in ids:
+                have = set(ctx.catalog[i].genres)
+                share = len(have & liked) / len(liked) if liked else 0.0
+                fit[i] = share - (1.0 if have & disliked else 0.0)
+            extra[GENRE_FIT] = fit
+        if turn.disliked:
+            self._push_away(ctx, turn.disliked, ids)
+        cfg = self.blend_config
+        weights = cfg.with_content if turn.has_content else cfg.history_only
+        if not turn.history and not turn.has_content:
+            weights = {"popularity": 1.0, GENRE_FIT: 1.0}
+        scores = blend(ctx.candidates, weights, extra)
+        for item_id in turn.exclusions:
+            scores.pop(item_id, None)
+        return Ranking(scores=scores, order=order_by(scores))
 
     @staticmethod
-    def _recall(ctx: ToolContext, tool: str, args: dict[str, Any], notes: list[str]) -> None:
-        result = run_tool(tool, args, ctx)
-        if isinstance(result, ToolError):
-            notes.append(f"{tool}: {result.error}")
+    def _push_away(ctx: ToolContext, disliked: list[str], ids: list[str]) -> None:
+        """Mark candidates that people watch with, or that read like, a disliked item."""
+        near: dict[str, tuple[float, list[str]]] = {}
+        if ctx.pairs is not None:
+            for item_id, score, because in ctx.pairs.related(disliked, DISLIKED_NEIGHBOURS):
+                near[item_id] = (score, because)
+        if ctx.index is not None and ids:
+            vectors = ctx.index.embeddings(disliked)
+            cand = ctx.index.embeddings(ids)
+            sims = cand @ vectors.T  # (candidates, disliked)
+            for row, item_id in enumerate(ids):
+                best = int(np.argmax(sims[row]))
+                score = float(sims[row, best])
+                if score > near.get(item_id, (-1.0, []))[0]:
+                    near[item_id] = (score, [disliked[best]])
+        wanted = set(ids)
+        for item_id, (score, because) in near.items():
+            if item_id in wanted:
+                ctx.candidates.add(
+                    item_id,
+                    Evidence(
+                        tool="rank",
+                        kind="similar_to_disliked",
+                        score=round(score, 4),
+                        because_of=because,
+                    ),
+                )
 
     def explain(
-        self, ctx: ToolContext, item_id: str, request: Request, profile: UserProfile | None = None
+        self, ctx: ToolContext, item_id: str, turn: Turn, profile: UserProfile | None = None
     ) -> str:
         """An explanation written from the item's evidence with the `explanation` prompt."""
         profile = profile or current_profile(ctx)
@@ -145,23 +169,26 @@ class Planner:
 
         values: dict[str, Any] = {"title": item.title}
         for ev in evidence:
-            if ev.kind == "text_match":
-                values["query"] = request.query or ev.matched_text or ""
+            if ev.kind == "text_match" and (ev.score or 0) >= ctx.match_threshold:
+                values["query"] = turn.request.query or ev.matched_text or ""
             elif ev.kind == "similar_to_items":
                 values["similar_to"] = titles(ev.because_of)
+            elif ev.kind == "co_watched":
+                values["watched_with"] = titles(ev.because_of)
             elif ev.kind == "similar_to_history":
                 values["history_items"] = titles(ev.because_of)
-            elif ev.kind == "sequential" and ev.rank:
+            elif ev.kind == "sequential" and ev.rank and turn.history:
                 values["sasrec_rank"] = ev.rank
                 values["n_candidates"] = len(ctx.candidates)
             elif ev.kind == "popularity":
-                values["popularity"] = int(ctx.popularity_counts[ctx.catalog.idx(item_id)])
+                values["popularity"] = int(ctx.dataset.popularity[ctx.catalog.idx(item_id)])
             elif ev.kind == "title_match":
                 values["title_match"] = True
-        liked = [g for g in profile.liked_genres if g in item.genres]
+        said = [g for g in turn.liked_genres if g in item.genres]
+        liked = said or [g for g in profile.liked_genres if g in item.genres]
         if liked:
             values["liked_genres"] = liked
         return self.registry.render("explanation", **values).text
 
 
-__all__ = ["Plan", "Planner", "recall_filters"]
+__all__ = ["RECALL_K", "SCORE_K", "Planner", "recall_filters"]

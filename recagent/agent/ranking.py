@@ -1,15 +1,19 @@
 """How the tools' evidence becomes one order: a weighted sum of per-signal percentiles.
 
-Each signal (SASRec score, text match, similarity to reference items or to the history,
-popularity) is turned into a percentile among the candidates that have it, so signals on
-different scales mix fairly; a candidate without a signal gets nothing from it. What the
-user asked for (a description, reference titles) weighs most when present; otherwise the
-sequential model leads.
+Each signal (SASRec score, text match, similarity to reference items or the history, items
+people watch together, popularity lately, similarity to what the person disliked) is turned
+into a percentile among the candidates that have it, so signals on different scales mix
+fairly; a candidate without a signal gets nothing from it. Genre fit (the share of the genres
+the person said they like that an item has, minus one for a genre they said they do not like)
+is added as it is. Two weight profiles: with nothing asked beyond "what next" for a history
+the sequential model decides (other signals only break ties); once the person asks for a
+taste, names titles, or the conversation taught us items, the content signals lead.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -20,30 +24,46 @@ SIGNALS: tuple[EvidenceKind, ...] = (
     "sequential",
     "text_match",
     "similar_to_items",
+    "co_watched",
     "similar_to_history",
     "popularity",
+    "similar_to_disliked",
 )
+GENRE_FIT = "genre_fit"
 
 
 class BlendConfig(BaseModel):
-    """Weights per signal, for requests with and without content (a query or titles)."""
+    """Weights per signal, for requests with content (a taste, titles, conversation items)
+    and for a history alone."""
 
     model_config = ConfigDict(extra="forbid")
 
     with_content: dict[str, float] = {
-        "text_match": 1.0,
-        "similar_to_items": 1.0,
-        "sequential": 0.6,
+        "text_match": 0.7,
+        "similar_to_items": 0.5,
+        "co_watched": 1.0,
+        "sequential": 0.3,
         "similar_to_history": 0.2,
-        "popularity": 0.1,
+        "popularity": 1.0,
+        "similar_to_disliked": -1.0,
+        GENRE_FIT: 0.8,
     }
-    without_content: dict[str, float] = {
+    history_only: dict[str, float] = {
         "sequential": 1.0,
-        "similar_to_history": 0.3,
-        "popularity": 0.1,
-        "text_match": 0.3,
-        "similar_to_items": 0.3,
+        "similar_to_history": 0.05,
+        "co_watched": 0.05,
+        "popularity": 0.02,
+        "similar_to_disliked": -0.5,
+        GENRE_FIT: 0.1,
     }
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The turn's one order: blended scores and candidate ids best first."""
+
+    scores: dict[str, float]
+    order: list[str]
 
 
 def _percentiles(values: dict[str, float]) -> dict[str, float]:
@@ -74,15 +94,22 @@ def signal_values(candidates: CandidateSet) -> dict[str, dict[str, float]]:
 
 
 def blend(
-    candidates: CandidateSet, has_content: bool, cfg: BlendConfig | None = None
+    candidates: CandidateSet,
+    weights: dict[str, float],
+    extra: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, float]:
-    """A score per active candidate; higher is better."""
-    cfg = cfg or BlendConfig()
-    weights = cfg.with_content if has_content else cfg.without_content
+    """A score per active candidate; higher is better. `extra`: signals computed outside
+    the evidence, replacing what the evidence says of that kind (popularity for every
+    candidate, text matches above the match threshold; genre fit, added as is)."""
     total = dict.fromkeys(candidates.ids(), 0.0)
-    for kind, values in signal_values(candidates).items():
+    values = signal_values(candidates)
+    values.update(extra or {})
+    for kind, per_item in values.items():
         w = weights.get(kind, 0.0)
-        for item_id, p in _percentiles(values).items():
+        if not w:
+            continue
+        scaled = per_item if kind == GENRE_FIT else _percentiles(per_item)
+        for item_id, p in scaled.items():
             if item_id in total:
                 total[item_id] += w * p
     return total
@@ -93,4 +120,4 @@ def order_by(scores: dict[str, float]) -> list[str]:
     return sorted(scores, key=lambda i: -scores[i])
 
 
-__all__ = ["BlendConfig", "blend", "order_by", "signal_values"]
+__all__ = ["GENRE_FIT", "BlendConfig", "Ranking", "blend", "order_by", "signal_values"]

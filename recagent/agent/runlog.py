@@ -43,6 +43,9 @@ class TurnRecord(BaseModel):
     prompt_hashes: dict[str, str] = Field(default_factory=dict)
     repairs: dict[str, int] = Field(default_factory=dict)
     fallback_reason: str | None = None
+    readings: dict[str, Any] = Field(
+        default_factory=dict, description="Both readings (llm, rules) when they differ."
+    )
     items: list[dict[str, Any]] = Field(default_factory=list)
     created_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 

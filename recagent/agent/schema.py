@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recagent.agent.memory import Learned
 from recagent.agent.request import Request
 from recagent.tools.base import Evidence
 
@@ -38,19 +39,24 @@ class RankedList(BaseModel):
     notices: list[str] = Field(default_factory=list)
     repairs: dict[str, int] = Field(default_factory=dict)
     request: Request | None = None
+    learned: Learned | None = Field(
+        None, description="What the conversation taught the session (items, genres)."
+    )
 
 
 class FinalPick(BaseModel):
-    item_id: str = Field(description="An item_id returned by a tool this turn.")
-    explanation: str = Field("", description="One sentence citing the tool evidence.")
+    item_id: str = Field(description="An item_id from the candidates.")
+    explanation: str = Field("", description="Why, for this person, from its evidence.")
 
 
 class FinalAnswer(BaseModel):
-    """Submit the final recommendations: item_ids from tool results this turn, best first,
-    each with a short explanation that cites the tools' evidence."""
+    """Submit the recommendations, best first, each with why it fits this person."""
 
     items: list[FinalPick] = Field(description="The recommended items, best first.")
-    message: str = Field("", description="One or two sentences to the user.")
+    message: str = Field("", description="One sentence to the person.")
+    search_more: str = Field(
+        "", description="Only if too few candidates fit: what to search for instead."
+    )
 
 
 __all__ = ["FinalAnswer", "FinalPick", "RankedItem", "RankedList"]

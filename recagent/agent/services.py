@@ -17,6 +17,8 @@ from recagent.agent.session import ChatSession
 from recagent.config import Settings
 from recagent.data.dataset import Dataset
 from recagent.data.download import DownloadError
+from recagent.data.pairs import ItemPairs, PairsConfig
+from recagent.data.popularity import popularity
 from recagent.data.prepare import LOADERS, PrepareConfig, prepare
 from recagent.errors import ArtifactError
 from recagent.models.base import IdScorer
@@ -33,6 +35,8 @@ class Services:
     dataset: Dataset
     scorer: Any = None
     index: Any = None
+    pairs: Any = None  # ItemPairs: items people consume together
+    popularity: Any = None  # popularity lately per item_idx
     notes: list[str] = field(default_factory=list)
 
 
@@ -106,7 +110,11 @@ def load_services(
     except ArtifactError as exc:
         notes.append(f"{exc}; vector recall is off")
         index = None
-    return Services(dataset=dataset, scorer=scorer, index=index, notes=notes)
+    pairs = ItemPairs.load_or_build(workspace, dataset, PairsConfig(), train_only=False)
+    recent = popularity(dataset, half_life_days=settings.agent.popularity_half_life_days)
+    return Services(
+        dataset=dataset, scorer=scorer, index=index, pairs=pairs, popularity=recent, notes=notes
+    )
 
 
 def build_session(
@@ -136,6 +144,8 @@ def build_session(
         model_name=choice.model,
         runlog=RunLog(workspace.log_db),
         profile_writer=writer,
+        pairs=services.pairs,
+        popularity=services.popularity,
     )
 
 

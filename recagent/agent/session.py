@@ -1,33 +1,48 @@
-"""A conversation: who the user is, what was shown, and one `ask` per turn.
+"""A conversation: who the user is, what they said, what was shown, and one `ask` per turn.
 
-A turn parses the message (merging it with the previous request when it only refines it),
-lets the LLM agent or the rule-based planner call the tools, makes sure the tools rank the
-result, passes it through the guard, and logs it.
+A turn is a short pipeline over one value (`Turn`) built once:
+
+    message -> understand -> gather -> rank -> guard -> respond
+               Request       tools     scores  Constraints  RankedList + run log
+
+understand: the LLM's typed reading (validated against the catalog) or the rule reader's; a
+refinement merges with the previous request; what the person says they loved, saw or
+disliked goes into the conversation memory. gather: the planner's fixed plan of tool calls
+(offline, and for a clear LLM turn) or the LLM's own tool loop. rank: the blended order,
+computed once. guard: one `Guard` that checks and repairs the proposed list. respond: the
+`RankedList`, with what the session learned, and a run-log record that keeps both readings
+when the model's and the rules' differ.
 """
 
 from __future__ import annotations
 
 import secrets
-import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from recagent.agent.graph import AgentTurn, Event, ToolCallingAgent, picks_from_text
+from recagent.agent.graph import AgentTurn, Event, ToolCallingAgent
 from recagent.agent.guard import Guard
 from recagent.agent.llm import LLMUnavailable
-from recagent.agent.planner import SCORE_K, Planner
-from recagent.agent.ranking import blend, order_by
-from recagent.agent.request import Request, RequestParser, clamp_k
+from recagent.agent.memory import ConversationMemory
+from recagent.agent.planner import RECALL_K, SCORE_K, Planner, recall_filters
+from recagent.agent.ranking import Ranking
+from recagent.agent.request import Request, clamp_k, refine
+from recagent.agent.rules import RuleReader
 from recagent.agent.runlog import RunLog, TurnRecord
 from recagent.agent.schema import FinalPick, RankedItem, RankedList
+from recagent.agent.turn import AskOptions, Turn, constraints_for
 from recagent.config import AgentConfig
+from recagent.data.constraints import ConstraintError
 from recagent.data.dataset import Dataset
+from recagent.errors import ConfigError
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import Evidence, ToolContext, run_tool
+from recagent.tools.base import ToolContext, run_tool
 
 MEMORY_TURNS = 3
+ROLES = ("user", "assistant")
 
 
 @dataclass
@@ -35,34 +50,7 @@ class SessionState:
     last_request: Request | None = None
     last_list: RankedList | None = None
     shown: list[str] = field(default_factory=list)
-    messages: list[BaseMessage] = field(default_factory=list)
-
-
-def refine(new: Request, last: Request, last_list: RankedList | None) -> Request:
-    """The previous request adjusted by a refinement ("no horror", "older ones", ...)."""
-    merged = last.model_copy(deep=True)
-    merged.text, merged.notices = new.text, list(new.notices)
-    merged.more_like_rank, merged.older, merged.newer, merged.more = None, False, False, False
-    if new.genres_none:
-        merged.genres_none = sorted(set(merged.genres_none) | set(new.genres_none))
-        merged.genres_all = [g for g in merged.genres_all if g not in new.genres_none]
-        merged.genres_any = [g for g in merged.genres_any if g not in new.genres_none]
-    if new.year_min is not None or new.year_max is not None:
-        merged.year_min, merged.year_max = new.year_min, new.year_max
-    merged.k = new.k or merged.k
-    merged.include_seen = merged.include_seen or new.include_seen
-    years = [it.year for it in (last_list.items if last_list else []) if it.year]
-    if years and (new.older or new.newer):
-        middle = int(statistics.median(years))
-        if new.older:
-            merged.year_min, merged.year_max = None, middle - 1
-        else:
-            merged.year_min, merged.year_max = middle + 1, None
-    merged.more = new.more
-    if new.more_like_rank is not None:
-        merged.more_like_rank = new.more_like_rank
-        merged.query, merged.reference_titles = "", []
-    return merged
+    messages: list[BaseMessage] = field(default_factory=list)  # the recent conversation
 
 
 class ChatSession:
@@ -77,6 +65,8 @@ class ChatSession:
         model_name: str | None = None,
         runlog: RunLog | None = None,
         profile_writer: object = None,
+        pairs: object = None,
+        popularity: object = None,
     ) -> None:
         self.dataset = dataset
         self.registry = registry
@@ -85,14 +75,20 @@ class ChatSession:
         self.model_name = model_name
         self.runlog = runlog
         self.planner = Planner(registry)
-        latest = max((it.year for it in dataset.catalog if it.year), default=None)
-        self.parser = RequestParser(dataset.genres, latest)
+        self.reader = RuleReader(dataset.catalog, dataset.titles, dataset.genres)
+        self.memory = ConversationMemory()
         self.ctx = ToolContext(
-            dataset=dataset, scorer=scorer, index=index, profile_writer=profile_writer
+            dataset=dataset,
+            scorer=scorer,
+            index=index,
+            pairs=pairs,
+            profile_writer=profile_writer,
+            popularity=popularity,
         )
+        self.user_history: list[str] = []
+        self.user_ratings: list[float | None] | None = None
         self.session_id = secrets.token_hex(6)
         self.state = SessionState()
-        self.preset_candidates: list[str] | None = None  # evaluation: rank only these
         self.last_turn: TurnRecord | None = None
 
     @property
@@ -105,154 +101,277 @@ class ChatSession:
         self.ctx.user_id = user_id
         idx = self.dataset.interactions.user_idx_of(user_id) if user_id else None
         if idx is None:
-            self.ctx.history, self.ctx.history_ratings = [], None
+            self.user_history, self.user_ratings = [], None
             if user_id:
                 return f"user {user_id} is not in {self.dataset.name}: a new user with no history"
-            return "no user: recommendations come from the request alone"
-        self.ctx.history = self.dataset.catalog.ids_at(self.dataset.interactions.sequence(idx))
+            return "no user: recommendations come from what you say"
+        self.user_history = self.dataset.catalog.ids_at(self.dataset.interactions.sequence(idx))
+        self.user_ratings = None
         if self.dataset.interactions.has_ratings:
             ratings = self.dataset.interactions.ratings_of(idx)
-            self.ctx.history_ratings = [None if r != r else float(r) for r in ratings]
-        return f"user {user_id}: {len(self.ctx.history)} items in the history"
+            self.user_ratings = [None if r != r else float(r) for r in ratings]
+        return f"user {user_id}: {len(self.user_history)} items in the history"
 
     def reset(self) -> None:
+        """Forget the conversation (the user and their stored history stay)."""
         self.state = SessionState()
+        self.memory.reset()
         self.ctx.extras.clear()
 
     def why(self, n: int) -> RankedItem | None:
         items = self.state.last_list.items if self.state.last_list else []
         return items[n - 1] if 1 <= n <= len(items) else None
 
-    def ask(self, message: str, k: int | None = None, on_event: Event | None = None) -> RankedList:
-        started = time.perf_counter()
-        ctx = self.ctx
-        request = self.parser.parse(message)
-        notices = list(request.notices)
-        if not request.text:
-            notices.append(
-                "empty message: recommending from your history"
-                if ctx.history
-                else "empty message: showing popular items"
-            )
-        last = self.state.last_request
-        effective = (
-            refine(request, last, self.state.last_list)
-            if request.is_refinement and last
-            else request
-        )
-        k = clamp_k(k if k is not None else effective.k, notices, self.agent_cfg.k)
-        ctx.new_turn()
-        self._seed_preset()
-        references, missing = self.planner.resolve_references(ctx, effective.reference_titles)
-        notices += [f"no title like {t!r} in the catalog" for t in missing]
-        if effective.more_like_rank and self.state.last_list:
-            n = effective.more_like_rank
-            pick = self.why(n if n > 0 else len(self.state.last_list.items))  # -1 = "the last one"
-            if pick:
-                references.append(pick.item_id)
-        exclude = list(self.state.shown) if effective.more else []
+    # ---- a conversation that already happened ----------------------------------------------
 
-        turn: AgentTurn | None = None
-        fallback = None
-        picks: list[FinalPick] = []
-        if self.agent is not None:
-            try:
-                turn = self.agent.run(
-                    ctx,
-                    request.text or "Recommend something for me.",
-                    effective,
-                    k,
-                    self.state.messages,
-                    on_event,
-                    shortlist=lambda: self._shortlist(effective, k, references, exclude),
-                )
-                picks = turn.answer.items if turn.answer else picks_from_text(turn.text, ctx)
-            except LLMUnavailable as exc:
-                fallback = str(exc)
-                notices.append(f"LLM unavailable ({exc}); answered by the rule-based planner")
-                ctx.new_turn()
-                self._seed_preset()
-                references = self.planner.resolve_references(ctx, effective.reference_titles)[0]
-
-        guard = Guard(ctx, effective, k, references, exclude, allowed_ids=self.preset_candidates)
-        repairs: dict[str, int] = {}
-        if turn is None:
-            plan = self.planner.plan(ctx, effective, k, references, exclude, self.preset_candidates)
-            scores, pool = plan.scores, plan.ranked
+    def observe(self, role: str, text: str) -> None:
+        """An earlier message of the conversation, by the person (`user`) or the other side
+        (`assistant`): the session learns from it as if it had been there."""
+        if role not in ROLES:
+            raise ConfigError(f"unknown role {role!r}: a message is by 'user' or 'assistant'")
+        if role == "user":
+            request = self.reader.read(text)
+            self.memory.hear(request, self.state.shown)
+            if request.asks_something():
+                self.state.last_request = request
+            self.state.messages.append(HumanMessage(content=text))
         else:
-            scores, pool = self._tool_ranking(ctx, effective, references)
-            if sum(guard.rejection(i) is None for i in pool) < k:
-                repairs["planner_backfill"] = 1
-                plan = self.planner.plan(
-                    ctx, effective, k, references, exclude, self.preset_candidates
-                )
-                scores, pool = plan.scores, plan.ranked
-        result = guard.check(picks, pool, scores, lambda i: self.planner.explain(ctx, i, effective))
+            said = self.reader.read(text, role="assistant")
+            self.memory.suggested([m.item_id for m in said.mentions if m.item_id])
+            self.state.messages.append(AIMessage(content=text))
+        self.state.messages = self.state.messages[-2 * MEMORY_TURNS :]
+
+    # ---- one turn ------------------------------------------------------------------------
+
+    def ask(
+        self,
+        message: str,
+        k: int | None = None,
+        on_event: Event | None = None,
+        options: AskOptions | None = None,
+    ) -> RankedList:
+        started = time.perf_counter()
+        options = options or AskOptions()
+        emit = on_event or (lambda kind, data: None)
+        notices: list[str] = []
+        repairs: Counter[str] = Counter()
+        llm = AgentTurn(answer=None)
+
+        # understand
+        rules = self.reader.read(message)
+        reading, rival, fallback = self._understand(message, rules, llm, repairs, emit)
+        notices += reading.notices
+        if fallback:
+            notices.append(f"LLM unavailable ({fallback}); answered by the rule-based planner")
+        k = self._count(k, reading, notices)
+        last = self.state.last_request
+        years = [it.year for it in (self.state.last_list.items if self.state.last_list else [])]
+        effective = (
+            refine(reading, last, [y for y in years if y])
+            if reading.is_refinement and last
+            else reading
+        )
+        self.memory.hear(reading, self.state.shown)
+        if not message.strip():
+            notices.append(
+                "empty message: recommending from "
+                + ("your history" if self.user_history or options.history else "what is popular")
+            )
+        turn = self._turn(effective, k, options, notices)
+
+        # gather and rank
+        ctx = self.ctx
+        ctx.new_turn()
+        ctx.history = list(turn.history)
+        ctx.history_ratings = None
+        if options.history is None and self.user_ratings is not None:
+            ctx.history_ratings = [*self.user_ratings, *[None] * len(turn.learned_history)]
+        use_llm = self.agent is not None and fallback is None
+        emit("step", "gathering candidates with the tools")
+        notes = self.planner.gather(ctx, turn)
+        ranking = self.planner.rank(ctx, turn)
+        guard = Guard(ctx, turn)
+        picks: list[FinalPick] = []
+        if use_llm:
+            picks, ranking = self._choose(turn, ranking, guard, llm, emit)
+            if llm.failed:
+                fallback = llm.failed
+                notices.append(f"LLM unavailable ({fallback}); answered by the rule-based planner")
+
+        # guard and respond
+        emit("step", "checking the answer")
+        keep = use_llm and not llm.failed and self.agent_cfg.order == "llm"
+        result = guard.check(
+            picks, ranking, lambda i: self.planner.explain(ctx, i, turn), keep_pick_order=keep
+        )
         repairs.update(result.repairs)
-        if turn is not None and turn.malformed_calls:
-            repairs["malformed_tool_call"] = turn.malformed_calls
-        if turn is not None and turn.answer is None:
-            repairs["no_final_answer"] = 1
+        if llm.malformed_calls:
+            repairs["malformed_tool_call"] += llm.malformed_calls
+        answered = use_llm and not llm.failed
+        if answered and llm.answer is None:
+            repairs["no_final_answer"] += 1
         ranked = RankedList(
             items=result.items,
-            message=self._message(turn, effective, result.items, guard),
-            mode="llm" if turn is not None else "planner",
-            model=self.model_name if turn is not None else None,
+            message=self._message(llm if answered else None, turn, result.items, guard, repairs),
+            mode="llm" if answered else "planner",
+            model=self.model_name if answered else None,
             fallback_reason=fallback,
-            notices=notices + result.notices,
-            repairs=repairs,
+            notices=notices + result.notices + [n for n in notes if n],
+            repairs=dict(repairs),
             request=effective,
+            learned=self.memory.learned(self.dataset.catalog),
         )
-        self._remember(request.text, effective, ranked)
-        self._log(ranked, k, turn, started)
+        self._remember(message, effective, ranked)
+        self._log(ranked, turn, llm, rival, started)
         return ranked
 
-    def _shortlist(
-        self, request: Request, k: int, references: list[str], exclude: list[str]
-    ) -> list[str]:
-        """The tools' best candidates that the guard would accept, for the LLM to choose from
-        (topped up by the planner's retrieval when the LLM found too few)."""
-        ctx = self.ctx
-        guard = Guard(ctx, request, k, references, exclude, allowed_ids=self.preset_candidates)
-        _, pool = self._tool_ranking(ctx, request, references)
-        if sum(guard.rejection(i) is None for i in pool) < k:
-            pool = self.planner.plan(
-                ctx, request, k, references, exclude, self.preset_candidates
-            ).ranked
-        return [i for i in pool if guard.rejection(i) is None][: 2 * k]
+    def _understand(
+        self,
+        message: str,
+        rules: Request,
+        llm: AgentTurn,
+        repairs: Counter[str],
+        emit: Event,
+    ) -> tuple[Request, Request | None, str | None]:
+        """The reading the turn acts on, the other reader's when it differs, and why the LLM
+        failed (None when it did not)."""
+        if self.agent is None:
+            return rules, None, None
+        emit("step", "reading the request")
+        try:
+            reading = self.agent.understand(self.ctx, self.state.messages, message, llm, emit)
+        except LLMUnavailable as exc:
+            llm.failed = str(exc)
+            return rules, None, str(exc)
+        if isinstance(reading, str):  # the model's structure was invalid
+            repairs["invalid_reading"] += 1
+            rules.notices.append(f"the model's reading was invalid ({reading}); used the rules")
+            return rules, None, None
+        # references to this session's own answers ("more like the second one", "not the
+        # third", "older ones") are the rules' to read: the model sees no numbered list
+        reading.more_like_rank, reading.older = rules.more_like_rank, rules.older
+        reading.newer, reading.more = rules.newer, rules.more
+        reading.mentions += [m for m in rules.mentions if m.rank is not None]
+        return reading, (None if reading.same_reading(rules) else rules), None
 
-    def _seed_preset(self) -> None:
-        for item_id in self.preset_candidates or []:
-            if item_id in self.dataset.catalog:
-                self.ctx.candidates.add(item_id, Evidence(tool="harness", kind="filter"))
+    def _count(self, k: int | None, reading: Request, notices: list[str]) -> int:
+        if k is not None and reading.k is not None and k != reading.k:
+            notices.append(f"the message asks for {reading.k} items; --k {k} wins")
+        return clamp_k(k if k is not None else reading.k, notices, self.agent_cfg.k)
 
-    @staticmethod
-    def _tool_ranking(
-        ctx: ToolContext, request: Request, references: list[str]
-    ) -> tuple[dict[str, float], list[str]]:
-        """The tools rank, whatever the LLM did: score unscored candidates with SASRec."""
-        unscored = [
-            i
-            for i in ctx.candidates.ids()
-            if not any(e.kind == "sequential" for e in ctx.candidates.evidence(i))
+    def _turn(self, request: Request, k: int, options: AskOptions, notices: list[str]) -> Turn:
+        """Everything the later stages act on, built once."""
+        catalog = self.dataset.catalog
+        stored = list(options.history) if options.history is not None else self.user_history
+        stored = [i for i in stored if i in catalog]
+        learned = [i for i in self.memory.history() if i not in set(stored)]
+        history = stored + learned
+        references = [
+            m.item_id
+            for m in request.mentions
+            if m.feeling == "like_this" and m.item_id and m.rank is None
         ]
-        if unscored:
-            run_tool("score_candidates", {"k": min(len(ctx.candidates), SCORE_K)}, ctx)
-        scores = blend(ctx.candidates, bool(request.query or references))
-        return scores, order_by(scores)
+        last = self.state.last_list
+        if request.more_like_rank and last and last.items:
+            n = request.more_like_rank
+            pick = self.why(n if n > 0 else len(last.items))  # -1 = "the last one"
+            if pick:
+                references.append(pick.item_id)
+        exclusions: dict[str, str] = {}
+        if not request.include_seen:
+            exclusions.update(dict.fromkeys(history, "seen"))
+        exclusions.update(dict.fromkeys(self.memory.disliked(), "disliked"))
+        if request.more:
+            exclusions.update({i: "already_shown" for i in self.state.shown if i not in exclusions})
+        exclusions.update(dict.fromkeys(references, "reference_item"))
+        liked, disliked = self.memory.genre_preferences()
+        try:
+            constraints = constraints_for(request, exclusions, options.allowed_ids, catalog)
+        except ConstraintError as exc:
+            notices.append(f"{exc}; ignoring the request's genres")
+            request.constraints = request.constraints.relaxed()
+            constraints = constraints_for(request, exclusions, options.allowed_ids, catalog)
+        seeds = {i: w for i, w in self.memory.seeds().items() if i not in set(stored)}
+        return Turn(
+            request=request,
+            k=k,
+            history=history,
+            reference_ids=list(dict.fromkeys(references)),
+            seeds=seeds,
+            exclusions=exclusions,
+            disliked=self.memory.disliked(),
+            liked_genres=liked,
+            disliked_genres=disliked,
+            allowed_ids=options.allowed_ids,
+            stored_history=len(stored),
+            constraints=constraints,
+        )
+
+    def _choose(
+        self, turn: Turn, ranking: Ranking, guard: Guard, llm: AgentTurn, emit: Event
+    ) -> tuple[list[FinalPick], Ranking]:
+        """The model picks and explains from the tools' best eligible candidates. If too few
+        fit and it asks for more (`search_more`), one more search, ranking and choice."""
+        assert self.agent is not None
+        for attempt in range(2):
+            eligible = [i for i in ranking.order if guard.rejection(i) is None]
+            shortlist = eligible[: 2 * turn.k]
+            emit("step", f"choosing {turn.k} of {len(shortlist)} candidates")
+            try:
+                self.agent.choose(self.ctx, turn, shortlist, llm, emit)
+            except LLMUnavailable as exc:
+                llm.failed = str(exc)
+                return [], ranking
+            answer = llm.answer
+            if attempt or answer is None or not answer.search_more.strip():
+                break
+            valid = {p.item_id for p in answer.items} & set(shortlist)
+            if len(valid) >= turn.k:
+                break
+            emit("step", f"searching for {answer.search_more!r}, as the model asked")
+            filters = recall_filters(turn)
+            run_tool(
+                "search_items",
+                {"query": answer.search_more, "k": RECALL_K, "filters": filters},
+                self.ctx,
+            )
+            if turn.history:
+                run_tool("score_candidates", {"k": SCORE_K}, self.ctx)
+            ranking = self.planner.rank(self.ctx, turn)
+        return (llm.answer.items if llm.answer else []), ranking
 
     def _message(
-        self, turn: AgentTurn | None, request: Request, items: list[RankedItem], guard: Guard
+        self,
+        llm: AgentTurn | None,
+        turn: Turn,
+        items: list[RankedItem],
+        guard: Guard,
+        repairs: Counter[str],
     ) -> str:
-        if turn is not None:
-            text = (turn.answer.message if turn.answer else "") or ""
-            shown = {it.item_id for it in items}
-            allowed = shown | guard.seen | guard.reference_ids
-            if text and self.dataset.titles.mentions(text) <= allowed:
+        if llm is not None:
+            text = (llm.answer.message if llm.answer else "") or ""
+            if text and guard.message_holds(text, items):
                 return text
+            if text:
+                repairs["unfaithful_message"] += 1
             return f"{len(items)} picks chosen with the tools."
-        what = request.query or ", ".join(request.reference_titles) or "your history"
-        return f"Offline mode (rule-based planner): {len(items)} picks for {what}."
+        request = turn.request
+        if request.query:
+            what = f"“{request.query}”"
+        elif turn.reference_ids:
+            what = "things like " + ", ".join(
+                self.dataset.catalog[i].title for i in turn.reference_ids
+            )
+        elif turn.seeds:
+            what = "what you told me you like"
+        elif turn.history:
+            what = "your history"
+        else:
+            what = "what people watch lately"
+        c = request.constraints.describe()
+        return f"Offline mode (rule-based planner): {len(items)} picks for {what}" + (
+            f" ({c})." if c else "."
+        )
 
     def _remember(self, text: str, request: Request, ranked: RankedList) -> None:
         self.state.last_request = request
@@ -269,12 +388,24 @@ class ChatSession:
         ]
         self.state.messages = self.state.messages[-2 * MEMORY_TURNS :]
 
-    def _log(self, ranked: RankedList, k: int, turn: AgentTurn | None, started: float) -> None:
+    def _log(
+        self,
+        ranked: RankedList,
+        turn: Turn,
+        llm: AgentTurn,
+        rival: Request | None,
+        started: float,
+    ) -> None:
         hashes = self.registry.hashes(
             ["explanation", "profile_summary", "system", "explanation_style"]
         )
-        if turn is not None:
-            hashes.update(turn.prompt_hashes)
+        hashes.update(llm.prompt_hashes)
+        readings = {}
+        if rival is not None and ranked.request is not None:
+            readings = {
+                ranked.request.reader: ranked.request.model_dump(mode="json"),
+                rival.reader: rival.model_dump(mode="json"),
+            }
         record = TurnRecord(
             session_id=self.session_id,
             dataset=self.dataset.name,
@@ -282,11 +413,11 @@ class ChatSession:
             mode=ranked.mode,
             model=ranked.model,
             message=ranked.request.text if ranked.request else "",
-            k=k,
+            k=turn.k,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            llm_calls=turn.llm_calls if turn else 0,
-            input_tokens=turn.input_tokens if turn else 0,
-            output_tokens=turn.output_tokens if turn else 0,
+            llm_calls=llm.llm_calls,
+            input_tokens=llm.input_tokens,
+            output_tokens=llm.output_tokens,
             tool_calls=[
                 {
                     "name": c.name,
@@ -300,6 +431,7 @@ class ChatSession:
             prompt_hashes=hashes,
             repairs=ranked.repairs,
             fallback_reason=ranked.fallback_reason,
+            readings=readings,
             items=[
                 {"rank": it.rank, "item_id": it.item_id, "title": it.title} for it in ranked.items
             ],
@@ -309,4 +441,4 @@ class ChatSession:
             self.runlog.append(record)
 
 
-__all__ = ["ChatSession", "SessionState", "refine"]
+__all__ = ["ChatSession", "SessionState"]

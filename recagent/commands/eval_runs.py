@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,7 +21,7 @@ from recagent.evals.report import write_report
 from recagent.evals.runs import RunConfig, RunDir, list_runs, new_run_id
 from recagent.evals.summary import HEADLINE, load_prices, summarize
 
-PROTOCOLS = ("full-rank", "candidates", "conversation")
+PROTOCOLS = ("full-rank", "candidates", "conversation", "dialogues")
 
 
 def _env(app_ctx: AppContext, config: RunConfig) -> EvalEnv:
@@ -33,6 +34,7 @@ def _env(app_ctx: AppContext, config: RunConfig) -> EvalEnv:
         config.use_cache,
         config.llm_rpm,
         app_ctx.reporter,
+        train_only=config.protocol != "dialogues",
     )
 
 
@@ -76,7 +78,7 @@ def _print_summary(app_ctx: AppContext, summary: dict) -> None:
 def run_cmd(
     ctx: typer.Context,
     protocol: Annotated[
-        str, typer.Option(help="full-rank | candidates | conversation")
+        str, typer.Option(help="full-rank | candidates | conversation | dialogues")
     ] = "full-rank",
     pipelines: Annotated[
         str, typer.Option(help=f"Comma-separated: {', '.join(PIPELINES)}.")
@@ -87,8 +89,8 @@ def run_cmd(
         int | None,
         typer.Option(
             min=1,
-            help="Evaluate a seeded sample of users \\[default: all for full-rank, 200 for "
-            "candidates, 50 for conversation].",
+            help="Evaluate a seeded sample of users (dialogues: of cases) \\[default: all for "
+            "full-rank and dialogues, 200 for candidates, 50 for conversation].",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for user sampling and candidate lists.")] = 0,
@@ -111,6 +113,12 @@ def run_cmd(
     llm_rpm: Annotated[
         float, typer.Option(min=0, help="Rate limit for LLM calls per minute (0 = none).")
     ] = 0.0,
+    cases: Annotated[
+        Path | None,
+        typer.Option(
+            help="dialogues: the case file (JSON lines as in redial-dev; see the README)."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate pipelines on one protocol, saved as runs/<id>/ in the workspace.
 
@@ -135,6 +143,14 @@ def run_cmd(
         raise ConfigError(
             "the conversation protocol evaluates the agent: use --pipelines planner,llm"
         )
+    if protocol == "dialogues":
+        if cases is None:
+            raise ConfigError("the dialogues protocol needs --cases FILE.jsonl")
+        if "llm-rerank" in names:
+            raise ConfigError("llm-rerank ranks a candidate list; the dialogues protocol has none")
+        cases = cases.resolve()
+    elif cases is not None:
+        raise ConfigError("--cases is for the dialogues protocol")
     config = RunConfig(
         run_id=new_run_id(),
         protocol=protocol,
@@ -148,6 +164,7 @@ def run_cmd(
         candidates_from=candidates_from,  # type: ignore[arg-type]
         simulator=simulator,
         llm=llm,
+        cases=str(cases) if cases else None,
         use_cache=not no_cache,
         llm_rpm=llm_rpm,  # type: ignore[arg-type]
     )
@@ -174,10 +191,11 @@ def resume_cmd(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="R
     run_dir = RunDir(app_ctx.workspace.runs_dir, run_id)
     config = run_dir.config()
     env = _env(app_ctx, config)
-    now = env.fingerprints(config.pipelines)
-    if now.get("data") != config.fingerprints.get("data"):
+    changed = env.changes(config)
+    if changed:
         raise ConfigError(
-            f"run {run_id} was made on other data (dataset re-prepared since); start a new run"
+            f"run {run_id} was made against other inputs ({', '.join(changed)} changed "
+            "since); start a new run"
         )
     before = len(run_dir.records())
     run_harness(config, env, run_dir, app_ctx.reporter)

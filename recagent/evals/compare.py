@@ -11,9 +11,8 @@ from pydantic import BaseModel
 from scipy import stats
 
 from recagent.evals.beyond import bootstrap_ci
-from recagent.evals.metrics import per_user
 from recagent.evals.runs import Record, RunConfig
-from recagent.evals.summary import KS
+from recagent.evals.summary import values_of
 
 
 class Delta(BaseModel):
@@ -29,8 +28,7 @@ class Delta(BaseModel):
 
 
 def _values(records: Sequence[Record], protocol: str) -> dict[str, np.ndarray]:
-    ranks = np.array([np.inf if r.rank is None else r.rank for r in records], dtype=float)
-    values = per_user(ranks, KS[protocol])
+    values = values_of(records, protocol)
     values["latency_ms"] = np.array([r.latency_ms for r in records], dtype=float)
     return values
 
@@ -71,13 +69,16 @@ def compare(
         va = _values([a for a, _ in pairs], config_a.protocol)
         vb = _values([b for _, b in pairs], config_a.protocol)
         for metric in va:
-            x, y = va[metric], vb[metric]
+            both = ~(np.isnan(va[metric]) | np.isnan(vb[metric]))
+            if not both.any():
+                continue
+            x, y = va[metric][both], vb[metric][both]
             diff = y - x
             deltas.append(
                 Delta(
                     pipeline=pipeline,
                     metric=metric,
-                    users=len(pairs),
+                    users=int(both.sum()),
                     a=float(x.mean()),
                     b=float(y.mean()),
                     delta=float(diff.mean()),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import recagent.tools  # noqa: F401  (registers every tool)
@@ -13,6 +14,8 @@ from recagent.agent.llm import make_chat_model, resolve_llm
 from recagent.agent.session import ChatSession
 from recagent.config import Settings
 from recagent.data.dataset import Dataset
+from recagent.data.pairs import ItemPairs, PairsConfig
+from recagent.data.popularity import popularity
 from recagent.errors import ConfigError
 from recagent.evals.cache import CachedChatModel, LLMCache, RateLimiter
 from recagent.evals.pipelines import (
@@ -26,6 +29,8 @@ from recagent.evals.pipelines import (
 from recagent.evals.recommender import Recommender
 from recagent.evals.rerank import LLMRanker
 from recagent.evals.runs import RunConfig
+from recagent.manifest import file_sha256
+from recagent.models.checkpoint import checkpoint_path
 from recagent.progress import Reporter, SilentReporter
 from recagent.prompts.registry import PromptRegistry
 from recagent.workspace import Workspace
@@ -40,6 +45,7 @@ class EvalEnv:
     use_cache: bool = True
     llm_rpm: float = 0.0
     reporter: Reporter = field(default_factory=SilentReporter)
+    train_only: bool = True  # leave-one-out protocols: learn only from the training split
     registry: PromptRegistry = field(init=False)
 
     def __post_init__(self) -> None:
@@ -49,7 +55,23 @@ class EvalEnv:
     def popularity(self) -> Any:
         from recagent.models.popularity import PopularityScorer
 
-        return PopularityScorer.from_dataset(self.dataset, train_only=True)
+        return PopularityScorer.from_dataset(self.dataset, train_only=self.train_only)
+
+    @cached_property
+    def popularity_lately(self) -> Any:
+        """What the agent calls popular lately (from the training split when evaluating on
+        the leave-one-out split)."""
+        return popularity(
+            self.dataset,
+            train_only=self.train_only,
+            half_life_days=self.settings.agent.popularity_half_life_days,
+        )
+
+    @cached_property
+    def pairs(self) -> ItemPairs:
+        return ItemPairs.load_or_build(
+            self.workspace, self.dataset, PairsConfig(), train_only=self.train_only
+        )
 
     @cached_property
     def sasrec(self) -> Any:
@@ -94,7 +116,7 @@ class EvalEnv:
             agent = ToolCallingAgent(
                 self.llm, self.registry, self.settings.llm, self.settings.agent
             )
-        session = ChatSession(
+        return ChatSession(
             self.dataset,
             self.registry,
             self.settings.agent,
@@ -102,14 +124,16 @@ class EvalEnv:
             index=self.index,
             agent=agent,
             model_name=self.llm.model_name if with_llm else None,
+            pairs=self.pairs,
+            popularity=self.popularity_lately,
         )
-        session.ctx.popularity = self.popularity.scores
-        return session
 
     def fingerprints(self, pipelines: list[str]) -> dict[str, str]:
         out = {"data": self.dataset.fingerprint}
         if any(p in pipelines for p in ("sasrec", "hybrid", "planner", "llm", "llm-rerank")):
-            out["sasrec"] = getattr(self.sasrec, "fingerprint", "") or "loaded"
+            self.sasrec  # noqa: B018 - trains one if missing, so the file below exists
+            path = checkpoint_path(self.workspace, self.dataset.name)
+            out["sasrec"] = file_sha256(path) if path.is_file() else "none"
         if any(p in pipelines for p in ("vector", "hybrid", "planner", "llm", "llm-rerank")):
             out["index"] = str(getattr(self.index, "meta", ""))[:200]
         if any(p in pipelines for p in ("llm", "llm-rerank")):
@@ -117,10 +141,28 @@ class EvalEnv:
         return out
 
     def stamp(self, config: RunConfig) -> None:
-        """Record on a new run what it runs against: data, model and index fingerprints, and
-        the hash of every prompt."""
+        """Record on a new run what it runs against: data, model, index and case-file
+        fingerprints, and the hash of every prompt."""
         config.fingerprints = self.fingerprints(config.pipelines)
+        if config.cases:
+            config.fingerprints["cases"] = file_sha256(Path(config.cases))
         config.prompt_hashes = self.registry.hashes()
+
+    def changes(self, config: RunConfig) -> list[str]:
+        """What differs now from what `config`'s run was made against (resume refuses)."""
+        now = RunConfig.model_validate(config.model_dump())
+        self.stamp(now)
+        changed = [
+            what
+            for what, value in config.fingerprints.items()
+            if what != "index" and now.fingerprints.get(what) != value
+        ]
+        prompts = [
+            name
+            for name, value in config.prompt_hashes.items()
+            if now.prompt_hashes.get(name) != value
+        ]
+        return changed + [f"prompt {name}" for name in prompts]
 
     def pipeline(self, name: str) -> Recommender:
         if name == "popularity":

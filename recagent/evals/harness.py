@@ -8,8 +8,17 @@ import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
+
+from recagent.agent.rules import RuleReader
+from recagent.agent.runlog import TurnRecord
+from recagent.agent.turn import AskOptions
+from recagent.errors import ConfigError
+from recagent.evals.dialogues import DialogueCase, liked_history, load_cases, split_turn
 from recagent.evals.env import EvalEnv
+from recagent.evals.pipelines import SessionRecommender
 from recagent.evals.protocols import Case, base_cases, random_candidates, shuffled
 from recagent.evals.recommender import Recommendation, Recommender
 from recagent.evals.runs import Record, RunConfig, RunDir
@@ -108,20 +117,14 @@ def converse(pipeline: Recommender, case: Case, config: RunConfig, simulator: ob
         session = pipeline.session()  # type: ignore[attr-defined]
         session.set_user(None)
         session.ctx.user_id = case.user_id
-        session.ctx.history = list(case.history)
+        options = AskOptions(history=list(case.history))
         shown: list[str] = []
         title = env_title(session, case.target)
         for turn in range(config.max_turns):
             message, leaked = redact(simulator.message(case, turn, shown), title)  # type: ignore[attr-defined]
             record.errors["title_leaks"] = record.errors.get("title_leaks", 0) + int(leaked)
-            ranked = session.ask(message, k=CONVERSATION_K)
-            turn_log = session.last_turn
-            if turn_log:
-                record.llm_calls += turn_log.llm_calls
-                record.input_tokens += turn_log.input_tokens
-                record.output_tokens += turn_log.output_tokens
-                record.tool_calls += len(turn_log.tool_calls)
-                record.tool_failures += sum(not c["ok"] for c in turn_log.tool_calls)
+            ranked = session.ask(message, k=CONVERSATION_K, options=options)
+            _tally(record, session.last_turn)
             shown = [it.item_id for it in ranked.items]
             record.turns = turn + 1
             if case.target in shown:
@@ -134,6 +137,70 @@ def converse(pipeline: Recommender, case: Case, config: RunConfig, simulator: ob
         record.failure = f"{type(exc).__name__}: {exc}"[:500]
     record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     return record
+
+
+def _tally(record: Record, turn_log: TurnRecord | None) -> None:
+    if turn_log:
+        record.llm_calls += turn_log.llm_calls
+        record.input_tokens += turn_log.input_tokens
+        record.output_tokens += turn_log.output_tokens
+        record.tool_calls += len(turn_log.tool_calls)
+        record.tool_failures += sum(not c["ok"] for c in turn_log.tool_calls)
+        record.repairs += sum(v for key, v in turn_log.repairs.items() if key != "backfilled")
+
+
+def answer_dialogue(
+    pipeline: Recommender, case: DialogueCase, config: RunConfig, reader: RuleReader
+) -> Record:
+    """One dialogue case: the pipeline answers the next turn; `items` is its top-k list."""
+    first = (case.new_gold or case.gold_ids or [""])[0]
+    record = Record(
+        pipeline=pipeline.name,
+        user_idx=case.index,
+        user_id=case.case_id,
+        target=first,
+        gold=case.gold_ids,
+        gold_new=case.new_gold,
+    )
+    started = time.perf_counter()
+    try:
+        if isinstance(pipeline, SessionRecommender):
+            session = pipeline.session()
+            session.set_user(None)
+            earlier, message = split_turn(case)
+            for m in earlier:
+                session.observe(m.role, m.text)
+            ranked = session.ask(message, k=config.k)
+            _tally(record, session.last_turn)
+            items = [it.item_id for it in ranked.items]
+            record.explanations = len(items)
+            record.unfaithful_explanations = ranked.repairs.get("unfaithful_explanation", 0)
+            record.model = ranked.model
+        else:
+            history = liked_history(reader, case)
+            named = set(case.named)
+            rec = pipeline.recommend(history, config.k + len(named))
+            items = [i for i in rec.item_ids if i not in named][: config.k]
+            _from(rec, record)
+        record.items = items
+        ranks = [items.index(g) + 1 for g in record.gold_new if g in items]
+        record.rank = float(min(ranks)) if ranks else None
+    except Exception as exc:
+        record.failure = f"{type(exc).__name__}: {exc}"[:500]
+    record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    return record
+
+
+def dialogue_cases(config: RunConfig, env: EvalEnv) -> list[DialogueCase]:
+    """The run's cases: all in the file, or `users` of them drawn with the run's seed."""
+    if not config.cases:
+        raise ConfigError("the dialogues protocol needs --cases FILE.jsonl")
+    cases = load_cases(Path(config.cases), env.dataset)
+    if config.users is not None and config.users < len(cases):
+        rng = np.random.default_rng(config.seed)
+        keep = np.sort(rng.choice(len(cases), size=config.users, replace=False))
+        cases = [cases[int(i)] for i in keep]
+    return cases
 
 
 def env_title(session: object, item_id: str) -> str:
@@ -150,6 +217,9 @@ def run(
     """Evaluate every pipeline on every case not yet recorded in `run_dir`."""
     run_dir.repair()
     done = {r.key for r in run_dir.records()}
+    if config.protocol == "dialogues":
+        _run_dialogues(config, env, run_dir, reporter, done, on_record)
+        return run_dir.records()
     cases = build_cases(config, env)
     units = [(p, None) for p in config.pipelines]
     if config.protocol == "conversation":
@@ -177,6 +247,41 @@ def run(
                 for case in todo:
                     finish(work(case))
     return run_dir.records()
+
+
+def _run_dialogues(
+    config: RunConfig,
+    env: EvalEnv,
+    run_dir: RunDir,
+    reporter: Reporter,
+    done: set[tuple[str, int]],
+    on_record: Callable[[Record], None] | None,
+) -> None:
+    cases = dialogue_cases(config, env)
+    reader = RuleReader(env.dataset.catalog, env.dataset.titles, env.dataset.genres)
+    for name in config.pipelines:
+        todo = [c for c in cases if (name, c.index) not in done]
+        if not todo:
+            continue
+        pipeline = env.pipeline(name)
+        with reporter.stage(f"{name} (dialogues)", total=len(todo)) as advance:
+
+            def one(case: DialogueCase, p: Recommender = pipeline) -> Record:
+                return answer_dialogue(p, case, config, reader)
+
+            def finish(record: Record) -> None:
+                run_dir.append(record)
+                if on_record:
+                    on_record(record)
+                advance(1)
+
+            if config.workers > 1:
+                with ThreadPoolExecutor(config.workers) as pool:
+                    for record in pool.map(one, todo):
+                        finish(record)
+            else:
+                for case in todo:
+                    finish(one(case))
 
 
 def _worker(
@@ -212,4 +317,13 @@ def _worker(
     return talk
 
 
-__all__ = ["build_cases", "converse", "evaluate_case", "list_errors", "rank_in", "run"]
+__all__ = [
+    "answer_dialogue",
+    "build_cases",
+    "converse",
+    "dialogue_cases",
+    "evaluate_case",
+    "list_errors",
+    "rank_in",
+    "run",
+]

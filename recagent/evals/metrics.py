@@ -89,6 +89,14 @@ def per_user(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, np.
     return out
 
 
+def recall(items: Sequence[str], gold: Sequence[str], k: int) -> float:
+    """Share of the `gold` items in the first `k` of `items` (NaN when there is no gold)."""
+    wanted = set(gold)
+    if not wanted:
+        return float("nan")
+    return len(wanted & set(items[:k])) / len(wanted)
+
+
 def summarize(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
     """Mean of every metric in `per_user` over the users (an empty `ranks` is an error)."""
     if len(ranks) == 0:
@@ -101,6 +109,7 @@ __all__ = [
     "hit",
     "ndcg",
     "per_user",
+    "recall",
     "reciprocal_rank",
     "summarize",
     "target_ranks",

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from recagent.agent.session import ChatSession
+from recagent.agent.turn import AskOptions
+from recagent.data.constraints import Constraints
 from recagent.evals.recommender import Recommendation, Recommender
 
 HYBRID_RECALL = 200
@@ -84,17 +86,15 @@ class VectorRecommender:
         candidates: list[str] | None = None,
         user_id: str | None = None,
     ) -> Recommendation:
-        from recagent.index.filters import ItemFilters
-
         if not history:
             return Recommendation(item_ids=[])
         if candidates is not None:
-            filters = ItemFilters(include_ids=list(candidates))
+            filters = Constraints(include_ids=list(candidates))
             hits = self.index.similar_to_history(history, len(candidates), filters)
             ranked = [h.item_id for h in hits]
             ranked += [c for c in candidates if c not in ranked]  # unreachable ones last
             return Recommendation(item_ids=ranked[:k])
-        hits = self.index.similar_to_history(history, k, ItemFilters(exclude_ids=list(history)))
+        hits = self.index.similar_to_history(history, k, Constraints(exclude_ids=list(history)))
         return Recommendation(item_ids=[h.item_id for h in hits])
 
 
@@ -108,11 +108,9 @@ class HybridRecommender:
     name: str = "hybrid"
 
     def recall_ids(self, history: list[str], n: int) -> list[str]:
-        from recagent.index.filters import ItemFilters
-
         if not history:
             return [i for i, _ in self.scorer.recommend(history, n, exclude=set())]
-        hits = self.index.similar_to_history(history, n, ItemFilters(exclude_ids=list(history)))
+        hits = self.index.similar_to_history(history, n, Constraints(exclude_ids=list(history)))
         return [h.item_id for h in hits]
 
     def recommend(
@@ -153,15 +151,12 @@ class SessionRecommender:
         user_id: str | None = None,
     ) -> Recommendation:
         session = self.session()
-        session.reset()
+        session.set_user(None)
         session.ctx.user_id = user_id
-        session.ctx.history, session.ctx.history_ratings = list(history), None
-        if candidates is not None:
-            session.preset_candidates = list(candidates)
-        try:
-            ranked = session.ask(request or "", k=k)
-        finally:
-            session.preset_candidates = None
+        options = AskOptions(
+            history=list(history), allowed_ids=None if candidates is None else list(candidates)
+        )
+        ranked = session.ask(request or "", k=k, options=options)
         record = session.last_turn
         unfaithful = ranked.repairs.get("unfaithful_explanation", 0)
         return Recommendation(

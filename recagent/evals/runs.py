@@ -23,7 +23,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: str
-    protocol: Literal["full-rank", "candidates", "conversation"]
+    protocol: Literal["full-rank", "candidates", "conversation", "dialogues"]
     pipelines: list[str]
     dataset: str
     split: Literal["valid", "test"] = "test"
@@ -34,6 +34,7 @@ class RunConfig(BaseModel):
     candidates_from: Literal["random", "hybrid"] = "random"
     simulator: Literal["rules", "llm"] = "rules"
     max_turns: int = 5
+    cases: str | None = Field(None, description="The dialogues protocol's case file.")
     llm: str | None = None
     use_cache: bool = True
     llm_rpm: float = 0.0
@@ -53,6 +54,10 @@ class Record(BaseModel):
     user_id: str
     target: str
     rank: float | None = Field(None, description="1-based rank of the target; None = miss")
+    gold: list[str] = Field(default_factory=list, description="dialogues: what came next")
+    gold_new: list[str] = Field(
+        default_factory=list, description="dialogues: the gold items not named before"
+    )
     items: list[str] = Field(default_factory=list)
     latency_ms: float = 0.0
     llm_calls: int = 0

@@ -13,11 +13,21 @@ import yaml
 
 from recagent.data.dataset import Dataset
 from recagent.evals import beyond
-from recagent.evals.metrics import per_user
+from recagent.evals.metrics import per_user, recall
 from recagent.evals.runs import Record, RunConfig
 
-KS = {"full-rank": (10, 20, 50), "candidates": (1, 5, 10, 20), "conversation": (1, 5, 10)}
-HEADLINE = {"full-rank": "NDCG@10", "candidates": "NDCG@10", "conversation": "hit_rate"}
+KS = {
+    "full-rank": (10, 20, 50),
+    "candidates": (1, 5, 10, 20),
+    "conversation": (1, 5, 10),
+    "dialogues": (1, 5, 10, 20, 50),
+}
+HEADLINE = {
+    "full-rank": "NDCG@10",
+    "candidates": "NDCG@10",
+    "conversation": "hit_rate",
+    "dialogues": "Recall@10",
+}
 PRICES = Path(__file__).with_name("prices.yaml")
 
 
@@ -32,14 +42,29 @@ def ranks_of(records: Sequence[Record]) -> np.ndarray:
     return np.array([np.inf if r.rank is None else r.rank for r in records], dtype=float)
 
 
-def _accuracy(records: Sequence[Record], protocol: str, seed: int) -> dict[str, dict[str, Any]]:
-    values = per_user(ranks_of(records), KS[protocol])
+def values_of(records: Sequence[Record], protocol: str) -> dict[str, np.ndarray]:
+    """Every accuracy metric per record (NaN where a record has nothing to measure: a
+    dialogue case whose gold the dialogue had all named already)."""
     if protocol == "conversation":
-        values = {"hit_rate": np.array([r.hit_turn is not None for r in records], dtype=float)}
+        return {"hit_rate": np.array([r.hit_turn is not None for r in records], dtype=float)}
+    if protocol == "dialogues":
+        out = {}
+        for k in KS[protocol]:
+            out[f"Recall@{k}"] = np.array([recall(r.items, r.gold_new, k) for r in records])
+        for k in KS[protocol]:
+            out[f"Recall@{k} all"] = np.array([recall(r.items, r.gold, k) for r in records])
+        return out
+    return per_user(ranks_of(records), KS[protocol])
+
+
+def _accuracy(records: Sequence[Record], protocol: str, seed: int) -> dict[str, dict[str, Any]]:
     out = {}
-    for name, v in values.items():
+    for name, v in values_of(records, protocol).items():
+        v = v[~np.isnan(v)]
+        if not len(v):
+            continue
         lo, hi = beyond.bootstrap_ci(v, seed=seed)
-        out[name] = {"mean": float(v.mean()), "ci": [lo, hi]}
+        out[name] = {"mean": float(v.mean()), "ci": [lo, hi], "n": len(v)}
     return out
 
 
@@ -152,6 +177,13 @@ def summarize(
             f"simulator: {config.simulator}; [attrs] = the simulator knows the target's genres "
             "and year (inflates scores), [no-attrs] = history only"
         )
+    if config.protocol == "dialogues":
+        notes.append(
+            f"cases: {config.cases}; Recall@k over the gold items the dialogue had not named "
+            "yet (cases that have one), 'all' over every gold item; agents observe the "
+            "earlier messages and answer the last, as a new user; sasrec and vector score "
+            "the movies the person said they liked"
+        )
     return {
         "run_id": config.run_id,
         "protocol": config.protocol,
@@ -162,4 +194,4 @@ def summarize(
     }
 
 
-__all__ = ["HEADLINE", "KS", "load_prices", "ranks_of", "summarize"]
+__all__ = ["HEADLINE", "KS", "load_prices", "ranks_of", "summarize", "values_of"]

@@ -26,6 +26,8 @@ EvidenceKind = Literal[
     "text_match",  # matched a free-text query (score = similarity, matched_text)
     "similar_to_items",  # near given reference items (because_of = those item ids)
     "similar_to_history",  # near the user's history (because_of = the history items)
+    "co_watched",  # people who liked the because_of items also liked this one
+    "similar_to_disliked",  # near an item the user disliked (because_of = that item)
     "sequential",  # scored by SASRec for this history (score, rank, because_of = attended)
     "popularity",  # popular overall
     "title_match",  # title lookup
@@ -150,6 +152,7 @@ class ToolContext:
     history: list[str] = field(default_factory=list)
     scorer: Any = None  # recagent.models.base.Scorer
     index: Any = None  # recagent.index.store.ItemIndex
+    pairs: Any = None  # recagent.data.pairs.ItemPairs: items people consume together
     candidates: CandidateSet = field(default_factory=CandidateSet)
     calls: list[ToolCall] = field(default_factory=list)
     profile_writer: Any = None  # Callable[[UserProfile], str] when an LLM words profiles
@@ -160,6 +163,11 @@ class ToolContext:
     @property
     def catalog(self) -> Catalog:
         return self.dataset.catalog
+
+    @property
+    def match_threshold(self) -> float:
+        """Text similarity below which a search hit is not a match (the index calibrates it)."""
+        return float(getattr(self.index, "match_threshold", 0.0)) if self.index else 1.0
 
     @property
     def popularity_counts(self) -> Any:

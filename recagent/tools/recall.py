@@ -1,19 +1,22 @@
 """Recall tools: find catalog items by description, or near given items or the user's history.
 
-Both wrap `recagent.index.ItemIndex` (in `ctx.index`), add every returned item to the turn's
-candidate set with its evidence, and turn bad input into a `ToolError` with a hint.
+Both wrap `recagent.index.ItemIndex` (in `ctx.index`); `similar_items` also returns the items
+people consume together with the given ones (`ctx.pairs`, `recagent.data.pairs`). Every
+returned item joins the turn's candidate set with its evidence; bad input becomes a
+`ToolError` with a hint.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from recagent.data.constraints import ConstraintError, Constraints
 from recagent.errors import RecagentError
-from recagent.index.filters import FilterError, ItemFilters
 from recagent.index.item_index import Hit
 from recagent.tools.base import Evidence, ItemRef, ToolContext, ToolError, register_tool
 
 MAX_TOOL_K = 100
+HISTORY_SEEDS = 20  # the most recent history items that "watched together" starts from
 NO_INDEX = ToolError(
     error="no item index is loaded, so recall is unavailable",
     hint="build it with `recagent index build`; meanwhile use the other tools",
@@ -24,14 +27,13 @@ class SearchItemsArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(
-        description="What to look for, in plain words: mood, theme, genre, setting, era "
-        "(e.g. 'dark dystopian science fiction', 'light romantic comedy set in Paris').",
+        description="What to look for, in the user's own words: mood, theme, setting.",
     )
     k: int = Field(10, ge=1, le=MAX_TOOL_K, description="How many items to return.")
-    filters: ItemFilters | None = Field(
+    filters: Constraints | None = Field(
         None,
-        description="Hard constraints: genres_any, genres_none, year_min, year_max, "
-        "include_ids, exclude_ids.",
+        description="Hard constraints: genres_all, genres_any, genres_none, year_min, "
+        "year_max, include_ids, exclude_ids.",
     )
     exclude_seen: bool = Field(True, description="Leave out items the user already has.")
 
@@ -54,7 +56,7 @@ class SimilarItemsArgs(BaseModel):
     )
     use_history: bool = Field(False, description="Use the user's own history instead of item_ids.")
     k: int = Field(10, ge=1, le=MAX_TOOL_K, description="How many items to return.")
-    filters: ItemFilters | None = Field(None, description="Hard constraints, as in search_items.")
+    filters: Constraints | None = Field(None, description="Hard constraints, as in search_items.")
     exclude_seen: bool = Field(True, description="Leave out items the user already has.")
 
 
@@ -65,7 +67,8 @@ class RecallHit(BaseModel):
 
     item: ItemRef
     score: float
-    matched_text: str
+    how: str = Field("similar text", description="similar text, or watched together.")
+    matched_text: str = ""
     because_of: list[ItemRef] = Field(default_factory=list)
 
 
@@ -80,11 +83,10 @@ class RecallResult(BaseModel):
     ok: bool = True
 
 
-def _filters(args_filters: ItemFilters | None, ctx: ToolContext, exclude_seen: bool) -> ItemFilters:
-    filters = args_filters or ItemFilters()
+def _filters(args_filters: Constraints | None, ctx: ToolContext, exclude_seen: bool) -> Constraints:
+    filters = (args_filters or Constraints()).resolve(ctx.catalog)
     if exclude_seen and ctx.history:
-        seen = [i for i in ctx.history if i in ctx.catalog]
-        filters = filters.model_copy(update={"exclude_ids": [*filters.exclude_ids, *seen]})
+        filters = filters.excluding(i for i in ctx.history if i in ctx.catalog)
     return filters
 
 
@@ -117,7 +119,7 @@ def _result(tool: str, kind: str, hits: list[Hit], ctx: ToolContext, k: int) -> 
 
 
 def _error(exc: RecagentError) -> ToolError:
-    if isinstance(exc, FilterError):
+    if isinstance(exc, ConstraintError):
         return ToolError(
             error=str(exc),
             hint="use genre names exactly as listed, and item ids from earlier results",
@@ -128,12 +130,11 @@ def _error(exc: RecagentError) -> ToolError:
 @register_tool("search_items", SearchItemsArgs)
 def search_items(args: SearchItemsArgs, ctx: ToolContext) -> BaseModel:
     """Find catalog items whose description matches what the user asks for, by meaning
-    (not exact words). Use it for requests like 'a dark dystopian sci-fi film' or 'something
-    light and funny for kids'. Put hard constraints in `filters` (genres_any, genres_none,
-    year_min, year_max, include_ids, exclude_ids) rather than in the query. Returns items
+    (not exact words): the mood, theme or setting in the user's own words. Put hard
+    constraints in `filters` (genres, years, ids) rather than in the query. Returns items
     best first with their id, title, year, genres, a similarity score and the text that
-    matched; items the user already has are left out unless exclude_seen is false. Refer to
-    items by their item_id."""
+    matched, and says which are only weak matches; items the user already has are left out
+    unless exclude_seen is false. Refer to items by their item_id."""
     if ctx.index is None:
         return NO_INDEX
     try:
@@ -141,37 +142,89 @@ def search_items(args: SearchItemsArgs, ctx: ToolContext) -> BaseModel:
         hits = ctx.index.search(args.query, args.k, filters)
     except RecagentError as exc:
         return _error(exc)
-    return _result("search_items", "text_match", hits, ctx, args.k)
+    result = _result("search_items", "text_match", hits, ctx, args.k)
+    threshold = ctx.match_threshold
+    strong = sum(h.score >= threshold for h in hits)
+    if hits and strong < len(hits):
+        result.note = (
+            f"only {strong} of {len(hits)} items match the query well (similarity >= "
+            f"{threshold:.2f}); the others are weak matches: do not call them matches"
+        )
+    return result
 
 
 @register_tool("similar_items", SimilarItemsArgs)
 def similar_items(args: SimilarItemsArgs, ctx: ToolContext) -> BaseModel:
-    """Find items similar to given items ('more like Toy Story') or, with use_history=true,
-    to what this user watched recently. Give item_ids (from earlier results) or
-    use_history=true, not both. Each result names, in because_of, the input items it is
-    similar to, so explanations can cite them. Items the user already has and the input
-    items themselves are never returned. Same `filters` as search_items."""
-    if ctx.index is None:
+    """Find items like given items ('more like Toy Story') or, with use_history=true, like
+    what this user watched recently: up to k with similar text, and up to k that people who
+    liked those items also liked (how="watched together"). Give item_ids (from earlier
+    results) or use_history=true, not both. Each result names, in because_of, the input
+    items behind it, so explanations can cite them. Items the user already has and the
+    input items themselves are never returned. Same `filters` as search_items."""
+    if ctx.index is None and ctx.pairs is None:
         return NO_INDEX
     if args.use_history == bool(args.item_ids):
         return ToolError(
             error="give item_ids or set use_history=true (exactly one of them)",
             hint="to find items like the user's past choices, call with use_history=true",
         )
+    if args.use_history and not ctx.history:
+        return ToolError(
+            error="this user has no history yet",
+            hint="use search_items with a description, or similar_items with item_ids",
+        )
+    if unknown := ctx.unknown_ids(args.item_ids):
+        return ToolError(
+            error=f"unknown item id(s): {', '.join(repr(i) for i in unknown[:5])}",
+            hint="use item ids exactly as other tools returned them",
+        )
+    kind = "similar_to_history" if args.use_history else "similar_to_items"
+    seeds = ctx.history[-HISTORY_SEEDS:] if args.use_history else list(args.item_ids)
     try:
         filters = _filters(args.filters, ctx, args.exclude_seen)
-        if args.use_history:
-            if not ctx.history:
-                return ToolError(
-                    error="this user has no history yet",
-                    hint="use search_items with a description, or similar_items with item_ids",
-                )
-            hits = ctx.index.similar_to_history(ctx.history, args.k, filters)
-            return _result("similar_items", "similar_to_history", hits, ctx, args.k)
-        hits = ctx.index.similar_to_items(args.item_ids, args.k, filters)
+        hits: list[Hit] = []
+        if ctx.index is not None:
+            if args.use_history:
+                hits = ctx.index.similar_to_history(ctx.history, args.k, filters)
+            else:
+                hits = ctx.index.similar_to_items(args.item_ids, args.k, filters)
+        result = _result("similar_items", kind, hits, ctx, args.k)
+        if ctx.pairs is not None:
+            together = ctx.pairs.related(seeds, args.k, filters.excluding(seeds))
+            _add_co_watched(result, together, ctx)
     except RecagentError as exc:
         return _error(exc)
-    return _result("similar_items", "similar_to_items", hits, ctx, args.k)
+    if ctx.index is None:
+        result.note = "no item index: only items watched together were found"
+    return result
+
+
+def _add_co_watched(
+    result: RecallResult, together: list[tuple[str, float, list[str]]], ctx: ToolContext
+) -> None:
+    by_id = {hit.item.item_id: hit for hit in result.items}
+    for rank, (item_id, score, because) in enumerate(together, start=1):
+        ctx.candidates.add(
+            item_id,
+            Evidence(
+                tool="similar_items",
+                kind="co_watched",
+                score=round(score, 4),
+                rank=rank,
+                because_of=because,
+            ),
+        )
+        if item_id in by_id:
+            by_id[item_id].how = "similar text, watched together"
+            continue
+        result.items.append(
+            RecallHit(
+                item=ctx.ref(item_id),
+                score=round(score, 4),
+                how="watched together",
+                because_of=[ctx.ref(i) for i in because],
+            )
+        )
 
 
 __all__ = [
