@@ -30,12 +30,12 @@ import numpy as np
 
 from recagent.config import IndexConfig
 from recagent.data.catalog import Catalog, Item
+from recagent.data.constraints import Constraints
 from recagent.data.dataset import Dataset
 from recagent.data.movielens import ML100K_GENRES
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.errors import ArtifactError
 from recagent.index.embedders import Embedder, checked_embed, make_embedder
-from recagent.data.constraints import Constraints
 from recagent.index.store import build_index, open_index
 from recagent.index.text import PRESETS
 from recagent.workspace import Workspace

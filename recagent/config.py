@@ -66,7 +66,7 @@ class AgentConfig(Section):
         "the model chose (after the guard's repairs).",
     )
     popularity_half_life_days: float | None = Field(
-        90.0,
+        60.0,
         gt=0,
         description="'Popular lately': an interaction counts half as much this many days "
         "before the data's last one (None: all-time counts).",

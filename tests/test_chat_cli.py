@@ -31,7 +31,7 @@ def test_recommend_table_and_logs(cli, mini_stack: Stack) -> None:
     logs = cli(*_home(mini_stack), "logs", "--last", "1", "--json")
     record = json.loads(logs.stdout)[0]
     assert record["message"] == "something like Heat" and record["user_id"] == "5"
-    heat = [i for i in mini_stack.dataset.catalog if i.title == "Heat"][0].item_id
+    heat = next(i for i in mini_stack.dataset.catalog if i.title == "Heat").item_id
     similar = [c["args"] for c in record["tool_calls"] if c["name"] == "similar_items"]
     assert {"item_ids": [heat]}.items() <= similar[0].items()  # "Heat" read as a reference
     assert set(record["prompt_hashes"]) >= {"explanation", "system"}

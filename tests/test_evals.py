@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from langchain_core.messages import AIMessage, BaseMessage
 
 from recagent.config import load_settings
@@ -16,9 +19,11 @@ from recagent.evals.protocols import base_cases, random_candidates
 from recagent.evals.rerank import parse_ids
 from recagent.evals.runs import RunConfig, RunDir, new_run_id
 from recagent.evals.summary import load_prices, summarize
+from recagent.manifest import file_sha256
 from recagent.progress import SilentReporter
+from recagent.prompts.registry import PromptRegistry
 from tests.conftest import Stack
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, tool_call
 
 
 def _env(stack: Stack) -> EvalEnv:
@@ -240,3 +245,112 @@ def test_llm_simulator_title_leaks_are_redacted(mini_stack: Stack, tmp_path: Pat
     leaks = sum(e["conversation"]["title_leaks"] for e in summary["pipelines"].values())
     assert leaks == sum(r.turns or 0 for r in records)  # every message leaked, every one redacted
     assert all(r.llm_calls >= 1 for r in records)  # the simulator's calls are counted
+
+
+def _read_step(messages: list[BaseMessage]) -> AIMessage:
+    return AIMessage(content="", tool_calls=[tool_call("read_request", {})])
+
+
+def _choose_step(messages: list[BaseMessage]) -> AIMessage:
+    ids = re.findall(r"^- (\S+): ", str(messages[-1].content), re.M)
+    items = [{"item_id": i, "explanation": "From its evidence for you."} for i in ids[::-1]]
+    return AIMessage(content="", tool_calls=[tool_call("final_answer", {"items": items})])
+
+
+def test_llm_pipeline_cache_hits_on_rerun(mini_stack: Stack, tmp_path: Path) -> None:
+    """The agent's calls carry ids LangChain assigns at random; the cache must ignore them."""
+    users = 3
+    cache = LLMCache(tmp_path / "llm.sqlite")
+    config = _config(mini_stack, pipelines=["llm"], users=users)
+
+    def env_with(model: ScriptedChatModel) -> EvalEnv:
+        env = _env(mini_stack)
+        env.__dict__["llm"] = CachedChatModel(inner=model, model_name="fake-model", store=cache)
+        return env
+
+    scripted = ScriptedChatModel(script=[_read_step, _choose_step] * users)
+    _, first, _ = _run(mini_stack, tmp_path / "1", config, env_with(scripted))
+    assert len(scripted.calls) == 2 * users and all(r.failure is None for r in first)
+    assert all(r.model == "fake-model" for r in first)
+    again = ScriptedChatModel(script=[])  # any call would fail: the script is empty
+    second_config = config.model_copy(update={"run_id": new_run_id()})
+    _, second, _ = _run(mini_stack, tmp_path / "2", second_config, env_with(again))
+    assert again.calls == []
+    assert [r.items for r in first] == [r.items for r in second]
+
+
+def test_resume_refuses_changed_prompts(cli, mini_stack: Stack, tmp_path: Path) -> None:
+    root = tmp_path / "home"
+    shutil.copytree(mini_stack.workspace.root, root)
+    home = ["--home", str(root)]
+    assert cli(*home, "eval", "run", "--pipelines", "popularity", "--users", "3").exit_code == 0
+    run_id = json.loads(cli(*home, "eval", "list", "--json").stdout)[-1]["run_id"]
+    config = json.loads((root / "runs" / run_id / "config.json").read_text())
+    assert config["fingerprints"]["data"] and config["prompt_hashes"]
+    prompts = root / "prompts"
+    prompts.mkdir(exist_ok=True)
+    shipped = PromptRegistry().get("explanation")
+    (prompts / "explanation.yaml").write_text(
+        yaml.safe_dump({**shipped.model_dump(mode="json"), "version": 99})
+    )
+    refused = cli(*home, "eval", "resume", run_id)
+    assert refused.exit_code == 2 and "prompt explanation" in refused.stderr
+
+
+def test_sasrec_fingerprint_is_the_checkpoints(mini_stack: Stack) -> None:
+    env = _env(mini_stack)
+    fingerprints = env.fingerprints(["sasrec"])
+    path = mini_stack.workspace.models_dir(mini_stack.dataset.name) / "sasrec.pt"
+    assert fingerprints["sasrec"] == file_sha256(path)
+
+
+DIALOGUES = [
+    {  # the person loved Toy Story; the other side then suggested Heat (gold, not named)
+        "dialog_id": "1",
+        "turn": 2,
+        "messages": [
+            {"role": "user", "text": "I loved Toy Story (1995), what else?"},
+        ],
+        "gold": [{"title": "Heat (1995)", "item_id": "4"}],
+    },
+    {  # gold already named in the dialogue: counted in 'all' only
+        "dialog_id": "2",
+        "turn": 3,
+        "messages": [
+            {"role": "user", "text": "Any sci-fi? I liked Alien (1979)"},
+            {"role": "assistant", "text": "Have you seen Blade Runner (1982)?"},
+        ],
+        "gold": [{"title": "Blade Runner (1982)", "movieId": "3"}, {"title": "?", "movieId": None}],
+    },
+]
+
+
+def test_dialogues_protocol(cli, mini_stack: Stack, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("\n".join(json.dumps(c) for c in DIALOGUES) + "\n")
+    home = ["--home", str(mini_stack.workspace.root)]
+    args = ["eval", "run", "--protocol", "dialogues", "--cases", str(cases), "--k", "20"]
+    result = cli(*home, *args, "--pipelines", "popularity,sasrec,vector,planner")
+    assert result.exit_code == 0, result.output
+    run_id = json.loads(cli(*home, "eval", "list", "--json").stdout)[-1]["run_id"]
+    folder = mini_stack.workspace.runs_dir / run_id
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["protocol"] == "dialogues"
+    planner = summary["pipelines"]["planner"]["accuracy"]
+    assert planner["Recall@10"]["n"] == 1 and planner["Recall@10 all"]["n"] == 2
+    records = [json.loads(x) for x in (folder / "per_user.jsonl").read_text().splitlines()]
+    by_case = {(r["pipeline"], r["user_id"]): r for r in records}
+    assert (
+        by_case[("planner", "2:3")]["gold"] == ["3"]
+        and by_case[("planner", "2:3")]["gold_new"] == []
+    )
+    for r in records:  # what the person said they loved or liked is never recommended back
+        loved = {"1:2": "1", "2:3": "2"}[r["user_id"]]
+        assert len(r["items"]) <= 20 and loved not in r["items"], r
+    assert "| planner |" in (folder / "report.md").read_text()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": []}\n')
+    failed = cli(*home, *args[:-2], "--cases", str(bad), "--k", "20")
+    assert failed.exit_code == 2 and "bad.jsonl, line 1" in failed.stderr
+    missing = cli(*home, "eval", "run", "--protocol", "dialogues")
+    assert missing.exit_code == 2 and "--cases" in missing.stderr

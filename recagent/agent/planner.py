@@ -91,8 +91,13 @@ class Planner:
         else:
             call("filter_items", {**constraints, "from_catalog": True, "k": n})
         call("filter_items", constraints)
-        if turn.history and ctx.candidates.ids():
-            call("score_candidates", {"k": min(len(ctx.candidates), SCORE_K)})
+        unscored = [
+            i
+            for i in ctx.candidates.ids()
+            if not any(ev.kind == "sequential" for ev in ctx.candidates.evidence(i))
+        ]
+        if turn.history and unscored:
+            call("score_candidates", {"item_ids": unscored, "k": min(len(unscored), SCORE_K)})
         return notes
 
     def rank(self, ctx: ToolContext, turn: Turn) -> Ranking:
@@ -168,6 +173,7 @@ class Planner:
             return [ctx.catalog[i].title for i in ids if i in ctx.catalog]
 
         values: dict[str, Any] = {"title": item.title}
+        sequential = _best_scores(ctx, "sequential")
         for ev in evidence:
             if ev.kind == "text_match" and (ev.score or 0) >= ctx.match_threshold:
                 values["query"] = turn.request.query or ev.matched_text or ""
@@ -177,9 +183,12 @@ class Planner:
                 values["watched_with"] = titles(ev.because_of)
             elif ev.kind == "similar_to_history":
                 values["history_items"] = titles(ev.because_of)
-            elif ev.kind == "sequential" and ev.rank and turn.history:
-                values["sasrec_rank"] = ev.rank
-                values["n_candidates"] = len(ctx.candidates)
+            elif ev.kind == "sequential" and turn.history and item_id in sequential:
+                mine = sequential[item_id]  # its rank among this turn's scored candidates
+                rank = 1 + sum(v > mine for v in sequential.values())
+                if rank <= max(10, len(sequential) // 10):  # a reason only when it is one
+                    values["sasrec_rank"] = rank
+                    values["n_candidates"] = len(sequential)
             elif ev.kind == "popularity":
                 values["popularity"] = int(ctx.dataset.popularity[ctx.catalog.idx(item_id)])
             elif ev.kind == "title_match":
@@ -189,6 +198,16 @@ class Planner:
         if liked:
             values["liked_genres"] = liked
         return self.registry.render("explanation", **values).text
+
+
+def _best_scores(ctx: ToolContext, kind: str) -> dict[str, float]:
+    """Each active candidate's best score of one evidence kind."""
+    out: dict[str, float] = {}
+    for item_id in ctx.candidates.ids():
+        scores = [ev.score for ev in ctx.candidates.evidence(item_id) if ev.kind == kind]
+        if scores and scores[0] is not None:
+            out[item_id] = max(x for x in scores if x is not None)
+    return out
 
 
 __all__ = ["RECALL_K", "SCORE_K", "Planner", "recall_filters"]

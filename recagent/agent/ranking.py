@@ -6,8 +6,9 @@ into a percentile among the candidates that have it, so signals on different sca
 fairly; a candidate without a signal gets nothing from it. Genre fit (the share of the genres
 the person said they like that an item has, minus one for a genre they said they do not like)
 is added as it is. Two weight profiles: with nothing asked beyond "what next" for a history
-the sequential model decides (other signals only break ties); once the person asks for a
-taste, names titles, or the conversation taught us items, the content signals lead.
+the sequential model decides (the best next-item model; blending in recall only diluted it:
+benchmarks/RESULTS.md); once the person asks for a taste, names titles, or the conversation
+taught us items, the content signals lead.
 """
 
 from __future__ import annotations
@@ -38,24 +39,20 @@ class BlendConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # chosen on the tune half of redial-dev (benchmarks/RESULTS.md): recent popularity and
+    # the genres a person names carry most; co-watched items next; SASRec over a few named
+    # items says little; pushing away from dislikes costs a little accuracy, kept small
     with_content: dict[str, float] = {
-        "text_match": 0.7,
+        "text_match": 0.35,
         "similar_to_items": 0.5,
-        "co_watched": 1.0,
-        "sequential": 0.3,
+        "co_watched": 0.35,
+        "sequential": 0.1,
         "similar_to_history": 0.2,
         "popularity": 1.0,
-        "similar_to_disliked": -1.0,
+        "similar_to_disliked": -0.25,
         GENRE_FIT: 0.8,
     }
-    history_only: dict[str, float] = {
-        "sequential": 1.0,
-        "similar_to_history": 0.05,
-        "co_watched": 0.05,
-        "popularity": 0.02,
-        "similar_to_disliked": -0.5,
-        GENRE_FIT: 0.1,
-    }
+    history_only: dict[str, float] = {"sequential": 1.0, "similar_to_disliked": -0.5}
 
 
 @dataclass(frozen=True)

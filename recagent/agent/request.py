@@ -26,6 +26,15 @@ POSITIVE: frozenset[str] = frozenset({"loved", "liked", "seen", "like_this"})
 NEGATIVE: frozenset[str] = frozenset({"disliked"})
 
 
+class ChatMessage(BaseModel):
+    """One message of a conversation: by the person (`user`) or the other side."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    text: str
+
+
 class Mention(BaseModel):
     """An item the message refers to, by title or by its place in the last answer."""
 
@@ -152,6 +161,7 @@ __all__ = [
     "MAX_K",
     "NEGATIVE",
     "POSITIVE",
+    "ChatMessage",
     "Feeling",
     "Mention",
     "Request",

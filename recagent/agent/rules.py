@@ -444,13 +444,15 @@ class RuleReader:
         return hits[0].item_id if hits else None
 
     def _feelings(self, text: str, found: list[_Found]) -> list[Mention]:
-        mentions = []
+        mentions: list[Mention] = []
         for i, f in enumerate(found):
             lo = found[i - 1].end if i else 0
             hi = found[i + 1].start if i + 1 < len(found) else len(text)
             feeling: Feeling = (
                 "like_this" if f.reference else feeling_at(text, f.start, f.end, lo, hi)
             )
+            if i and _LIST_GAP.fullmatch(text[lo : f.start]) and not _cue_near(text, f, hi):
+                feeling = mentions[-1].feeling  # "I loved A, B and C": all three
             title = self.catalog[f.item_id].label if f.item_id else f.written
             mentions.append(Mention(title=title, item_id=f.item_id, feeling=feeling))
         return mentions
@@ -568,6 +570,15 @@ class RuleReader:
                 content.append(word)
             negated = False
         return " ".join(content)
+
+
+_LIST_GAP = re.compile(r"\s*(?:,|&|\band\b|\bor\b|,\s*and\b)?\s*", re.I)
+
+
+def _cue_near(text: str, f: _Found, hi: int) -> bool:
+    """Words of its own right after a title in a list ("A, B which I hated")."""
+    right = text[f.end : min(hi, f.end + 40)].lower()
+    return bool(re.search(r"\b(?:hate|hated|disliked|didn'?t|not|never|loved?|liked?)\b", right))
 
 
 class _Found:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
@@ -29,7 +30,7 @@ from recagent.agent.llm import LLMUnavailable
 from recagent.agent.memory import ConversationMemory
 from recagent.agent.planner import RECALL_K, SCORE_K, Planner, recall_filters
 from recagent.agent.ranking import Ranking
-from recagent.agent.request import Request, clamp_k, refine
+from recagent.agent.request import ChatMessage, Request, clamp_k, refine
 from recagent.agent.rules import RuleReader
 from recagent.agent.runlog import RunLog, TurnRecord
 from recagent.agent.schema import FinalPick, RankedItem, RankedList
@@ -140,6 +141,16 @@ class ChatSession:
             self.memory.suggested([m.item_id for m in said.mentions if m.item_id])
             self.state.messages.append(AIMessage(content=text))
         self.state.messages = self.state.messages[-2 * MEMORY_TURNS :]
+
+    def replay(self, messages: Sequence[ChatMessage]) -> str:
+        """Observe a conversation that already happened; returns the message to answer next:
+        the last one when it is the person's (it is not observed), else "" (every message
+        observed)."""
+        items = list(messages)
+        last = items.pop() if items and items[-1].role == "user" else None
+        for m in items:
+            self.observe(m.role, m.text)
+        return last.text if last else ""
 
     # ---- one turn ------------------------------------------------------------------------
 
@@ -280,6 +291,9 @@ class ChatSession:
         exclusions: dict[str, str] = {}
         if not request.include_seen:
             exclusions.update(dict.fromkeys(history, "seen"))
+            # another edition or platform of a seen item is seen too
+            for item_id in self.dataset.titles.other_editions(history):
+                exclusions.setdefault(item_id, "seen")
         exclusions.update(dict.fromkeys(self.memory.disliked(), "disliked"))
         if request.more:
             exclusions.update({i: "already_shown" for i in self.state.shown if i not in exclusions})

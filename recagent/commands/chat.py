@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from recagent.agent.request import ChatMessage
 from recagent.agent.schema import RankedList
 from recagent.agent.services import build_session, load_services
 from recagent.agent.session import ChatSession
 from recagent.commands.context import AppContext, get_context
-from recagent.errors import RecagentError
+from recagent.errors import DataError, RecagentError
 from recagent.tools.base import run_tool
 from recagent.tools.profile import SummarizeProfileResult
 
@@ -109,9 +113,12 @@ def _command(session: ChatSession, line: str, console: Console) -> bool:
             rating = f"  rated {e.rating:g}" if e.rating is not None else ""
             console.print(f"  {escape(e.item.title)} ({e.item.year}){rating}")
     elif cmd == "profile":
+        session.ctx.history = session.user_history + session.memory.history()
         result = run_tool("summarize_profile", {}, session.ctx)
         if isinstance(result, SummarizeProfileResult):
             console.print(escape(result.summary))
+        learned = session.memory.learned(session.dataset.catalog)
+        console.print(f"learned in this conversation: {escape(learned.describe())}")
     elif cmd == "why":
         item = session.why(int(arg)) if arg.isdigit() else None
         if item is None:
@@ -159,6 +166,29 @@ def chat_cmd(
         render(console, ranked)
 
 
+def read_dialogue(path: Path) -> list[ChatMessage]:
+    """A conversation file: a JSON list of {"role", "text"} (as redial-dev's `messages`), or
+    an object holding such a list under "messages"."""
+    if not path.is_file():
+        raise DataError(path, "not a file" if path.exists() else "no such file")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text ({exc.reason})") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not JSON ({exc.msg})", exc.lineno) from exc
+    if isinstance(data, dict):
+        data = data.get("messages")
+    if not isinstance(data, list) or not data:
+        raise DataError(path, 'expected a list of {"role": "user"|"assistant", "text": "..."}')
+    try:
+        return [ChatMessage.model_validate(m) for m in data]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise DataError(path, f"message {where}: {first['msg']}") from exc
+
+
 def recommend_cmd(
     ctx: typer.Context,
     message: Annotated[
@@ -168,11 +198,23 @@ def recommend_cmd(
     llm: LLMOpt = None,
     dataset: DatasetOpt = None,
     k: Annotated[int | None, typer.Option("--k", help="How many items \\[default: 10].")] = None,
+    dialogue: Annotated[
+        Path | None,
+        typer.Option(
+            help="A conversation so far (JSON list of {role, text}, as in redial-dev): "
+            "answer its next turn (the MESSAGE, if given, is added as the person's)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the RankedList as JSON.")] = False,
 ) -> None:
     """One recommendation turn, printed as a table (or JSON)."""
     app_ctx = get_context(ctx)
+    earlier = read_dialogue(dialogue) if dialogue is not None else []
     session = _session(app_ctx, dataset, user, llm)
+    if message:
+        earlier.append(ChatMessage(role="user", text=message))
+    if earlier:
+        message = session.replay(earlier)
     ranked = session.ask(message, k=k, on_event=None if as_json else _on_event(app_ctx.err))
     if as_json:
         app_ctx.print_json(ranked.model_dump(mode="json"))

@@ -60,14 +60,14 @@ def _print_summary(app_ctx: AppContext, summary: dict) -> None:
     pipes = summary["pipelines"]
     if not pipes:
         return
-    metrics = list(next(iter(pipes.values()))["accuracy"])
+    metrics = [m for m in next(iter(pipes.values()))["accuracy"] if not m.endswith(" all")]
     table = Table("pipeline", *metrics, "p50 ms", "LLM calls", "failures")
     for name, entry in pipes.items():
         acc = entry["accuracy"]
         b = entry["beyond"]
         table.add_row(
-            name,
-            *(f"{acc[m]['mean']:.4f}" for m in metrics),
+            escape(name),
+            *(f"{acc[m]['mean']:.4f}" if m in acc else "-" for m in metrics),
             f"{b['latency_p50_ms'] or 0:.1f}",
             f"{b['llm_calls_per_request']:.2f}",
             str(entry["failures"]),

@@ -5,7 +5,9 @@ locating titles in what people write ("i watched Iron Man 2 (2010) and liked it"
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -38,6 +40,8 @@ _COMMON = frozenset(
         "me",
         "i",
         "you",
+        "like",
+        "love",
     ]
 )
 _CONNECTORS = frozenset(
@@ -145,7 +149,8 @@ class TitleIndex:
             return []
         # Whole-title similarity (articles ignored), plus word-set overlap for longer queries
         # ("usual suspects" -> "The Usual Suspects", "dumb and dumber" -> "Dumb & Dumber (Dumb
-        # and Dumber)"), slightly discounted, for titles sharing most words with the query.
+        # and Dumber)"), slightly discounted, for titles sharing most words with the query
+        # and at least two uncommon ones ("like it" is not "Some Like It Hot").
         scores: dict[int, float] = {}
         n = limit * 4
         for _, score, pos in process.extract(bare, self._bare, scorer=fuzz.ratio, limit=n):
@@ -158,7 +163,8 @@ class TitleIndex:
             for pos in self._sharing(words):
                 title_words = self._word_sets[pos]
                 shared = len(words & title_words)
-                if shared >= 2 and 2 * shared >= max(len(words), len(title_words)):
+                rare = len((words & title_words) - _COMMON)
+                if rare >= 2 and 2 * shared >= max(len(words), len(title_words)):
                     score = 0.95 * fuzz.token_set_ratio(bare, self._bare[pos])
                     scores[pos] = max(scores.get(pos, 0.0), score)
         ranked = []
@@ -222,6 +228,11 @@ class TitleIndex:
             key = _ARTICLE.sub("", " ".join(w.group() for w in words[first:]))
             ids = self._by_bare_year.get((key, year))
             if ids:
+                # an alternate name matched ("Infinity War"): take in the words before it that
+                # belong to the full title too ("Avengers: Infinity War")
+                title_words = self._word_sets[self.catalog.idx(ids[0]) - 1]
+                while first > 0 and words[first - 1].group() in title_words - _COMMON:
+                    first -= 1
                 return ids[0], words[first].start(), True
         return None
 
@@ -274,8 +285,54 @@ class TitleIndex:
                     break
         return spans
 
+    @cached_property
+    def _editions(self) -> tuple[list[str], list[bool], dict[str, list[int]]]:
+        keys, marked, by_key = [], [], {}
+        for pos, item in enumerate(self.catalog):
+            key, had = edition_key(item.title)
+            keys.append(key)
+            marked.append(had)
+            by_key.setdefault(key, []).append(pos)
+        return keys, marked, by_key
+
+    def other_editions(self, item_ids: Iterable[str]) -> set[str]:
+        """Other catalog items that are the same work as one of `item_ids`: the title is
+        equal once edition and platform words are dropped ("Halo 4" / "Halo 4 (Xbox 360)",
+        "... Game of the Year Edition"), and one of the two titles has such words or both
+        have the same year (so the remake "It (2017)" is not the same as "It (1990)")."""
+        keys, marked, by_key = self._editions
+        out: set[str] = set()
+        for item_id in item_ids:
+            if item_id not in self.catalog:
+                continue
+            pos = self.catalog.idx(item_id) - 1
+            for other in by_key.get(keys[pos], ()):
+                if other == pos or not keys[pos]:
+                    continue
+                if marked[pos] or marked[other] or self._years[pos] == self._years[other]:
+                    out.add(self._ids[other])
+        return out
+
     def _most_popular(self, ids: list[str]) -> str:
         return max(ids, key=lambda i: (self._pop[self.catalog.idx(i) - 1], -self.catalog.idx(i)))
+
+
+_EDITION = re.compile(
+    r"\b(?:(?:game of the year|goty|collector'?s|director'?s cut|anniversary|deluxe|definitive|"
+    r"remastered|remaster|complete|ultimate|special|limited|gold|platinum hits|greatest hits|"
+    r"enhanced|extended|hd|4k)(?:\s+edition)?|edition|"
+    r"xbox(?:\s+(?:360|one|series\s+[xs]))?|playstation\s*\d?|ps[1-5]|psp|ps\s+vita|pc|mac|"
+    r"nintendo\s+(?:switch|ds|3ds|64|wii)|switch|wii\s*u?|gamecube|3ds|ds)\b"
+)
+
+
+def edition_key(title: str) -> tuple[str, bool]:
+    """The title without edition and platform words (and their brackets), and whether it had
+    any."""
+    low = title.lower()
+    stripped = _EDITION.sub(" ", low)
+    key = " ".join(_WORD.findall(stripped))
+    return _ARTICLE.sub("", key), stripped != low
 
 
 _PARENS = re.compile(r"\(([^()]*)\)")
@@ -299,4 +356,4 @@ def _alternates(title: str) -> list[str]:
     return [a for a in out if a and a != title]
 
 
-__all__ = ["TitleIndex", "TitleMatch", "TitleSpan"]
+__all__ = ["TitleIndex", "TitleMatch", "TitleSpan", "edition_key"]

@@ -72,8 +72,21 @@ class RateLimiter:
         time.sleep(max(0.0, start - now))
 
 
+def _canonical(message: BaseMessage) -> dict[str, Any]:
+    """What a message says, without the ids LangChain and servers assign at random (message
+    ids, tool-call ids), so the same conversation always hashes the same."""
+    out: dict[str, Any] = {"type": message.type, "content": message.content}
+    calls = getattr(message, "tool_calls", None)
+    if calls:
+        out["tool_calls"] = [{"name": c["name"], "args": c["args"]} for c in calls]
+    name = getattr(message, "name", None)
+    if name:
+        out["name"] = name
+    return out
+
+
 def request_key(model: str, messages: Sequence[BaseMessage], params: dict[str, Any]) -> str:
-    payload = {"model": model, "messages": messages_to_dict(list(messages)), "params": params}
+    payload = {"model": model, "messages": [_canonical(m) for m in messages], "params": params}
     blob = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -22,24 +22,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recagent.agent.memory import ConversationMemory
+from recagent.agent.request import ChatMessage
 from recagent.agent.rules import RuleReader
 from recagent.data.dataset import Dataset
 from recagent.errors import DataError
 
-Role = Literal["user", "assistant"]
 DIALOGUE_KS = (1, 5, 10, 20, 50)
-
-
-class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Role
-    text: str
 
 
 class Gold(BaseModel):
@@ -61,7 +53,7 @@ class DialogueCase(BaseModel):
 
     dialog_id: str = ""
     turn: int = 0
-    messages: list[Message] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
     gold: list[Gold] = Field(default_factory=list)
     # filled when loaded against a catalog
     index: int = 0
@@ -129,21 +121,10 @@ def liked_history(reader: RuleReader, case: DialogueCase) -> list[str]:
     return memory.history()
 
 
-def split_turn(case: DialogueCase) -> tuple[list[Message], str]:
-    """The messages to observe, and the message to answer (the last one when it is the
-    person's; otherwise an empty message after the whole dialogue)."""
-    *earlier, last = case.messages
-    if last.role == "user":
-        return earlier, last.text
-    return case.messages, ""
-
-
 __all__ = [
     "DIALOGUE_KS",
     "DialogueCase",
     "Gold",
-    "Message",
     "liked_history",
     "load_cases",
-    "split_turn",
 ]

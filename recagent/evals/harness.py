@@ -16,7 +16,7 @@ from recagent.agent.rules import RuleReader
 from recagent.agent.runlog import TurnRecord
 from recagent.agent.turn import AskOptions
 from recagent.errors import ConfigError
-from recagent.evals.dialogues import DialogueCase, liked_history, load_cases, split_turn
+from recagent.evals.dialogues import DialogueCase, liked_history, load_cases
 from recagent.evals.env import EvalEnv
 from recagent.evals.pipelines import SessionRecommender
 from recagent.evals.protocols import Case, base_cases, random_candidates, shuffled
@@ -167,9 +167,7 @@ def answer_dialogue(
         if isinstance(pipeline, SessionRecommender):
             session = pipeline.session()
             session.set_user(None)
-            earlier, message = split_turn(case)
-            for m in earlier:
-                session.observe(m.role, m.text)
+            message = session.replay(case.messages)
             ranked = session.ask(message, k=config.k)
             _tally(record, session.last_turn)
             items = [it.item_id for it in ranked.items]
