@@ -4,9 +4,8 @@ clear line on stderr and exit code 2 (never a traceback)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -23,7 +22,7 @@ from recagent.workspace import Workspace
 class _Group(TyperGroup):
     """Root group: user errors become a message and exit code 2; Ctrl-C exits with 130."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
         try:
             return super().invoke(ctx)
         except RecagentError as exc:

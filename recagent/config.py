@@ -58,7 +58,6 @@ class AgentConfig(Section):
     """`[agent]`: how a turn runs."""
 
     k: int = Field(10, ge=1, le=50, description="Items per answer by default.")
-    max_steps: int = Field(8, ge=2, le=50, description="Model calls per LLM turn.")
     domain: str = Field("movies", description="What the catalog holds, for the prompts.")
     order: Literal["tools", "llm"] = Field(
         "tools",

@@ -58,8 +58,11 @@ class RichReporter:
             task = bar.add_task(description, total=total, info="")
 
             def advance(n: float = 1, **fields: object) -> None:
-                info = " ".join(f"{k}={v}" for k, v in fields.items())
-                bar.update(task, advance=n, **({"info": info} if fields else {}))
+                if fields:
+                    info = " ".join(f"{k}={v}" for k, v in fields.items())
+                    bar.update(task, advance=n, info=info)
+                else:
+                    bar.update(task, advance=n)
 
             yield advance
             bar.update(

@@ -80,22 +80,40 @@ def test_a_clear_turn_is_two_calls_sharing_one_prefix(mini_movies: Dataset, tmp_
     assert len(ranked.items) == 3 and all("Sci-Fi" in it.genres for it in ranked.items)
     assert all(it.evidence for it in ranked.items)
     assert ranked.message == "Here you go."
-    assert [c.name for c in session.ctx.calls][:1] == ["summarize_profile"]
+    assert [c.name for c in session.ctx.calls][:1] == ["filter_items"]  # a new user
 
 
 def test_the_models_reading_wins_when_valid(mini_movies: Dataset, tmp_path) -> None:
-    # the rules read no genre into "something to cheer me up"; the model reads Comedy
+    # the rules read this one backwards (Horror wanted, Comedy not); the model reads it
     model = ScriptedChatModel(
         script=[read(wanted_genres=["Comedy"], unwanted_genres=["Horror"]), choose(4)]
     )
     session = _session(mini_movies, model, tmp_path, user=None)
-    ranked = session.ask("something to cheer me up, I had a rough week", k=4)
+    ranked = session.ask("horror is so not my thing, comedies please", k=4)
     assert ranked.request is not None and ranked.request.reader == "llm"
     assert all("Comedy" in it.genres and "Horror" not in it.genres for it in ranked.items)
     record = RunLog(tmp_path / "log.sqlite").last(1)[0]
     assert set(record.readings) == {"llm", "rules"}  # both kept: they differ
-    assert record.readings["rules"]["constraints"]["genres_all"] == []
+    assert record.readings["rules"]["constraints"]["genres_all"] == ["Horror"]
+    assert record.readings["rules"]["constraints"]["genres_none"] == ["Comedy"]
     assert record.readings["llm"]["constraints"]["genres_all"] == ["Comedy"]
+
+
+def test_what_the_person_did_not_say_is_dropped(mini_movies: Dataset, tmp_path) -> None:
+    model = ScriptedChatModel(
+        script=[
+            read(wanted_genres=["Action"], count=1, include_seen=True, taste="dark dystopian"),
+            choose(3),
+        ]
+    )
+    ranked = _session(mini_movies, model, tmp_path, user=None).ask("a crime movie", k=None)
+    assert ranked.request is not None and ranked.request.reader == "llm"
+    assert ranked.request.constraints.genres_all == []  # "Action" was never said
+    assert ranked.request.k is None and not ranked.request.include_seen
+    assert ranked.request.query == ""
+    assert len(ranked.items) == 10
+    said = " ".join(ranked.notices)
+    assert "'Action'" in said and "count 1" in said and "dark dystopian" in said
 
 
 def test_an_invalid_reading_falls_back_to_the_rules_and_counts(
@@ -289,3 +307,15 @@ def test_http_malformed_arguments_are_survived(mini_movies: Dataset, tmp_path) -
     assert ranked.repairs["invalid_reading"] == 1  # the rules read it instead
     assert ranked.repairs.get("malformed_tool_call", 0) >= 1
     assert len(ranked.items) == 2 and all("Drama" in it.genres for it in ranked.items)
+
+
+def test_a_long_list_is_the_models_ten_then_the_tools(mini_movies: Dataset, tmp_path) -> None:
+    model = ScriptedChatModel(script=[read(), choose(10)])
+    session = _session(mini_movies, model, tmp_path, user=None, order="llm")
+    ranked = session.ask("anything", k=15)
+    offered = shortlist(model.calls[1]["messages"])
+    assert len(offered) == 15 and "exactly 10 of them" in str(
+        model.calls[1]["messages"][-1].content
+    )
+    assert [it.item_id for it in ranked.items][:10] == offered[:10]
+    assert len(ranked.items) == 15 and "backfilled" not in ranked.repairs

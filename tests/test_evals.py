@@ -354,3 +354,17 @@ def test_dialogues_protocol(cli, mini_stack: Stack, tmp_path: Path) -> None:
     assert failed.exit_code == 2 and "bad.jsonl, line 1" in failed.stderr
     missing = cli(*home, "eval", "run", "--protocol", "dialogues")
     assert missing.exit_code == 2 and "--cases" in missing.stderr
+
+
+def test_the_env_builds_a_cached_llm_from_settings(
+    mini_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    env = EvalEnv(
+        mini_stack.workspace,
+        load_settings(home=mini_stack.workspace.root),
+        mini_stack.dataset,
+        llm_spec="openai:some-model",
+    )
+    assert isinstance(env.llm, CachedChatModel) and env.llm.model_name == "some-model"
+    assert isinstance(env.llm.store, LLMCache)

@@ -100,6 +100,7 @@ def _get(request: Request, key: str) -> object:
         ("movies before 1970 without musicals", {"year_max": 1969, "genres_none": ["Musical"]}),
         ("late 70s crime", {"year_min": 1975, "year_max": 1979, "genres_all": ["Crime"]}),
         ("a feel-good comedy I can rewatch", {"include_seen": True, "query": "feel-good"}),
+        ("I like horror movies", {"query": "", "genres_all": ["Horror"]}),
         (
             "films like Toy Story and Aladdin",
             {"reference_titles": ["Toy Story (1995)", "Aladdin (1992)"]},

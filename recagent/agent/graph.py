@@ -14,17 +14,21 @@ whatever comes out goes through the guard.
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import httpx
 import openai
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from recagent.agent.llm import LLMUnavailable, describe_error, with_retries
+from recagent.agent.planner import strong_rank
 from recagent.agent.reading import READ_TOOL, Reading, to_request
 from recagent.agent.request import Request
 from recagent.agent.schema import FinalAnswer, FinalPick
@@ -35,13 +39,16 @@ from recagent.tools.base import ToolContext, llm_schema
 from recagent.tools.profile import current_profile
 
 FINAL_TOOL = "final_answer"
+EARLIER_CHARS = 400
+EXPLANATION_CHARS = 140
+MESSAGE_CHARS = 160
 Event = Callable[[str, Any], None]
 EVIDENCE_WORDS = {
     "co_watched": "people who liked {titles} also liked it",
     "similar_to_items": "similar to {titles}",
     "similar_to_history": "close to {titles} from their history",
     "text_match": "matches the taste",
-    "sequential": "SASRec rank {rank} for their history",
+    "sequential": "SASRec ranks it #{rank} of {n} for their history",
     "popularity": "popular lately",
 }
 
@@ -59,11 +66,12 @@ class AgentTurn:
     malformed_calls: int = 0
     prompt_hashes: dict[str, str] = field(default_factory=dict)
     failed: str | None = None  # why the LLM failed for good, if it did
+    truncated: int = 0  # explanations cut off at the length limit (rewritten from evidence)
     messages: list[BaseMessage] = field(default_factory=list)  # this turn's exchange so far
 
     def count(self, reply: AIMessage) -> None:
         self.llm_calls += 1
-        usage = reply.usage_metadata or {}
+        usage: dict[str, Any] = dict(reply.usage_metadata or {})
         self.input_tokens += int(usage.get("input_tokens", 0))
         self.output_tokens += int(usage.get("output_tokens", 0))
         self.malformed_calls += len(reply.invalid_tool_calls)
@@ -73,10 +81,27 @@ class AgentTurn:
 
 
 def _schema_tool(name: str, description: str, schema: type[Any]) -> dict[str, Any]:
-    """An OpenAI tool definition from a pydantic model (compact: see `llm_schema`)."""
+    """An OpenAI tool definition from a pydantic model (compact: see `llm_schema`). Every
+    property is marked required: servers that constrain output to the schema (llama.cpp)
+    then make a small model write each field instead of skipping to the end; the model's
+    answer is still validated with the defaults."""
+
+    def require(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: require(v) for k, v in node.items()}
+            if node.get("type") == "object" and "properties" in node:
+                node["required"] = list(node["properties"])
+        elif isinstance(node, list):
+            node = [require(v) for v in node]
+        return node
+
     return {
         "type": "function",
-        "function": {"name": name, "description": description, "parameters": llm_schema(schema)},
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": require(llm_schema(schema)),
+        },
     }
 
 
@@ -84,6 +109,27 @@ READ_TOOL_DEF = _schema_tool(READ_TOOL, " ".join((Reading.__doc__ or "").split()
 FINAL_TOOL_DEF = _schema_tool(
     FINAL_TOOL, " ".join((FinalAnswer.__doc__ or "").split()), FinalAnswer
 )
+
+
+@lru_cache(maxsize=64)
+def _tool_defs(k: int) -> str:
+    """Both tools of a turn, `final_answer` asking for exactly `k` items (a server that
+    turns the schema into a grammar then makes a small model write all k instead of
+    stopping early). JSON, so the cache key is hashable and the list is built once."""
+    final = copy.deepcopy(FINAL_TOOL_DEF)
+    params = final["function"]["parameters"]
+    params["properties"]["items"].update(minItems=k, maxItems=k)
+    # on a CPU every generated token costs ~40 ms: short answers are fast answers
+    params["properties"]["message"]["maxLength"] = MESSAGE_CHARS
+    params["properties"]["search_more"]["maxLength"] = 60
+    pick = params["$defs"]["FinalPick"]
+    pick["properties"]["explanation"]["maxLength"] = EXPLANATION_CHARS
+    pick["required"] = ["item_id"]  # a model may leave the reason to the evidence
+    return json.dumps([READ_TOOL_DEF, final])
+
+
+def tool_defs(k: int) -> list[dict[str, Any]]:
+    return list(json.loads(_tool_defs(k)))
 
 
 def picks_from_text(text: str, ctx: ToolContext) -> list[FinalPick]:
@@ -114,7 +160,12 @@ def evidence_line(ctx: ToolContext, item_id: str) -> str:
         titles = ", ".join(ctx.catalog[i].title for i in ev.because_of[:2] if i in ctx.catalog)
         if "{titles}" in template and not titles:
             continue
-        text = template.format(titles=titles, rank=ev.rank)
+        rank, n = strong_rank(ctx, item_id, ev.kind) or (0, 0)
+        if "{rank}" in template and not rank:
+            continue
+        if ev.kind == "text_match" and (ev.score or 0.0) < ctx.match_threshold:
+            continue
+        text = template.format(titles=titles, rank=rank, n=n)
         if text not in reasons:
             reasons.append(text)
     return "; ".join(reasons[:3]) or "passes the filters"
@@ -145,10 +196,11 @@ class ToolCallingAgent:
         return system.text
 
     def _call(
-        self, llm: AgentTurn, messages: list[BaseMessage], tool: str, emit: Event
+        self, llm: AgentTurn, messages: list[BaseMessage], tool: str, emit: Event, k: int
     ) -> AIMessage:
-        """One model call with `tool` forced; its reply is counted and kept in the turn."""
-        bound = self.model.bind_tools([READ_TOOL_DEF, FINAL_TOOL_DEF], tool_choice=tool)
+        """One model call with `tool` forced; its reply is counted and kept in the turn.
+        Both calls of a turn bind the same two tools (one prompt prefix)."""
+        bound = self.model.bind_tools(tool_defs(k), tool_choice=tool)
         try:
             reply = with_retries(lambda: bound.invoke(messages), self.llm_cfg)
         except (openai.OpenAIError, httpx.HTTPError, TimeoutError) as exc:
@@ -169,23 +221,29 @@ class ToolCallingAgent:
         message: str,
         llm: AgentTurn,
         emit: Event | None = None,
+        titles: list[str] | None = None,
+        k: int = 10,
     ) -> Request | str:
         """The model's reading of `message` (with the conversation before it) as a
-        validated `Request`, or why its reading is invalid. Raises `LLMUnavailable`."""
+        validated `Request`, or why its reading is invalid. `titles`: catalog titles found
+        in the conversation, listed for the model to say how the person feels about each;
+        `k`: the count the answer will likely have (it shapes the shared tools).
+        Raises `LLMUnavailable`."""
         emit = emit or (lambda kind, data: None)
         who = current_profile(ctx)
         user = who.text if who.n_items else "a new user"
-        ask = HumanMessage(content=f"{message or '(no message)'}\n\n[user: {user}]")
-        messages: list[BaseMessage] = [SystemMessage(content=self._system(llm)), *history, ask]
-        reply = self._call(llm, messages, READ_TOOL, emit)
+        notes = [f"user: {user}"]
+        if titles:
+            notes.append("titles mentioned: " + "; ".join(titles))
+        ask = HumanMessage(content=f"{message or '(no message)'}\n\n[{'] ['.join(notes)}]")
+        earlier = [_clipped(m) for m in history]
+        messages: list[BaseMessage] = [SystemMessage(content=self._system(llm)), *earlier, ask]
+        reply = self._call(llm, messages, READ_TOOL, emit, k)
         calls = [tc for tc in reply.tool_calls if tc["name"] == READ_TOOL]
-        llm.messages = [*messages, reply]
+        llm.messages = [*messages, _as_text(reply)]
         if not calls:
             return "no read_request call"
         call = calls[0]
-        llm.messages.append(
-            ToolMessage(content="Reading recorded.", tool_call_id=call["id"] or READ_TOOL)
-        )
         conversation = " ".join(
             str(m.content) for m in [*history, ask] if isinstance(m, HumanMessage)
         )
@@ -198,9 +256,10 @@ class ToolCallingAgent:
         shortlist: list[str],
         llm: AgentTurn,
         emit: Event | None = None,
+        picks: int = 10,
     ) -> None:
-        """The model picks `turn.k` of `shortlist` (the tools' best eligible candidates) and
-        explains each from its evidence; the answer lands in `llm.answer`."""
+        """The model picks `picks` of `shortlist` (the tools' best eligible candidates), best
+        first, and may explain each beyond its evidence; the answer lands in `llm.answer`."""
         emit = emit or (lambda kind, data: None)
         lines = []
         for item_id in shortlist:
@@ -209,26 +268,45 @@ class ToolCallingAgent:
             lines.append(f"- {item_id}: {item.title}{year} — {evidence_line(ctx, item_id)}")
         prompt = (
             f"The tools found these candidates, best first (item_id: title — evidence). Call "
-            f"{FINAL_TOOL} with the {turn.k} that fit the request best, best first, each with "
-            "one sentence saying why for this person from its evidence:\n" + "\n".join(lines)
+            f"{FINAL_TOOL} with exactly {picks} of them that fit the request best, best first; "
+            "add a short reason only where you can say more than its evidence line:\n"
+            + "\n".join(lines)
         )
         messages = [*llm.messages, HumanMessage(content=prompt)]
-        reply = self._call(llm, messages, FINAL_TOOL, emit)
-        llm.messages = [*messages, reply]
+        reply = self._call(llm, messages, FINAL_TOOL, emit, picks)
+        llm.messages = [*messages, _as_text(reply)]
         llm.answer = None
         for tc in reply.tool_calls:
             if tc["name"] != FINAL_TOOL:
                 continue
-            llm.messages.append(
-                ToolMessage(content="Answer recorded.", tool_call_id=tc["id"] or FINAL_TOOL)
-            )
             try:
                 llm.answer = FinalAnswer.model_validate(tc["args"])
             except ValueError:
                 llm.malformed_calls += 1
             break
+        for pick in llm.answer.items if llm.answer else []:
+            if len(pick.explanation) >= EXPLANATION_CHARS:  # cut off by the length limit
+                pick.explanation = ""
+                llm.truncated += 1
         if llm.answer is None and llm.text:
             llm.answer = FinalAnswer(items=picks_from_text(llm.text, ctx))
+
+
+def _clipped(message: BaseMessage) -> BaseMessage:
+    """An earlier message, at most `EARLIER_CHARS` long (on a CPU, prompt length is time)."""
+    text = message.content if isinstance(message.content, str) else ""
+    if len(text) <= EARLIER_CHARS:
+        return message
+    return message.model_copy(update={"content": text[:EARLIER_CHARS] + " ..."})
+
+
+def _as_text(reply: AIMessage) -> AIMessage:
+    """The model's tool call, kept in the conversation as plain assistant text: the next
+    call then needs no tool-result message (which some servers' chat templates drop or
+    garble, breaking the shared prompt prefix), and its prefix is exactly what came before."""
+    calls = [f"{tc['name']}: {json.dumps(tc['args'], sort_keys=True)}" for tc in reply.tool_calls]
+    text = reply.content if isinstance(reply.content, str) else ""
+    return AIMessage(content="\n".join([text, *calls]).strip() or "(no answer)")
 
 
 __all__ = [

@@ -66,6 +66,14 @@ class GuardResult:
     notices: list[str] = field(default_factory=list)
 
 
+def _without(text: str, spans: list[tuple[int, int, set[str]]]) -> str:
+    """`text` with the given spans blanked out."""
+    chars = list(text)
+    for start, end, _ in spans:
+        chars[start:end] = " " * (end - start)
+    return "".join(chars)
+
+
 class Guard:
     def __init__(self, ctx: ToolContext, turn: Turn) -> None:
         self.ctx = ctx
@@ -101,12 +109,13 @@ class Guard:
         """The text cites only allowed titles, genres the items have, the years of the items
         and titles it names, and the given ranks."""
         catalog = self.ctx.catalog
-        mentioned = self.ctx.dataset.titles.mentions(text)
-        if not mentioned <= allowed_titles:
-            return False
+        spans = self.ctx.dataset.titles.mention_spans(text)
+        if any(not ids & allowed_titles for _, _, ids in spans):
+            return False  # a title (of any item that carries it) nothing supports
+        mentioned = {i for _, _, ids in spans for i in ids if i in allowed_titles}
         genres = set().union(*(catalog[i].genres for i in item_ids)) if item_ids else set()
-        if not self.ctx.dataset.genres.mentions(text) <= genres:
-            return False
+        if not self.ctx.dataset.genres.mentions(_without(text, spans)) <= genres:
+            return False  # genre words inside titles ("Infinity War") are not claims
         years = {int(y) for y in _YEAR.findall(text)}
         known_years = {catalog[i].year for i in mentioned | set(item_ids) if i in catalog}
         if not years <= known_years:
@@ -122,6 +131,10 @@ class Guard:
         for ev in evidence:
             allowed.update(ev.because_of)
         ranks = {ev.rank for ev in evidence if ev.rank} | {rank or 0}
+        for kind in {ev.kind for ev in evidence}:  # ranks among this turn's candidates
+            among = self.ctx.candidates.rank_of(item_id, kind)
+            if among:
+                ranks.add(among[0])
         return self._claims_hold(text, [item_id], allowed, ranks)
 
     def says_something(self, item_id: str, text: str) -> bool:
@@ -141,9 +154,10 @@ class Guard:
         common = [g for g, n in counts.items() if 2 * n >= len(items)]
         catalog = self.ctx.catalog
         allowed = set(ids) | self.seen | self.reference_ids
-        if not self.ctx.dataset.titles.mentions(text) <= allowed:
+        spans = self.ctx.dataset.titles.mention_spans(text)
+        if any(not group & allowed for _, _, group in spans):
             return False
-        if not self.ctx.dataset.genres.mentions(text) <= set(common):
+        if not self.ctx.dataset.genres.mentions(_without(text, spans)) <= set(common):
             return False
         years = {int(y) for y in _YEAR.findall(text)}
         if not years <= {catalog[i].year for i in allowed if i in catalog}:
@@ -156,9 +170,12 @@ class Guard:
         ranking: Ranking,
         explain: Explain,
         keep_pick_order: bool = False,
+        expected: int | None = None,
     ) -> GuardResult:
         """Validate `picks`, backfill from the ranking (best first), explain, and order: by
-        the tools' scores, or (`keep_pick_order`) the picks' own order, backfill after."""
+        the tools' scores, or (`keep_pick_order`) the picks' own order, backfill after.
+        `expected`: how many picks were asked of the proposer (default k); filling up to it
+        is a repair, filling beyond it is the tools' share."""
         repairs: Counter[str] = Counter()
         chosen: list[str] = []
         texts: dict[str, str] = {}
@@ -184,8 +201,9 @@ class Guard:
                 break
             if item_id not in chosen and self.rejection(item_id) is None:
                 chosen.append(item_id)
-        if picks and len(chosen) > picked:
-            repairs["backfilled"] += len(chosen) - picked
+        asked = k if expected is None else min(k, expected)
+        if picks and picked < asked:
+            repairs["backfilled"] += min(len(chosen), asked) - picked
         if not keep_pick_order:
             chosen.sort(key=lambda i: -ranking.scores.get(i, float("-inf")))
         notices = []

@@ -1,8 +1,8 @@
 """The rule-based planner: offline mode's tool calls, the gathering step of a clear LLM turn,
 and the fallback when an LLM fails. Also the one place a turn's candidates are ranked.
 
-`gather` calls the same tools an LLM would, in a fixed order: profile -> SASRec's best next
-items for the history -> recall (the taste, the reference items, the items the conversation
+`gather` calls the same tools an LLM would, in a fixed order: SASRec's best next items for
+the history -> recall (the taste, the reference items, the items the conversation
 named, the stored history) -> what is popular lately -> hard filters -> SASRec scores for
 every candidate. `rank` blends the evidence once (`recagent.agent.ranking`), and `explain`
 words an item's evidence with the `explanation` prompt.
@@ -62,7 +62,7 @@ class Planner:
             if isinstance(result, ToolError):
                 notes.append(f"{tool}: {result.error}")
 
-        call("summarize_profile", {})
+        current_profile(ctx)  # computed once for the explanations (never worded by an LLM here)
         if turn.history and turn.allowed_ids is None:
             call("score_candidates", {"item_ids": None, "k": n})  # SASRec's next items
         if request.query:
@@ -110,7 +110,9 @@ class Planner:
                 i: ev.score
                 for i in ids
                 for ev in ctx.candidates.evidence(i)
-                if ev.kind == "text_match" and (ev.score or 0.0) >= ctx.match_threshold
+                if ev.kind == "text_match"
+                and ev.score is not None
+                and ev.score >= ctx.match_threshold
             },
         }
         if turn.liked_genres or turn.disliked_genres:
@@ -125,7 +127,9 @@ class Planner:
             self._push_away(ctx, turn.disliked, ids)
         cfg = self.blend_config
         weights = cfg.with_content if turn.has_content else cfg.history_only
-        if not turn.history and not turn.has_content:
+        if extra["text_match"] and not turn.reference_ids and not turn.seeds:
+            weights = cfg.with_taste  # a description that items match well, nothing named
+        elif not turn.history and not turn.has_content:
             weights = {"popularity": 1.0, GENRE_FIT: 1.0}
         scores = blend(ctx.candidates, weights, extra)
         for item_id in turn.exclusions:
@@ -173,7 +177,6 @@ class Planner:
             return [ctx.catalog[i].title for i in ids if i in ctx.catalog]
 
         values: dict[str, Any] = {"title": item.title}
-        sequential = _best_scores(ctx, "sequential")
         for ev in evidence:
             if ev.kind == "text_match" and (ev.score or 0) >= ctx.match_threshold:
                 values["query"] = turn.request.query or ev.matched_text or ""
@@ -183,31 +186,29 @@ class Planner:
                 values["watched_with"] = titles(ev.because_of)
             elif ev.kind == "similar_to_history":
                 values["history_items"] = titles(ev.because_of)
-            elif ev.kind == "sequential" and turn.history and item_id in sequential:
-                mine = sequential[item_id]  # its rank among this turn's scored candidates
-                rank = 1 + sum(v > mine for v in sequential.values())
-                if rank <= max(10, len(sequential) // 10):  # a reason only when it is one
-                    values["sasrec_rank"] = rank
-                    values["n_candidates"] = len(sequential)
+            elif ev.kind == "sequential" and turn.history:
+                ranked = strong_rank(ctx, item_id, "sequential")
+                if ranked:
+                    values["sasrec_rank"], values["n_candidates"] = ranked
             elif ev.kind == "popularity":
                 values["popularity"] = int(ctx.dataset.popularity[ctx.catalog.idx(item_id)])
             elif ev.kind == "title_match":
                 values["title_match"] = True
-        said = [g for g in turn.liked_genres if g in item.genres]
-        liked = said or [g for g in profile.liked_genres if g in item.genres]
+        asked = set(turn.constraints.genres_all) | set(turn.constraints.genres_any)
+        said = [g for g in turn.liked_genres if g in item.genres and g not in asked]
+        liked = said or [g for g in profile.liked_genres if g in item.genres and g not in asked]
         if liked:
             values["liked_genres"] = liked
         return self.registry.render("explanation", **values).text
 
 
-def _best_scores(ctx: ToolContext, kind: str) -> dict[str, float]:
-    """Each active candidate's best score of one evidence kind."""
-    out: dict[str, float] = {}
-    for item_id in ctx.candidates.ids():
-        scores = [ev.score for ev in ctx.candidates.evidence(item_id) if ev.kind == kind]
-        if scores and scores[0] is not None:
-            out[item_id] = max(x for x in scores if x is not None)
-    return out
+def strong_rank(ctx: ToolContext, item_id: str, kind: str) -> tuple[int, int] | None:
+    """(rank, of how many) among this turn's candidates when the rank is a reason to cite:
+    in the top 10, or the top tenth."""
+    ranked = ctx.candidates.rank_of(item_id, kind)
+    if ranked and ranked[0] <= max(10, ranked[1] // 10):
+        return ranked
+    return None
 
 
-__all__ = ["RECALL_K", "SCORE_K", "Planner", "recall_filters"]
+__all__ = ["RECALL_K", "SCORE_K", "Planner", "recall_filters", "strong_rank"]

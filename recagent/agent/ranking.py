@@ -5,10 +5,11 @@ people watch together, popularity lately, similarity to what the person disliked
 into a percentile among the candidates that have it, so signals on different scales mix
 fairly; a candidate without a signal gets nothing from it. Genre fit (the share of the genres
 the person said they like that an item has, minus one for a genre they said they do not like)
-is added as it is. Two weight profiles: with nothing asked beyond "what next" for a history
+is added as it is. Three weight profiles: with nothing asked beyond "what next" for a history
 the sequential model decides (the best next-item model; blending in recall only diluted it:
-benchmarks/RESULTS.md); once the person asks for a taste, names titles, or the conversation
-taught us items, the content signals lead.
+benchmarks/RESULTS.md); a description that items match well, with no titles named, puts those
+matches first; once the person names titles or the conversation taught us items, the
+collaborative and popularity signals lead (what people suggested next in real dialogues).
 """
 
 from __future__ import annotations
@@ -51,6 +52,18 @@ class BlendConfig(BaseModel):
         "popularity": 1.0,
         "similar_to_disliked": -0.25,
         GENRE_FIT: 0.8,
+    }
+    # a description of what the person wants ("something about a wedding") and nothing named:
+    # what matches it well leads
+    with_taste: dict[str, float] = {
+        "text_match": 1.0,
+        "similar_to_items": 0.5,
+        "co_watched": 0.2,
+        "sequential": 0.3,
+        "similar_to_history": 0.2,
+        "popularity": 0.3,
+        "similar_to_disliked": -0.25,
+        GENRE_FIT: 0.5,
     }
     history_only: dict[str, float] = {"sequential": 1.0, "similar_to_disliked": -0.5}
 

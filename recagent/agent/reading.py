@@ -3,8 +3,10 @@ catalog before it becomes the turn's `Request`.
 
 Genres must map to the catalog's genres (else the reading is invalid and the rules read the
 message instead, a counted repair); titles are resolved by typo-tolerant lookup (a title
-the catalog does not have is dropped and said); years must be sane; the count is clamped;
-a taste whose words the person never wrote (a small model copying an example) is dropped.
+the catalog does not have is dropped and said); years must be sane. What the person did not
+say is dropped and said: genres the conversation does not name, a count the message does not
+name, rewatches it does not ask for, a taste in words the person never wrote (a small model
+copying an example).
 """
 
 from __future__ import annotations
@@ -78,6 +80,33 @@ class Reading(BaseModel):
     include_seen: bool = Field(False, description="true only if they accept rewatches.")
 
 
+_REWATCH = re.compile(r"\b(?:again|re-?watch\w*|seen|watched|already|rewatchable)\b")
+_NUMBER_WORDS = {
+    1: "one",
+    2: "two",
+    3: "three",
+    4: "four",
+    5: "five",
+    6: "six",
+    7: "seven",
+    8: "eight",
+    9: "nine",
+    10: "ten",
+    12: "twelve",
+    15: "fifteen",
+    20: "twenty",
+}
+
+
+def _says_number(message: str, n: int) -> bool:
+    """The message asks for `n` items in digits or words ("5", "five", "a couple")."""
+    low = message.lower()
+    if re.search(rf"\b{n}\b", low):
+        return True
+    word = _NUMBER_WORDS.get(n)
+    return bool(word and re.search(rf"\b{word}\b", low)) or (n == 2 and "couple" in low)
+
+
 def _content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
 
@@ -99,13 +128,17 @@ def to_request(
         return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
     genres = dataset.genres
     notices: list[str] = []
+    said = genres.mentions(conversation)  # genres named in the conversation (or synonyms)
     resolved: dict[str, list[str]] = {"wanted": [], "unwanted": []}
     for key, words in (("wanted", reading.wanted_genres), ("unwanted", reading.unwanted_genres)):
         for word in words:
             found = genres.expand(word)
             if not found:
                 return f"unknown genre {word!r} (genres: {', '.join(genres.genres)})"
-            resolved[key] += [g for g in found if g not in resolved[key]]
+            unsaid = [g for g in found if g not in said]
+            if unsaid:
+                notices.append(f"dropped the genre {word!r}: the person did not name it")
+            resolved[key] += [g for g in found if g in said and g not in resolved[key]]
     latest = max((it.year for it in dataset.catalog if it.year), default=2100) + 1
     for year in (reading.year_from, reading.year_to):
         if year is not None and not EARLIEST_YEAR <= year <= latest:
@@ -124,15 +157,19 @@ def to_request(
             continue
         item = dataset.catalog[hits[0].item_id]
         mentions.append(Mention(title=item.label, item_id=item.item_id, feeling=movie.feeling))
-    words = set(_WORD.findall(conversation.lower()))
+    written = set(_WORD.findall(conversation.lower()))
     taste = " ".join(reading.taste.split())
     content = _content_words(taste)
-    if content and 2 * sum(_written(w, words) for w in content) < len(content):
+    if content and 2 * sum(_written(w, written) for w in content) < len(content):
         notices.append(f"dropped the taste {taste!r}: not the person's words")
         taste = ""
     count = reading.count
+    if count is not None and not _says_number(message, count):
+        notices.append(f"dropped the count {count}: the message does not ask for it")
+        count = None
     if count is not None:
         count = min(MAX_K, max(MIN_K, count))
+    include_seen = reading.include_seen and bool(_REWATCH.search(message.lower()))
     wanted = [g for g in resolved["wanted"] if g not in resolved["unwanted"]]
     constraints = Constraints(
         genres_all=[] if reading.any_genre else wanted,
@@ -147,7 +184,7 @@ def to_request(
         query=taste,
         constraints=constraints,
         mentions=mentions,
-        include_seen=reading.include_seen,
+        include_seen=include_seen,
         reader="llm",
         notices=notices,
     )

@@ -353,13 +353,16 @@ class RuleReader:
         if m := _SEEN_ALL.search(low):
             req.mentions.append(Mention(title="all of them", feeling="seen", rank=0))
             spans.append(m.span())
-        self._genres(low, req, spans)
+        genre_spans: list[tuple[int, int]] = []
+        self._genres(low, req, spans, genre_spans)
         if not req.asks_something() and req.more_like_rank is None:
             for flag, pattern in (("older", _OLDER), ("newer", _NEWER), ("more", _MORE)):
                 if m := pattern.search(low):
                     setattr(req, flag, True)
                     spans.append(m.span())
-        req.query = self._query(text, spans)
+        # the taste: what no rule read, without the genres (the constraints hold those, and a
+        # genre word would match every item of the genre: "dark sci-fi" searches for "dark")
+        req.query = self._query(text, spans + genre_spans)
         return req
 
     # ---- titles ---------------------------------------------------------------------------
@@ -406,9 +409,10 @@ class RuleReader:
                 continue
             if _YEAR_AHEAD.match(low, m.end("rest")):
                 continue  # "Title (year)" that is not in the catalog: no guessing a prefix
-            hit = self._longest_title(text, m.start("rest"), m.end("rest"))
-            if hit is not None:
-                add(hit[0], m.start("rest"), hit[1], text[m.start("rest") : hit[1]])
+            longest = self._longest_title(text, m.start("rest"), m.end("rest"))
+            if longest is not None:
+                item_id, end = longest
+                add(item_id, m.start("rest"), end, text[m.start("rest") : end])
         found.sort(key=lambda f: f.start)
         return found
 
@@ -521,7 +525,14 @@ class RuleReader:
                 c.year_min = self.latest_year - 4
                 spans.append(m.span())
 
-    def _genres(self, low: str, req: Request, spans: list[tuple[int, int]]) -> None:
+    def _genres(
+        self,
+        low: str,
+        req: Request,
+        spans: list[tuple[int, int]],
+        genre_spans: list[tuple[int, int]],
+    ) -> None:
+        """Genres wanted (their spans go to `genre_spans`) and not wanted (to `spans`)."""
         c = req.constraints
         positive: list[tuple[int, list[str]]] = []
         tokens = [(m.start(), m.group()) for m in re.finditer(r"[a-z0-9'-]+", low)]
@@ -541,7 +552,7 @@ class RuleReader:
                 spans.append((cue, m.end()))
             else:
                 positive.append((m.start(), found))
-                spans.append(m.span())
+                genre_spans.append(m.span())
         wanted = [g for _, found in positive for g in found]
         wanted = [g for i, g in enumerate(wanted) if g not in wanted[:i] and g not in c.genres_none]
         joined_by_or = any(" or " in low[a:b] for (a, _), (b, _) in itertools.pairwise(positive))

@@ -43,6 +43,8 @@ from recagent.prompts.registry import PromptRegistry
 from recagent.tools.base import ToolContext, run_tool
 
 MEMORY_TURNS = 3
+MODEL_PICKS = 10  # the model chooses and explains at most this many; the tools rank the rest
+SHORTLIST_EXTRA = 5  # candidates the model sees beyond the ones it must pick
 ROLES = ("user", "assistant")
 
 
@@ -100,6 +102,7 @@ class ChatSession:
         """Switch user; an unknown id is a new user with no history (said, not an error)."""
         self.reset()
         self.ctx.user_id = user_id
+        self.ctx.history, self.ctx.history_ratings = [], None
         idx = self.dataset.interactions.user_idx_of(user_id) if user_id else None
         if idx is None:
             self.user_history, self.user_ratings = [], None
@@ -107,6 +110,7 @@ class ChatSession:
                 return f"user {user_id} is not in {self.dataset.name}: a new user with no history"
             return "no user: recommendations come from what you say"
         self.user_history = self.dataset.catalog.ids_at(self.dataset.interactions.sequence(idx))
+        self.ctx.history = list(self.user_history)
         self.user_ratings = None
         if self.dataset.interactions.has_ratings:
             ratings = self.dataset.interactions.ratings_of(idx)
@@ -168,9 +172,11 @@ class ChatSession:
         repairs: Counter[str] = Counter()
         llm = AgentTurn(answer=None)
 
-        # understand
+        # understand (the profile the model sees is the history known before this message)
+        stored = options.history if options.history is not None else self.user_history
+        self.ctx.history = [*stored, *(i for i in self.memory.history() if i not in stored)]
         rules = self.reader.read(message)
-        reading, rival, fallback = self._understand(message, rules, llm, repairs, emit)
+        reading, rival, fallback = self._understand(message, rules, llm, repairs, emit, k)
         notices += reading.notices
         if fallback:
             notices.append(f"LLM unavailable ({fallback}); answered by the rule-based planner")
@@ -196,7 +202,8 @@ class ChatSession:
         ctx.history = list(turn.history)
         ctx.history_ratings = None
         if options.history is None and self.user_ratings is not None:
-            ctx.history_ratings = [*self.user_ratings, *[None] * len(turn.learned_history)]
+            learned: list[float | None] = [None] * len(turn.learned_history)
+            ctx.history_ratings = [*self.user_ratings, *learned]
         use_llm = self.agent is not None and fallback is None
         emit("step", "gathering candidates with the tools")
         notes = self.planner.gather(ctx, turn)
@@ -213,11 +220,17 @@ class ChatSession:
         emit("step", "checking the answer")
         keep = use_llm and not llm.failed and self.agent_cfg.order == "llm"
         result = guard.check(
-            picks, ranking, lambda i: self.planner.explain(ctx, i, turn), keep_pick_order=keep
+            picks,
+            ranking,
+            lambda i: self.planner.explain(ctx, i, turn),
+            keep_pick_order=keep,
+            expected=min(turn.k, MODEL_PICKS),
         )
         repairs.update(result.repairs)
         if llm.malformed_calls:
             repairs["malformed_tool_call"] += llm.malformed_calls
+        if llm.truncated:
+            repairs["truncated_explanation"] += llm.truncated
         answered = use_llm and not llm.failed
         if answered and llm.answer is None:
             repairs["no_final_answer"] += 1
@@ -243,14 +256,25 @@ class ChatSession:
         llm: AgentTurn,
         repairs: Counter[str],
         emit: Event,
+        k: int | None,
     ) -> tuple[Request, Request | None, str | None]:
         """The reading the turn acts on, the other reader's when it differs, and why the LLM
         failed (None when it did not)."""
         if self.agent is None:
             return rules, None, None
         emit("step", "reading the request")
+        known = [self.dataset.catalog[i].label for i in self.memory.feelings]
+        found = [m.title for m in rules.mentions if m.item_id and m.title not in known]
         try:
-            reading = self.agent.understand(self.ctx, self.state.messages, message, llm, emit)
+            reading = self.agent.understand(
+                self.ctx,
+                self.state.messages,
+                message,
+                llm,
+                emit,
+                titles=known + found,
+                k=min(MODEL_PICKS, clamp_k(k if k is not None else rules.k, [], self.agent_cfg.k)),
+            )
         except LLMUnavailable as exc:
             llm.failed = str(exc)
             return rules, None, str(exc)
@@ -263,6 +287,11 @@ class ChatSession:
         reading.more_like_rank, reading.older = rules.more_like_rank, rules.older
         reading.newer, reading.more = rules.newer, rules.more
         reading.mentions += [m for m in rules.mentions if m.rank is not None]
+        # titles the model left out keep the rules' feeling (small models drop them)
+        named = {m.item_id for m in reading.mentions}
+        reading.mentions += [
+            m for m in rules.mentions if m.item_id and m.item_id not in named and m.rank is None
+        ]
         return reading, (None if reading.same_reading(rules) else rules), None
 
     def _count(self, k: int | None, reading: Request, notices: list[str]) -> int:
@@ -329,10 +358,11 @@ class ChatSession:
         assert self.agent is not None
         for attempt in range(2):
             eligible = [i for i in ranking.order if guard.rejection(i) is None]
-            shortlist = eligible[: 2 * turn.k]
-            emit("step", f"choosing {turn.k} of {len(shortlist)} candidates")
+            picks = min(turn.k, MODEL_PICKS, len(eligible))
+            shortlist = eligible[: picks + SHORTLIST_EXTRA]
+            emit("step", f"choosing {picks} of {len(shortlist)} candidates")
             try:
-                self.agent.choose(self.ctx, turn, shortlist, llm, emit)
+                self.agent.choose(self.ctx, turn, shortlist, llm, emit, picks=max(picks, 1))
             except LLMUnavailable as exc:
                 llm.failed = str(exc)
                 return [], ranking
@@ -340,7 +370,7 @@ class ChatSession:
             if attempt or answer is None or not answer.search_more.strip():
                 break
             valid = {p.item_id for p in answer.items} & set(shortlist)
-            if len(valid) >= turn.k:
+            if len(valid) >= min(turn.k, MODEL_PICKS):
                 break
             emit("step", f"searching for {answer.search_more!r}, as the model asked")
             filters = recall_filters(turn)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -240,7 +240,7 @@ def compare_cmd(
 def list_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Past runs with their headline numbers."""
     app_ctx = get_context(ctx)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for run_dir in list_runs(app_ctx.workspace.runs_dir):
         config = run_dir.config()
         summary = run_dir.summary()

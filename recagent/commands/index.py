@@ -245,7 +245,7 @@ def query_cmd(
 
 
 def _print_hits(app_ctx: AppContext, ds: Dataset, hits: list[Hit], as_json: bool) -> None:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rank, hit in enumerate(hits, start=1):
         item = ds.catalog[hit.item_id]
         rows.append(

@@ -112,6 +112,6 @@ class Catalog:
         return cls(items)
 
 
-_DEFAULTS = {"year": None, "genres": (), "text": "", "attrs": {}}
+_DEFAULTS: dict[str, object] = {"year": None, "genres": (), "text": "", "attrs": {}}
 
 __all__ = ["AttrValue", "Catalog", "Item"]

@@ -69,7 +69,7 @@ def _style(ratings: np.ndarray) -> RatingStyle:
 def compute_profile(
     catalog: Catalog,
     history: Sequence[str],
-    ratings: Sequence[float] | None = None,
+    ratings: Sequence[float | None] | None = None,
     user_id: str | None = None,
 ) -> UserProfile:
     """Profile of a history (item ids, time order); `ratings` align with it when known."""

@@ -185,14 +185,34 @@ class TitleIndex:
 
     def mentions(self, text: str) -> set[str]:
         """Item ids whose (multi-word or long) title appears verbatim in `text`."""
-        words = norm(text).split()
-        found: set[str] = set()
-        for n in range(1, MAX_MENTION_WORDS + 1):
-            for i in range(len(words) - n + 1):
-                ids = self._by_key.get(" ".join(words[i : i + n]))
+        return {i for group in self.mention_groups(text) for i in group}
+
+    def mention_groups(self, text: str) -> list[set[str]]:
+        """For each (multi-word or long) title written verbatim in `text`, the items that
+        carry it ("The Avengers": the 1998 film and the 2012 one)."""
+        groups: list[set[str]] = []
+        for _, _, ids in self.mention_spans(text):
+            if ids not in groups:
+                groups.append(ids)
+        return groups
+
+    def mention_spans(self, text: str) -> list[tuple[int, int, set[str]]]:
+        """(start, end, the items carrying it) for each title written verbatim in `text`:
+        the longest title at each place, none inside another ("Infinity War" mentions
+        Avengers: Infinity War, not also the film "Infinity")."""
+        words = list(_WORD.finditer(text.lower()))
+        spans: list[tuple[int, int, set[str]]] = []
+        i = 0
+        while i < len(words):
+            for n in range(min(MAX_MENTION_WORDS, len(words) - i), 0, -1):
+                ids = self._by_key.get(" ".join(w.group() for w in words[i : i + n]))
                 if ids:
-                    found.update(ids)
-        return found
+                    spans.append((words[i].start(), words[i + n - 1].end(), set(ids)))
+                    i += n
+                    break
+            else:
+                i += 1
+        return spans
 
     def _sharing(self, words: set[str]) -> set[int]:
         """Titles sharing an uncommon word with `words`."""
@@ -287,7 +307,9 @@ class TitleIndex:
 
     @cached_property
     def _editions(self) -> tuple[list[str], list[bool], dict[str, list[int]]]:
-        keys, marked, by_key = [], [], {}
+        keys: list[str] = []
+        marked: list[bool] = []
+        by_key: dict[str, list[int]] = {}
         for pos, item in enumerate(self.catalog):
             key, had = edition_key(item.title)
             keys.append(key)

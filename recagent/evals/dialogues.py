@@ -76,7 +76,7 @@ def load_cases(path: Path, dataset: Dataset) -> list[DialogueCase]:
     if not path.is_file():
         raise DataError(path, "not a file" if path.exists() else "no such file")
     reader = RuleReader(dataset.catalog, dataset.titles, dataset.genres)
-    cases = []
+    cases: list[DialogueCase] = []
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:

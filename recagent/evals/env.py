@@ -106,7 +106,7 @@ class EvalEnv:
         return CachedChatModel(
             inner=make_chat_model(choice, self.settings.llm),
             model_name=choice.model or "",
-            cache=cache,
+            store=cache,
             limiter=RateLimiter(self.llm_rpm),
         )
 

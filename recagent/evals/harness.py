@@ -219,7 +219,7 @@ def run(
         _run_dialogues(config, env, run_dir, reporter, done, on_record)
         return run_dir.records()
     cases = build_cases(config, env)
-    units = [(p, None) for p in config.pipelines]
+    units: list[tuple[str, str | None]] = [(p, None) for p in config.pipelines]
     if config.protocol == "conversation":
         units = [(p, v) for p in config.pipelines for v in VARIANTS]
     for pipeline_name, variant in units:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
@@ -68,7 +69,7 @@ class LLMRanker:
             candidates="\n".join(self._line(i) for i in candidates),
         )
         text, reply = complete(self.model, prompt, self.cfg)
-        usage = reply.usage_metadata or {}
+        usage: dict[str, Any] = dict(reply.usage_metadata or {})
         return parse_ids(text), {
             "calls": 1,
             "input_tokens": int(usage.get("input_tokens", 0)),

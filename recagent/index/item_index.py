@@ -58,7 +58,7 @@ NOISE_PROBES = (
     "what do you think",
     "asdf qwer zxcv",
 )
-MATCH_MARGIN = 0.1
+MATCH_MARGIN = 0.08
 MAX_BECAUSE = 3
 
 
@@ -267,10 +267,11 @@ class ItemIndex:
             )
         found = rendered
         if texts:
-            found = {i: d or "" for i, d in zip(got["ids"], got["documents"], strict=True)}
+            documents = got["documents"] or []
+            found = {i: d or "" for i, d in zip(got["ids"], documents, strict=True)}
         if not vectors:
             return found, {}
-        stored = zip(got["ids"], got["embeddings"], strict=True)
+        stored = zip(got["ids"], _embeddings(got), strict=True)
         return found, {i: np.asarray(v, dtype=np.float32) for i, v in stored}
 
     def _explained(
@@ -324,8 +325,9 @@ class ItemIndex:
             res = self.collection.query(
                 query_embeddings=queries, n_results=n, where=where, include=["distances"]
             )
+        distances = res["distances"] or []
         return [
-            [(i, 1.0 - float(d)) for i, d in zip(res["ids"][q], res["distances"][q], strict=True)]
+            [(i, 1.0 - float(d)) for i, d in zip(res["ids"][q], distances[q], strict=True)]
             for q in range(len(queries))
         ]
 
@@ -341,8 +343,9 @@ class ItemIndex:
                 f"the index holds {len(got['ids'])} items, the catalog {len(ids)}; rebuild it "
                 "with `recagent index build --rebuild`"
             )
-        matrix = np.zeros((len(ids), len(got["embeddings"][0])), dtype=np.float32)
-        for item_id, vector in zip(got["ids"], got["embeddings"], strict=True):
+        stored = _embeddings(got)
+        matrix = np.zeros((len(ids), len(stored[0]) if len(stored) else 0), dtype=np.float32)
+        for item_id, vector in zip(got["ids"], stored, strict=True):
             if item_id not in self.catalog:
                 raise QueryError(
                     f"item {item_id!r} is in the index but not in the catalog; rebuild it with "
@@ -370,6 +373,14 @@ class ItemIndex:
         _, stored = self._records(ids, vectors=True, texts=False)
         matrix = np.stack([stored[i] for i in ids])
         return [[(ids[j], float(row[j])) for j in _top(row, n)] for row in queries @ matrix.T]
+
+
+def _embeddings(got: Any) -> Any:
+    """The vectors of a Chroma `get` that asked for them."""
+    stored = got["embeddings"]
+    if stored is None:
+        raise QueryError("the index returned no vectors; rebuild it with `recagent index build`")
+    return stored
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:

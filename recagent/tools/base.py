@@ -94,7 +94,8 @@ class CandidateSet:
 
     def add(self, item_id: str, evidence: Evidence) -> None:
         cand = self._items.setdefault(item_id, Candidate(item_id))
-        cand.evidence.append(evidence)
+        if evidence not in cand.evidence:  # the same finding twice is one piece of evidence
+            cand.evidence.append(evidence)
         self._returned.add(item_id)
 
     def __contains__(self, item_id: object) -> bool:
@@ -116,6 +117,19 @@ class CandidateSet:
     def returned(self, item_id: str) -> bool:
         """Whether any tool returned this item this turn (even if filtered out since)."""
         return item_id in self._returned
+
+    def rank_of(self, item_id: str, kind: str) -> tuple[int, int] | None:
+        """An active candidate's rank by its best score of one evidence kind among the
+        active candidates that have one, and how many have one (None: it has none)."""
+        best: dict[str, float] = {}
+        for cand in self._items.values():
+            scores = [e.score for e in cand.evidence if e.kind == kind and e.score is not None]
+            if scores:
+                best[cand.item_id] = max(scores)
+        if item_id not in best:
+            return None
+        mine = best[item_id]
+        return 1 + sum(v > mine for v in best.values()), len(best)
 
     def retain(self, keep: Iterable[str]) -> None:
         """Keep only `keep` in the active set (order preserved)."""
@@ -156,7 +170,7 @@ class ToolContext:
     candidates: CandidateSet = field(default_factory=CandidateSet)
     calls: list[ToolCall] = field(default_factory=list)
     profile_writer: Any = None  # Callable[[UserProfile], str] when an LLM words profiles
-    history_ratings: list[float] | None = None  # aligned with `history` when known
+    history_ratings: list[float | None] | None = None  # aligned with `history` when known
     popularity: Any = None  # counts per item_idx; default: the dataset's (evaluation: train only)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -255,8 +269,12 @@ def llm_schema(model: type[BaseModel]) -> dict[str, Any]:
     titles cost tokens; the full model still validates every call in `run_tool`."""
 
     def clean(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: clean(v) for k, v in node.items() if k not in _DROPPED_KEYS}
+        if isinstance(node, dict):  # a property *named* "title" (a dict) stays
+            return {
+                k: clean(v)
+                for k, v in node.items()
+                if k not in _DROPPED_KEYS or isinstance(v, dict)
+            }
         if isinstance(node, list):
             return [clean(v) for v in node]
         return node

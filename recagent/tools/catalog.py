@@ -187,7 +187,7 @@ class GetHistoryResult(BaseModel):
 def get_history(args: GetHistoryArgs, ctx: ToolContext) -> BaseModel:
     """The current user's history, most recent first, with their ratings when known. Items
     here are already seen: do not recommend them unless the user asks for that."""
-    ratings = ctx.history_ratings or [None] * len(ctx.history)
+    ratings: list[float | None] = list(ctx.history_ratings or [None] * len(ctx.history))
     entries = [
         HistoryEntry(item=ctx.ref(i), rating=r)
         for i, r in zip(ctx.history[::-1], ratings[::-1], strict=True)

@@ -112,12 +112,16 @@ def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
         scored_count = scorer.n_items - len(seen_set)
     else:
         scores = scorer.score(history, candidates) if candidates else np.zeros(0)
-        order = sorted(range(len(candidates)), key=lambda i: (-_finite(scores[i]), i))
+        order = sorted(range(len(candidates)), key=lambda i: (-_finite(float(scores[i])), i))
         ranked = [(candidates[i], float(scores[i])) for i in order]
         scored_count = len(candidates)
 
     sequential = isinstance(scorer, SASRecScorer) and bool(history)
-    attended = [i for i, _ in scorer.attended(history, ATTENDED)] if sequential else []
+    attended: list[str] = []
+    history_used = 0
+    if isinstance(scorer, SASRecScorer) and history:
+        attended = [i for i, _ in scorer.attended(history, ATTENDED)]
+        history_used = min(len(history), scorer.max_len)
     kind: EvidenceKind = "sequential" if sequential else "popularity"
     items = []
     for rank, (item_id, score) in enumerate(ranked, start=1):
@@ -131,7 +135,7 @@ def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
             ctx.candidates.add(item_id, evidence)
     return ScoreCandidatesResult(
         model=scorer.name,
-        history_used=min(len(history), scorer.max_len) if sequential else 0,
+        history_used=history_used,
         scored=scored_count,
         items=items,
         attended=[ctx.ref(i) for i in attended],
