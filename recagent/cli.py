@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
@@ -16,6 +15,7 @@ from recagent.commands import chat, data, eval_runs, evaluate, index, logs, prom
 from recagent.commands.context import AppContext, setup_logging
 from recagent.config import load_settings
 from recagent.errors import RecagentError
+from recagent.terminal import SafeConsole
 from recagent.workspace import Workspace
 
 
@@ -26,10 +26,12 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except RecagentError as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            SafeConsole(stderr=True).print(
+                f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True
+            )
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            Console(stderr=True).print("[yellow]interrupted[/]")
+            SafeConsole(stderr=True).print("[yellow]interrupted[/]")
             raise typer.Exit(130) from None
 
 

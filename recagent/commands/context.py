@@ -14,6 +14,7 @@ from rich.logging import RichHandler
 from recagent.config import Settings
 from recagent.errors import ConfigError
 from recagent.progress import RichReporter
+from recagent.terminal import PrintableLogFilter, SafeConsole
 from recagent.workspace import Workspace
 
 NOISY_LOGGERS = ("chromadb", "httpx", "httpcore", "openai", "urllib3", "langchain", "langgraph")
@@ -24,8 +25,8 @@ class AppContext:
     settings: Settings
     workspace: Workspace
     verbose: int = 0
-    out: Console = field(default_factory=Console)
-    err: Console = field(default_factory=lambda: Console(stderr=True))
+    out: Console = field(default_factory=SafeConsole)
+    err: Console = field(default_factory=lambda: SafeConsole(stderr=True))
 
     @property
     def reporter(self) -> RichReporter:
@@ -61,6 +62,7 @@ def get_context(ctx: typer.Context) -> AppContext:
 def setup_logging(verbose: int, console: Console) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = RichHandler(console=console, show_path=verbose > 1, markup=False)
+    handler.addFilter(PrintableLogFilter())
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose > 2 else logging.WARNING)
