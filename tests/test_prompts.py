@@ -57,8 +57,10 @@ def test_missing_required_and_unknown_variables(tmp_path: Path) -> None:
 def test_rendering_is_sandboxed(tmp_path: Path) -> None:
     evil = GOOD.replace('"Recommend', '"{{ k.__class__.__mro__[1].__subclasses__() }} Recommend')
     (tmp_path / "system.yaml").write_text(evil)
-    with pytest.raises(PromptError):
-        PromptRegistry(tmp_path).render("system")
+    reg = PromptRegistry(tmp_path)
+    with pytest.raises(PromptError, match="unsafe"):
+        reg.validate("system")
+    assert reg.render("system").text == PromptRegistry().render("system").text  # the shipped one
 
 
 def test_cli_list_show_path_validate(cli, tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The text an item is embedded as, from an editable template.
 
-A template is Jinja (sandboxed: no attribute access to Python internals, no code execution)
+A template is Jinja (sandboxed: no attribute access to Python internals, no code execution,
+and a render budget per item)
 over these variables: ``item_id``, ``title``, ``year`` (or none), ``label`` ("Title (1995)"),
 ``genres`` (a list), ``genre_text`` ("Action, Comedy"), ``text`` (free text: tags,
 description) and ``attrs`` (a dict of the item's other columns). Whitespace in the result is
@@ -17,10 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import StrictUndefined, Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 from recagent.data.catalog import Item
 from recagent.errors import ConfigError
+from recagent.prompts.sandbox import BoundedSandbox, RenderFailure, render_bounded
 
 PRESETS: dict[str, str] = {
     "title": "{{ label }}",
@@ -65,8 +66,8 @@ class ItemTemplate:
         out = []
         for item in items:
             try:
-                text = " ".join(template.render(variables(item)).split())
-            except TemplateError as exc:
+                text = " ".join(render_bounded(template, variables(item)).split())
+            except RenderFailure as exc:
                 raise ConfigError(
                     f"item text template {self.name!r} failed for item {item.item_id!r}: {exc}"
                 ) from exc
@@ -87,7 +88,7 @@ def variables(item: Item) -> dict[str, object]:
     }
 
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_ENV = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
 
 
 @lru_cache(maxsize=32)
@@ -105,9 +106,11 @@ def load_template(spec: str) -> ItemTemplate:
     elif spec.startswith("@"):
         path = Path(spec[1:]).expanduser()
         try:
-            template = ItemTemplate(path.name, path.read_text(encoding="utf-8").strip())
-        except OSError as exc:
-            raise ConfigError(f"cannot read item text template {path}: {exc}") from exc
+            template = ItemTemplate(path.name, path.read_text(encoding="utf-8-sig").strip())
+        except IsADirectoryError:
+            raise ConfigError(f"item text template {path}: not a file (a directory)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read item text template {path}: {exc}") from None
     elif "{{" in spec or "{%" in spec:
         template = ItemTemplate("custom", spec)
     else:

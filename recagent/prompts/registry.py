@@ -5,26 +5,33 @@ A template file has `name`, `description`, `version`, `variables` (name -> defau
 description), `template` and optionally `system`. Undeclared variables in the text are an
 error when the file is loaded; a declared variable without a default must be passed when
 rendering. Every render carries the hash of the exact template used.
+
+Rendering runs within a budget (`recagent.prompts.sandbox`): a template that divides by zero,
+loops without end or recurses fails with its own name instead of crashing or hanging the
+process. A user override that fails (to load or to render) does not stop the turn: the
+shipped template is used instead, with a warning naming the override, and `prompts validate`
+reports it.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
+import logging
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recagent.errors import ConfigError
+from recagent.prompts.sandbox import BoundedSandbox, RenderFailure, render_bounded
 
+log = logging.getLogger(__name__)
 DEFAULTS_DIR = Path(__file__).parent
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+_ENV = BoundedSandbox(undefined=StrictUndefined, keep_trailing_newline=False)
 
 
 class PromptError(ConfigError):
@@ -110,6 +117,9 @@ class PromptRegistry:
         self.user_dir = user_dir
         self.defaults_dir = defaults_dir
         self._cache: dict[Path, tuple[float, PromptTemplate]] = {}
+        self.fallbacks: dict[str, str] = {}
+        """Prompts whose override failed last time, with why: the shipped one was used."""
+        self._warned: set[str] = set()
 
     def names(self) -> list[str]:
         found = {p.stem for p in self.defaults_dir.glob("*.yaml")}
@@ -137,36 +147,82 @@ class PromptRegistry:
         return "default" if self.path(name) == self.default_path(name) else "user"
 
     def get(self, name: str) -> PromptTemplate:
-        path = self.path(name)
-        mtime = path.stat().st_mtime
-        cached = self._cache.get(path)
-        if cached and cached[0] == mtime:
-            return cached[1]
-        tpl = parse_template(path.read_text(encoding="utf-8"), str(path))
+        """The template in effect for `name`; `PromptError` if it does not load."""
+        return self._load(name, self.path(name))
+
+    def _load(self, name: str, path: Path) -> PromptTemplate:
+        try:
+            mtime = path.stat().st_mtime
+            cached = self._cache.get(path)
+            if cached and cached[0] == mtime:
+                return cached[1]
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptError(f"{path}: cannot read it ({exc})") from None
+        tpl = parse_template(text, str(path))
         if tpl.name != name:
             raise PromptError(f"{path}: name is {tpl.name!r} but the file is {name}.yaml")
         self._cache[path] = (mtime, tpl)
         return tpl
 
-    def render(self, name: str, **values: Any) -> RenderedPrompt:
+    def validate(self, name: str) -> PromptTemplate:
+        """The template in effect, loaded and rendered with its defaults (placeholders for
+        required variables); `PromptError` naming the file if either fails."""
         tpl = self.get(name)
+        needed = {v: f"<{v}>" for v, spec in tpl.variables.items() if spec.required}
+        self._render(tpl, name, str(self.path(name)), needed)
+        return tpl
+
+    def render(self, name: str, **values: Any) -> RenderedPrompt:
+        """Render the template in effect; if it is a user override that fails, render the
+        shipped default instead and log a warning naming the override."""
+        path = self.path(name)
+        default = self.default_path(name)
+        try:
+            rendered = self._render(self._load(name, path), name, str(path), values)
+        except PromptError as exc:
+            if path == default or not default.is_file():
+                raise
+            self._fall_back(name, exc)
+            return self._render(self._load(name, default), name, str(default), values)
+        self.fallbacks.pop(name, None)
+        return rendered
+
+    def _fall_back(self, name: str, exc: PromptError) -> None:
+        reason = str(exc)
+        if reason not in self._warned:
+            self._warned.add(reason)
+            log.warning("%s; using the shipped %r prompt instead", reason, name)
+        self.fallbacks[name] = reason
+
+    def _render(
+        self, tpl: PromptTemplate, name: str, origin: str, values: dict[str, Any]
+    ) -> RenderedPrompt:
         unknown = sorted(set(values) - set(tpl.variables))
         if unknown:
-            raise PromptError(f"prompt {name!r} has no variable(s) {', '.join(unknown)}")
+            raise PromptError(f"{origin}: prompt {name!r} has no variable(s) {', '.join(unknown)}")
         context: dict[str, Any] = {}
         for var, spec in tpl.variables.items():
             if var in values:
                 context[var] = values[var]
             elif spec.required:
-                raise PromptError(f"prompt {name!r} needs the variable {var!r}")
+                raise PromptError(f"{origin}: prompt {name!r} needs the variable {var!r}")
             else:
                 context[var] = spec.default
-        try:
-            text = _compiled(tpl.template).render(context).strip()
-            system = _compiled(tpl.system).render(context).strip() if tpl.system else None
-        except (UndefinedError, SecurityError, TypeError) as exc:
-            raise PromptError(f"prompt {name!r} failed to render: {exc}") from None
-        return RenderedPrompt(name=name, hash=tpl.hash, system=system, text=text)
+        parts: dict[str, str | None] = {"template": tpl.template, "system": tpl.system}
+        out: dict[str, str | None] = {}
+        for part, source in parts.items():
+            try:
+                out[part] = None if source is None else render_bounded(_compiled(source), context)
+            except RenderFailure as exc:
+                raise PromptError(f"{origin}: prompt {name!r} ({part}) failed: {exc}") from None
+        text, system = out["template"], out["system"]
+        return RenderedPrompt(
+            name=name,
+            hash=tpl.hash,
+            system=None if system is None else system.strip(),
+            text=(text or "").strip(),
+        )
 
     def diff(self, name: str) -> str:
         """Unified diff from the shipped default to the override ('' when not overridden)."""
@@ -183,7 +239,21 @@ class PromptRegistry:
         return "".join(difflib.unified_diff(old, new, str(default), str(user)))
 
     def hashes(self, names: list[str] | None = None) -> dict[str, str]:
-        return {n: self.get(n).hash for n in (names or self.names())}
+        """The hash of the template each prompt renders with (the shipped one where a broken
+        override fell back to it)."""
+        out = {}
+        for name in names or self.names():
+            try:
+                if name in self.fallbacks:
+                    raise PromptError(self.fallbacks[name])
+                out[name] = self.get(name).hash
+            except PromptError as exc:
+                default = self.default_path(name)
+                if self.path(name) == default or not default.is_file():
+                    raise
+                self._fall_back(name, exc)
+                out[name] = self._load(name, default).hash
+        return out
 
 
 __all__ = [
