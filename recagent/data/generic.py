@@ -4,8 +4,7 @@ sequence order."""
 
 from __future__ import annotations
 
-import csv
-import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,8 +14,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.data.catalog import Item
 from recagent.data.source import ItemCollector, RawData, split_title_year
-from recagent.data.tables import Column, TableSpec, line_of_row, read_jsonl, read_table
+from recagent.data.tables import (
+    Column,
+    TableSpec,
+    first_json_keys,
+    header_of,
+    line_of_row,
+    read_jsonl,
+    read_table,
+)
+from recagent.data.textfile import shown
 from recagent.errors import ConfigError, DataError
+
+MAX_EPOCH_S = 1e13  # about the year 318,000: anything larger is not a timestamp
 
 
 class GenericConfig(BaseModel):
@@ -54,16 +64,6 @@ def _file_format(path: Path, sep: str | None) -> str | None:
     raise ConfigError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .jsonl, or --sep")
 
 
-def _header(path: Path, sep: str, encoding: str) -> list[str]:
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    with path.open(encoding=encoding, errors="replace") as fh:
-        first = fh.readline()
-    if not first.strip():
-        raise DataError(path, "file is empty", 1)
-    return [h.strip() for h in next(csv.reader([first.rstrip("\r\n")], delimiter=sep))]
-
-
 LineOf = Callable[[int], int]
 
 
@@ -83,16 +83,8 @@ def _optional(
     """An optional column: the configured name, else `default` if the file has it."""
     if cfg_value is not None:
         return cfg_value
-    if sep is None:  # JSON lines: look at the first object
-        with path.open(encoding=enc) as fh:
-            for line in fh:
-                if line.strip():
-                    try:
-                        return default if default in json.loads(line) else None
-                    except (json.JSONDecodeError, TypeError):
-                        return None
-        return None
-    return default if default in _header(path, sep, enc) else None
+    names = first_json_keys(path, enc) if sep is None else header_of(path, sep, enc)
+    return default if default in names else None
 
 
 def load_generic(cfg: GenericConfig) -> RawData:
@@ -153,23 +145,35 @@ def _year(value: str, path: Path, line: int, col: str) -> int | None:
     if not value:
         return None
     try:
-        return int(float(value[:4]) if len(value) > 4 and value[:4].isdigit() else float(value))
+        is_date = len(value) > 4 and value[:4].isdigit() and not value[4].isdigit()
+        year = float(value[:4]) if is_date else float(value)
     except ValueError:
-        raise DataError(path, f"column '{col}' should be a year, got {value!r}", line) from None
+        year = math.nan
+    if not (math.isfinite(year) and abs(year) < 10_000):
+        raise DataError(path, f"column '{col}' should be a year, got {shown(value)}", line)
+    return int(year)
 
 
 def _timestamps(values: np.ndarray, path: Path, line_of: LineOf, col: str) -> np.ndarray:
     """Epoch seconds from numbers or ISO-8601 text."""
-    numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce").astype(np.float64)
     if not numbers.isna().any():
-        return numbers.to_numpy(dtype=np.float64).astype(np.int64)
+        out_of_range = np.flatnonzero(~(numbers.abs() < MAX_EPOCH_S).to_numpy())
+        if len(out_of_range):
+            row = int(out_of_range[0])
+            raise DataError(
+                path,
+                f"column '{col}' is not a timestamp in epoch seconds: {shown(values[row])}",
+                line_of(row),
+            )
+        return numbers.to_numpy().astype(np.int64)
     parsed = pd.to_datetime(pd.Series(values), errors="coerce", utc=True, format="ISO8601")
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
         row = int(bad[0])
         raise DataError(
             path,
-            f"column '{col}' should be a number or an ISO date, got {values[row]!r}",
+            f"column '{col}' should be a number or an ISO date, got {shown(values[row])}",
             line_of(row),
         )
     return (parsed.astype("int64") // 10**9).to_numpy(dtype=np.int64)

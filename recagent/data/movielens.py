@@ -41,8 +41,20 @@ MAX_TAGS = 20
 
 def _require(folder: Path, name: str) -> Path:
     path = folder / name
+    if path.is_dir():
+        raise DataError(path, "not a file (a directory)")
     if not path.is_file():
         raise DataError(path, f"missing: the folder {folder} has no {name}")
+    return path
+
+
+def _optional(folder: Path, name: str) -> Path | None:
+    """An optional file of the release: None when absent, a `DataError` when not a file."""
+    path = folder / name
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise DataError(path, "not a file (a directory)" if path.is_dir() else "not a file")
     return path
 
 
@@ -75,9 +87,9 @@ def _ids(*names: str) -> tuple[Column, ...]:
 
 def load_ml100k(folder: Path) -> RawData:
     """`u.data` (tab-separated), `u.item` ('|', Latin-1, 19 genre flags), `u.user`."""
-    genre_path = folder / "u.genre"
+    genre_path = _optional(folder, "u.genre")
     genre_names = list(ML100K_GENRES)
-    if genre_path.is_file():
+    if genre_path is not None:
         cols = read_table(
             TableSpec(
                 genre_path,
@@ -121,8 +133,8 @@ def load_ml100k(folder: Path) -> RawData:
         )
         items.add(row, raw, item)
     users: dict[str, dict[str, AttrValue]] = {}
-    user_path = folder / "u.user"
-    if user_path.is_file():
+    user_path = _optional(folder, "u.user")
+    if user_path is not None:
         u = read_table(
             TableSpec(
                 user_path,
@@ -151,7 +163,7 @@ def load_ml100k(folder: Path) -> RawData:
         (*_ids("user_id", "item_id"), Column("rating", "float", True), Column("timestamp", "int")),
         quoting=False,
     )
-    files = [item_spec.path, spec.path] + ([user_path] if users else [])
+    files = [item_spec.path, spec.path] + ([user_path] if user_path and users else [])
     return RawData(items=items.items, **_ratings(spec, users, files))
 
 
@@ -199,8 +211,8 @@ def load_ml1m(folder: Path) -> RawData:
         quoting=False,
     )
     tags: dict[str, list[str]] = {}
-    tag_path = folder / "tags.dat"
-    if tag_path.is_file():
+    tag_path = _optional(folder, "tags.dat")
+    if tag_path is not None:
         t = read_table(
             TableSpec(
                 tag_path,
@@ -213,8 +225,8 @@ def load_ml1m(folder: Path) -> RawData:
         tags = _top_tags(t["item_id"], t["tag"])
     items = _items_from_titles(movie_spec, read_table(movie_spec), tags, {})
     users: dict[str, dict[str, AttrValue]] = {}
-    user_path = folder / "users.dat"
-    if user_path.is_file():
+    user_path = _optional(folder, "users.dat")
+    if user_path is not None:
         u = read_table(
             TableSpec(
                 user_path,
@@ -244,7 +256,7 @@ def load_ml1m(folder: Path) -> RawData:
         encoding="latin-1",
         quoting=False,
     )
-    files = [movie_spec.path, spec.path] + ([user_path] if users else [])
+    files = [movie_spec.path, spec.path] + ([user_path] if user_path and users else [])
     return RawData(items=items, **_ratings(spec, users, files))
 
 
@@ -257,13 +269,13 @@ def load_ml_csv(folder: Path) -> RawData:
         header=True,
     )
     tags: dict[str, list[str]] = {}
-    tag_path = folder / "tags.csv"
-    if tag_path.is_file():
+    tag_path = _optional(folder, "tags.csv")
+    if tag_path is not None:
         t = read_table(TableSpec(tag_path, ",", (*_ids("movieId"), Column("tag")), header=True))
         tags = _top_tags(t["movieId"], t["tag"])
     links: dict[str, dict] = {}
-    link_path = folder / "links.csv"
-    if link_path.is_file():
+    link_path = _optional(folder, "links.csv")
+    if link_path is not None:
         lk = read_table(
             TableSpec(
                 link_path, ",", (*_ids("movieId"), Column("imdbId"), Column("tmdbId")), header=True

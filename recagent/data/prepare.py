@@ -8,7 +8,8 @@ apply the k-core filter until stable; index users and items; write atomically.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,7 @@ from recagent.data.interactions import Interactions
 from recagent.data.movielens import load_ml1m, load_ml100k, load_ml_csv
 from recagent.data.source import RawData
 from recagent.data.stats import dataset_stats
+from recagent.data.textfile import shown
 from recagent.errors import ConfigError, DataError
 from recagent.manifest import Manifest, file_sha256
 from recagent.progress import Reporter, SilentReporter
@@ -105,7 +107,7 @@ def load_source(
 ) -> RawData:
     report = report or SilentReporter()
     if cfg.generic is not None:
-        with report.stage("reading items and interactions"):
+        with report.stage("reading items and interactions"), _read_errors():
             return load_generic(cfg.generic)
     if cfg.dataset not in LOADERS:
         known = ", ".join(LOADERS)
@@ -115,8 +117,19 @@ def load_source(
         )
     folder = _resolve_source(cfg, workspace, mirror, report)
     loader = LOADERS[cfg.dataset][0]
-    with report.stage(f"reading {folder}"):
+    with report.stage(f"reading {folder}"), _read_errors():
         return loader(folder)
+
+
+@contextmanager
+def _read_errors() -> Iterator[None]:
+    """A file that fails while being read (removed, unreadable, a disk error) is a
+    `DataError` naming it, like every other problem with the input."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise DataError(exc.filename or "input", f"cannot read it ({reason})") from None
 
 
 def build(raw: RawData, cfg: PrepareConfig) -> tuple[Catalog, Interactions, dict, list[str]]:
@@ -129,7 +142,7 @@ def build(raw: RawData, cfg: PrepareConfig) -> tuple[Catalog, Interactions, dict
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
         where = f"{raw.interactions_path}, line {raw.line_of_row(row)}"
-        what = f"item id {str(raw.item_id[row])!r} is not in the items file"
+        what = f"item id {shown(str(raw.item_id[row]))} is not in the items file"
         if cfg.strict:
             raise DataError(
                 raw.interactions_path,

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from recagent.data.catalog import AttrValue, Item
+from recagent.data.textfile import shown
 from recagent.errors import DataError
 
 _YEAR_SUFFIX = re.compile(r"^(?P<title>.*?)\s*\((?P<year>\d{4})(?:[-–]\d{0,4})?\)\s*$")
@@ -72,8 +73,9 @@ class ItemCollector:
         if first_title != raw_title:
             raise DataError(
                 self.path,
-                f"item id {item.item_id!r} appears twice with different titles: "
-                f"{first_title!r} (line {self._line_of_row(first_row)}) and {raw_title!r}",
+                f"item id {shown(item.item_id)} appears twice with different titles: "
+                f"{shown(first_title)} (line {self._line_of_row(first_row)}) and "
+                f"{shown(raw_title)}",
                 self._line_of_row(row),
             )
 

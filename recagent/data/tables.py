@@ -10,19 +10,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from recagent.data.textfile import open_text_file, shown
 from recagent.errors import DataError
 
 Kind = Literal["id", "numeric_id", "int", "float", "text"]
 _INT = re.compile(r"^[+-]?\d+$")
+_INT_DIGITS = 18  # any integer of up to 18 digits fits in int64
 _SEP_NAMES = {"\t": "tab", ",": "comma", "|": "'|'", "::": "'::'", ";": "';'"}
 
 
@@ -61,24 +64,14 @@ class TableSpec:
         return _SEP_NAMES.get(self.sep, repr(self.sep))
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise DataError(path, "file not found")
-    if not path.is_file():
-        raise DataError(path, "not a regular file")
-    with path.open("rb") as fh:
-        if not fh.read(1 << 16).strip():
-            raise DataError(path, "file is empty", line=1)
-
-
 def _valid_number(value: str, kind: Kind) -> bool:
+    """An int64 for `int`; a finite number for `float`."""
     if kind == "int":
-        return bool(_INT.match(value))
+        return bool(_INT.match(value)) and len(value.lstrip("+-")) <= _INT_DIGITS
     try:
-        float(value)
+        return math.isfinite(float(value))
     except ValueError:
         return False
-    return True
 
 
 def _check_value(spec_path: Path, line: int, col: Column, value: str) -> None:
@@ -89,11 +82,13 @@ def _check_value(spec_path: Path, line: int, col: Column, value: str) -> None:
         return
     if col.kind == "numeric_id" and not value.isdigit():
         raise DataError(
-            spec_path, f"column '{col.name}' should be a numeric id, got {value!r}", line
+            spec_path, f"column '{col.name}' should be a numeric id, got {shown(value)}", line
         )
     if col.kind in ("int", "float") and not _valid_number(value, col.kind):
         kind = "an integer" if col.kind == "int" else "a number"
-        raise DataError(spec_path, f"column '{col.name}' should be {kind}, got {value!r}", line)
+        raise DataError(
+            spec_path, f"column '{col.name}' should be {kind}, got {shown(value)}", line
+        )
 
 
 def _lines(spec: TableSpec) -> Iterator[tuple[int, list[str]]]:
@@ -105,7 +100,7 @@ def _lines(spec: TableSpec) -> Iterator[tuple[int, list[str]]]:
             except UnicodeDecodeError as exc:
                 raise DataError(
                     spec.path,
-                    f"not valid {spec.encoding} text (byte {exc.start + 1}); "
+                    f"not valid {spec.encoding.removesuffix('-sig')} text (byte {exc.start + 1}); "
                     "pass the right --encoding",
                     number,
                 ) from exc
@@ -115,8 +110,18 @@ def _lines(spec: TableSpec) -> Iterator[tuple[int, list[str]]]:
             if spec.sep == "::" or not spec.quoting:
                 fields = text.split(spec.sep)
             else:
-                fields = next(csv.reader([text], delimiter=spec.sep))
+                try:
+                    fields = next(csv.reader([text], delimiter=spec.sep))
+                except csv.Error as exc:
+                    raise DataError(spec.path, _csv_problem(exc), number) from None
             yield number, fields
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "field limit" in str(exc):
+        limit = csv.field_size_limit()
+        return f"a field is longer than {limit:,} characters (an unclosed quote?)"
+    return f"cannot parse it as {exc}"
 
 
 def _header_positions(spec: TableSpec, header: Sequence[str], line: int) -> list[int]:
@@ -195,11 +200,11 @@ def _read_frame(spec: TableSpec) -> pd.DataFrame:
 def read_table(spec: TableSpec) -> dict[str, np.ndarray]:
     """Read the spec's columns: `id`/`text` as str arrays, `int` as int64, `float` as float64
     (NaN where empty)."""
-    _check_file(spec.path)
+    spec = replace(spec, encoding=open_text_file(spec.path, spec.encoding))
     try:
         frame = _read_frame(spec)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise _fail(spec, f"cannot parse ({exc})") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError, csv.Error):
+        raise _fail(spec, "cannot parse it") from None
     except pd.errors.EmptyDataError:
         raise DataError(spec.path, "file is empty", 1) from None
     if frame.empty or any(c.name not in frame.columns for c in spec.columns):
@@ -216,11 +221,18 @@ def read_table(spec: TableSpec) -> dict[str, np.ndarray]:
         if col.kind in ("id", "numeric_id", "text"):
             out[col.name] = values.to_numpy(dtype=str)
             continue
-        numbers = pd.to_numeric(values.where(~empty), errors="coerce")
-        if (numbers.isna() & ~empty).any() or (
-            col.kind == "int" and not values.str.fullmatch(_INT.pattern).all()
-        ):
+        numbers = pd.to_numeric(values.where(~empty), errors="coerce").astype(np.float64)
+        bad = (~np.isfinite(numbers) & ~empty).any() or (
+            col.kind == "int"
+            and not (
+                values.str.fullmatch(_INT.pattern).all()
+                and (values.str.lstrip("+-").str.len() <= _INT_DIGITS).all()
+            )
+        )
+        if bad:
             raise _fail(spec, f"non-numeric values in column '{col.name}'")
+        if col.kind == "int":
+            numbers = pd.to_numeric(values)  # exact: float64 loses digits past 2**53
         dtype = np.int64 if col.kind == "int" else np.float64
         out[col.name] = numbers.to_numpy(dtype=dtype)
     return out
@@ -230,41 +242,67 @@ def _check_widths(spec: TableSpec) -> None:
     """Confirm every line has as many fields as the first (pandas pads short lines silently)."""
     width = None if spec.header else len(spec.columns)
     if spec.sep == "::" or not spec.quoting:
-        sep = spec.sep.encode(spec.encoding)
+        sep = spec.sep.encode(spec.encoding.removesuffix("-sig"))
         lines = [ln for ln in spec.path.read_bytes().splitlines() if ln.strip()]
         counts = np.fromiter((ln.count(sep) + 1 for ln in lines), dtype=np.int64, count=len(lines))
     else:
-        with spec.path.open(encoding=spec.encoding, newline="") as fh:
-            counts = np.fromiter(
-                (len(r) for r in csv.reader(fh, delimiter=spec.sep) if r), np.int64
-            )
+        try:
+            with spec.path.open(encoding=spec.encoding, newline="") as fh:
+                counts = np.fromiter(
+                    (len(r) for r in csv.reader(fh, delimiter=spec.sep) if r), np.int64
+                )
+        except (csv.Error, UnicodeDecodeError):
+            raise _fail(spec, "cannot parse it") from None
     if width is None:
         width = int(counts[0])
     if (counts != width).any():
         raise _fail(spec, "lines with the wrong number of fields")
 
 
-def read_jsonl(path: Path, columns: Sequence[Column], encoding: str = "utf-8") -> dict:
-    """Read JSON lines (one object per line) into the same column arrays as `read_table`."""
-    _check_file(path)
-    raw: dict[str, list] = {c.name: [] for c in columns}
+def _json_objects(path: Path, encoding: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSON-lines file."""
+    encoding = open_text_file(path, encoding)
     with path.open("rb") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line.decode(encoding))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise DataError(path, f"not a JSON object ({exc})", number) from None
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    path,
+                    f"not valid {encoding.removesuffix('-sig')} text (byte {exc.start + 1}); "
+                    "pass the right --encoding",
+                    number,
+                ) from None
+            except ValueError as exc:  # JSONDecodeError, or an integer of 4,300+ digits
+                reason = shown(str(exc), 120)
+                raise DataError(path, f"not a JSON object ({reason})", number) from None
+            except RecursionError:
+                raise DataError(path, "not a JSON object (nested too deeply)", number) from None
             if not isinstance(obj, dict):
                 raise DataError(path, "each line must be a JSON object", number)
-            for col in columns:
-                value = obj.get(col.name)
-                if isinstance(value, list) and col.kind == "text":
-                    value = "|".join(str(v) for v in value)
-                text = "" if value is None else str(value).strip()
-                _check_value(path, number, col, text)
-                raw[col.name].append(text)
+            yield number, obj
+
+
+def first_json_keys(path: Path, encoding: str = "utf-8") -> set[str]:
+    """The keys of the first object in a JSON-lines file."""
+    for _, obj in _json_objects(path, encoding):
+        return set(obj)
+    return set()
+
+
+def read_jsonl(path: Path, columns: Sequence[Column], encoding: str = "utf-8") -> dict:
+    """Read JSON lines (one object per line) into the same column arrays as `read_table`."""
+    raw: dict[str, list] = {c.name: [] for c in columns}
+    for number, obj in _json_objects(path, encoding):
+        for col in columns:
+            value = obj.get(col.name)
+            if isinstance(value, list) and col.kind == "text":
+                value = "|".join(str(v) for v in value)
+            text = "" if value is None else str(value).strip()
+            _check_value(path, number, col, text)
+            raw[col.name].append(text)
     if not raw[columns[0].name]:
         raise DataError(path, "no data rows", 1)
     out: dict[str, np.ndarray] = {}
@@ -279,6 +317,14 @@ def read_jsonl(path: Path, columns: Sequence[Column], encoding: str = "utf-8") -
     return out
 
 
+def header_of(path: Path, sep: str, encoding: str = "utf-8") -> list[str]:
+    """The column names on the first line of a delimited file."""
+    spec = TableSpec(path, sep, (), header=True, encoding=open_text_file(path, encoding))
+    for _, fields in _lines(spec):
+        return [h.strip() for h in fields]
+    raise DataError(path, "file is empty", 1)
+
+
 def line_of_row(spec: TableSpec, row: int) -> int:
     """The line number of data row `row` (0-based), counting the header and blank lines."""
     seen = -1
@@ -291,4 +337,12 @@ def line_of_row(spec: TableSpec, row: int) -> int:
     return row + 1
 
 
-__all__ = ["Column", "TableSpec", "line_of_row", "read_jsonl", "read_table"]
+__all__ = [
+    "Column",
+    "TableSpec",
+    "first_json_keys",
+    "header_of",
+    "line_of_row",
+    "read_jsonl",
+    "read_table",
+]
