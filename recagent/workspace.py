@@ -12,6 +12,11 @@ Layout under the root (``RECAGENT_HOME``)::
 A versioned artifact directory holds ``CURRENT`` (the name of the live version) and the
 version folders themselves. A new version is built in a staging folder and becomes live by
 an atomic rewrite of ``CURRENT``; a crash while building leaves the previous version live.
+Readers take a lease on the version they read (`VersionedDir.open_current`), so replacing it
+never deletes it under them: old versions are removed once nobody holds a lease on them.
+
+Builders of one artifact take its build lock (`Workspace.build_lock`, files under
+``locks/``), so two of them never build the same artifact at once.
 """
 
 from __future__ import annotations
@@ -24,15 +29,18 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from recagent.errors import ConfigError
+from recagent.errors import ArtifactError, ConfigError
+from recagent.locks import Lease, build_lock, exclusive
+from recagent.progress import Reporter
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _CURRENT = "CURRENT"
 _STAGING_PREFIX = ".staging-"
+_LEASE = ".lease"
 
 
 def check_name(name: str, what: str = "name") -> str:
@@ -89,12 +97,25 @@ class VersionedDir:
         self.base = base
 
     def current(self) -> Path | None:
-        """The live version's folder, or None when nothing has been committed yet."""
+        """The live version's folder, or None when nothing has been committed yet. To read
+        files in it, take a lease instead (`open_current`)."""
         pointer = self.base / _CURRENT
         if not pointer.is_file():
             return None
         folder = self.base / pointer.read_text(encoding="utf-8").strip()
         return folder if folder.is_dir() else None
+
+    def open_current(self) -> Lease | None:
+        """A lease on the live version (its folder stays until released), or None when
+        nothing has been committed yet."""
+        for _ in range(100):  # the live version may be replaced between looking and leasing
+            folder = self.current()
+            if folder is None:
+                return None
+            lease = Lease.take(folder, _LEASE)
+            if lease is not None:
+                return lease
+        raise ArtifactError(f"{self.base}: the live version keeps changing; try again")
 
     @contextmanager
     def stage(self) -> Iterator[Path]:
@@ -102,20 +123,28 @@ class VersionedDir:
         self.base.mkdir(parents=True, exist_ok=True)
         staging = self.base / f"{_STAGING_PREFIX}{secrets.token_hex(6)}"
         staging.mkdir()
+        lease = Lease.take(staging, _LEASE)  # no one prunes a folder being built
         try:
-            yield staging
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        version = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
-        staging.rename(self.base / version)
-        atomic_write_text(self.base / _CURRENT, version + "\n")
+            try:
+                yield staging
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            version = f"v-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+            staging.rename(self.base / version)
+            atomic_write_text(self.base / _CURRENT, version + "\n")
+        finally:
+            if lease is not None:
+                lease.release()
         self._prune(keep=version)
 
     def _prune(self, keep: str) -> None:
+        """Delete the other versions and leftover staging folders nobody holds a lease on."""
         for child in self.base.iterdir():
             if child.is_dir() and child.name != keep:
-                shutil.rmtree(child, ignore_errors=True)
+                with exclusive(child, _LEASE) as unused:
+                    if unused:
+                        shutil.rmtree(child, ignore_errors=True)
 
 
 class Workspace:
@@ -146,6 +175,13 @@ class Workspace:
     @property
     def log_db(self) -> Path:
         return self._dir("logs.sqlite")
+
+    def build_lock(
+        self, kind: str, name: str, *, wait: bool = True, reporter: Reporter | None = None
+    ) -> AbstractContextManager[None]:
+        """The lock one builder of artifact `kind` `name` holds (see `recagent.locks`)."""
+        path = self._dir("locks", f"{kind}-{check_name(name, f'{kind} name')}.lock")
+        return build_lock(path, f"{kind} {name!r}", wait=wait, reporter=reporter)
 
     def dataset(self, name: str) -> VersionedDir:
         return VersionedDir(self.datasets_dir / check_name(name, "dataset name"))

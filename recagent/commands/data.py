@@ -155,6 +155,14 @@ def prepare_cmd(
         ),
     ] = None,
     encoding: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "utf-8",
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="If another process is preparing this dataset, exit (code 2) saying who, "
+            "instead of waiting for it.",
+        ),
+    ] = False,
 ) -> None:
     """Prepare a dataset into the workspace (downloads the official archive unless --source).
 
@@ -202,7 +210,13 @@ def prepare_cmd(
         strict=strict,
         generic=generic,
     )
-    result = prepare(cfg, app_ctx.workspace, app_ctx.settings.download_mirror, app_ctx.reporter)
+    result = prepare(
+        cfg,
+        app_ctx.workspace,
+        app_ctx.settings.download_mirror,
+        app_ctx.reporter,
+        wait=not no_wait,
+    )
     stats = result.manifest.stats
     for warning in stats.get("warnings", []):
         app_ctx.err.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
@@ -245,21 +259,23 @@ def list_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")
     app_ctx = get_context(ctx)
     rows = []
     for name in app_ctx.workspace.dataset_names():
-        folder = app_ctx.workspace.dataset(name).current()
-        manifest = Manifest.read(folder) if folder else None
-        if manifest:
-            s = manifest.stats
-            rows.append(
-                {
-                    "name": name,
-                    "source": manifest.config.get("dataset"),
-                    "users": s.get("users"),
-                    "items": s.get("items"),
-                    "interactions": s.get("interactions"),
-                    "created": manifest.created_at,
-                    "fingerprint": manifest.fingerprint[:12],
-                }
-            )
+        lease = app_ctx.workspace.dataset(name).open_current()
+        if lease is None:
+            continue
+        with lease:
+            manifest = Manifest.read(lease.folder)
+        s = manifest.stats
+        rows.append(
+            {
+                "name": name,
+                "source": manifest.config.get("dataset"),
+                "users": s.get("users"),
+                "items": s.get("items"),
+                "interactions": s.get("interactions"),
+                "created": manifest.created_at,
+                "fingerprint": manifest.fingerprint[:12],
+            }
+        )
     if as_json:
         app_ctx.print_json(rows)
         return

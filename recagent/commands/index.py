@@ -17,7 +17,7 @@ from recagent.config import IndexConfig
 from recagent.data.constraints import Constraints
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
-from recagent.index.embedders import make_embedder
+from recagent.index.embedders import Embedder, make_embedder
 from recagent.index.item_index import Hit
 from recagent.index.store import build_index, index_status, open_index
 from recagent.index.text import PRESETS
@@ -106,6 +106,14 @@ def build_cmd(
             "in its place.",
         ),
     ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="If another process is building this index, exit (code 2) saying who, "
+            "instead of waiting for it.",
+        ),
+    ] = False,
 ) -> None:
     """Embed every item of a dataset and store the vectors in Chroma.
 
@@ -129,6 +137,16 @@ def build_cmd(
     )
     ds = Dataset.load(app_ctx.workspace, app_ctx.dataset_name(dataset))
     model = make_embedder(cfg)
+    # one builder at a time; a second one waits, then finds the index up to date
+    with app_ctx.workspace.build_lock(
+        "index", ds.name, wait=not no_wait, reporter=app_ctx.reporter
+    ):
+        _build(app_ctx, ds, cfg, model, rebuild)
+
+
+def _build(
+    app_ctx: AppContext, ds: Dataset, cfg: IndexConfig, model: Embedder, rebuild: bool
+) -> None:
     status = index_status(app_ctx.workspace, ds, cfg, model)
     if status.state == "fresh" and not rebuild:
         app_ctx.out.print(

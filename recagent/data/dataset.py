@@ -79,15 +79,16 @@ class Dataset:
 
     @classmethod
     def load(cls, workspace: Workspace, name: str) -> Dataset:
-        folder = workspace.dataset(name).current()
-        if folder is None:
+        lease = workspace.dataset(name).open_current()
+        if lease is None:
             prepared = workspace.dataset_names()
             hint = f" (prepared: {', '.join(prepared)})" if prepared else ""
             raise ArtifactError(
                 f"dataset {name!r} is not prepared in {workspace.root}{hint}; run "
                 f"`recagent data prepare --dataset {name}`"
             )
-        return cls.load_folder(name, folder)
+        with lease:  # a new version committed meanwhile does not delete this one under us
+            return cls.load_folder(name, lease.folder)
 
     @classmethod
     def load_folder(cls, name: str, folder: Path) -> Dataset:

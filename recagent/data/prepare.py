@@ -249,9 +249,21 @@ def prepare(
     workspace: Workspace,
     mirror: str | None = None,
     report: Reporter | None = None,
+    *,
+    wait: bool = True,
 ) -> Dataset:
-    """Load, build and commit a dataset. The previous version stays live if anything fails."""
+    """Load, build and commit a dataset. The previous version stays live if anything fails.
+
+    Holds the dataset's build lock: another prepare of the same name waits (or, with
+    `wait=False`, is refused with `LockedError` naming this one)."""
     report = report or SilentReporter()
+    with workspace.build_lock("dataset", cfg.target_name, wait=wait, reporter=report):
+        return _prepare(cfg, workspace, mirror, report)
+
+
+def _prepare(
+    cfg: PrepareConfig, workspace: Workspace, mirror: str | None, report: Reporter
+) -> Dataset:
     name = cfg.target_name
     raw = load_source(cfg, workspace, mirror, report)
     with report.stage("filtering and ordering"):

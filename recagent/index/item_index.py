@@ -35,6 +35,7 @@ from recagent.index.chroma import IndexMeta, chroma_errors
 from recagent.index.embedders import Embedder, checked_embed
 from recagent.index.filters import CatalogMask, where_clause
 from recagent.index.text import ItemTemplate
+from recagent.locks import Lease
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -113,6 +114,7 @@ class ItemIndex:
         self.config = config
         self.where = where
         self._client = client
+        self.lease: Lease | None = None  # keeps the version being read on disk until close
 
     def __len__(self) -> int:
         return self.meta.items
@@ -121,6 +123,9 @@ class ItemIndex:
         if self._client is not None and hasattr(self._client, "close"):
             self._client.close()
         self._client = None
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
 
     def __enter__(self) -> ItemIndex:
         return self

@@ -39,6 +39,7 @@ from recagent.index.embedders import Embedder, checked_embed, make_embedder
 from recagent.index.filters import item_metadata
 from recagent.index.item_index import Hit, ItemIndex, QueryError
 from recagent.index.text import ItemTemplate, load_template
+from recagent.locks import Lease
 from recagent.manifest import Manifest
 from recagent.progress import Reporter, SilentReporter
 from recagent.workspace import Workspace, check_name
@@ -71,12 +72,19 @@ class IndexLocation:
             return f"collection {self.collection!r} on {self.server}"
         return f"collection {self.collection!r} in {self.workspace.index(self.dataset).base}"
 
-    def client(self) -> ClientAPI | None:
-        """A client of the store holding the live index (None: nothing built yet)."""
+    def open_store(self) -> tuple[ClientAPI | None, Lease | None]:
+        """A client of the store holding the live index (None: nothing built yet), and for
+        the workspace store the lease that keeps that version on disk until released."""
         if self.server:
-            return http_client(self.server)
-        folder = self.workspace.index(self.dataset).current()
-        return None if folder is None else local_client(folder / CHROMA_DIR)
+            return http_client(self.server), None
+        lease = self.workspace.index(self.dataset).open_current()
+        if lease is None:
+            return None, None
+        try:
+            return local_client(lease.folder / CHROMA_DIR), lease
+        except BaseException:
+            lease.release()
+            raise
 
 
 class IndexStatus(BaseModel):
@@ -136,17 +144,17 @@ def _live_meta(client: ClientAPI, location: IndexLocation) -> IndexMeta | None:
 
 def index_status(
     workspace: Workspace,
-    dataset: Dataset,
+    dataset: Dataset | tuple[str, Catalog],
     config: IndexConfig,
     embedder: Embedder | None = None,
 ) -> IndexStatus:
     """Is there an index for `dataset`, and does it match the configuration?"""
-    location = IndexLocation.of(workspace, dataset.name, config)
-    client = location.client()
+    location = IndexLocation.of(workspace, _named(dataset)[0], config)
+    client, lease = location.open_store()
     try:
         have = None if client is None else _live_meta(client, location)
     finally:
-        _close(client)
+        _close(client, lease)
     if have is None:
         return IndexStatus(location=location.describe(), state="missing")
     want = wanted_meta(
@@ -163,14 +171,30 @@ def build_index(
     *,
     embedder: Embedder | None = None,
     reporter: Reporter | None = None,
+    wait: bool = True,
 ) -> IndexMeta:
-    """Embed every item and commit a new index, replacing the live one only at the end."""
+    """Embed every item and commit a new index, replacing the live one only at the end.
+
+    Holds the index's build lock: another build of it waits (or, `wait=False`, is refused
+    with `LockedError` naming this one)."""
+    name, _ = _named(dataset)
+    report = reporter or SilentReporter()
+    with workspace.build_lock("index", name, wait=wait, reporter=report):
+        return _build(workspace, dataset, config, embedder, report)
+
+
+def _build(
+    workspace: Workspace,
+    dataset: Dataset | tuple[str, Catalog],
+    config: IndexConfig,
+    embedder: Embedder | None,
+    report: Reporter,
+) -> IndexMeta:
     name, catalog = _named(dataset)
     embedder = embedder or make_embedder(config)
     template = load_template(config.template)
     meta = wanted_meta((name, catalog), embedder, template, config)
     location = IndexLocation.of(workspace, name, config)
-    report = reporter or SilentReporter()
     if location.server:
         client = http_client(location.server)
         try:
@@ -278,17 +302,23 @@ def open_index(
     template = load_template(config.template)
     location = IndexLocation.of(workspace, name, config)
     want = wanted_meta(dataset, embedder, template, config)
-    client = location.client()
-    have = None if client is None else _live_meta(client, location)
-    state, problems = ("missing", {}) if have is None else _state(have, want)
-    if state == "fresh":
-        assert client is not None and have is not None
-        with chroma_errors(location.describe()):
-            collection = client.get_collection(location.collection)
-        return ItemIndex(
-            collection, catalog, embedder, have, config, location.describe(), client, template
-        )
-    _close(client)
+    client, lease = location.open_store()
+    try:
+        have = None if client is None else _live_meta(client, location)
+        state, problems = ("missing", {}) if have is None else _state(have, want)
+        if state == "fresh":
+            assert client is not None and have is not None
+            with chroma_errors(location.describe()):
+                collection = client.get_collection(location.collection)
+            index = ItemIndex(
+                collection, catalog, embedder, have, config, location.describe(), client, template
+            )
+            index.lease = lease  # released when the index is closed
+            return index
+    except BaseException:
+        _close(client, lease)
+        raise
+    _close(client, lease)
     detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
     if state == "missing" and not build_if_missing:
         raise ArtifactError(
@@ -311,7 +341,10 @@ def open_index(
             f"the index of {name!r} is stale ({detail}); rebuild it with "
             f"`recagent index build --dataset {name}`"
         )
-    build_index(workspace, dataset, config, embedder=embedder, reporter=reporter)
+    with workspace.build_lock("index", name, reporter=reporter):
+        # another process may have built it while this one waited for the lock
+        if index_status(workspace, dataset, config, embedder).state != "fresh":
+            build_index(workspace, dataset, config, embedder=embedder, reporter=reporter)
     return open_index(workspace, dataset, config, embedder=embedder)
 
 
@@ -319,9 +352,13 @@ def _named(dataset: Dataset | tuple[str, Catalog]) -> tuple[str, Catalog]:
     return (dataset.name, dataset.catalog) if isinstance(dataset, Dataset) else dataset
 
 
-def _close(client: ClientAPI | None) -> None:
-    if client is not None and hasattr(client, "close"):
-        client.close()
+def _close(client: ClientAPI | None, lease: Lease | None = None) -> None:
+    try:
+        if client is not None and hasattr(client, "close"):
+            client.close()
+    finally:
+        if lease is not None:
+            lease.release()
 
 
 __all__ = [
