@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.table import Table
 
 from recagent.commands.context import get_context
@@ -107,13 +108,30 @@ def sasrec_cmd(
             rich_help_panel=TRAINING,
         ),
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Replace the saved model even if this run's best valid NDCG@10 is lower "
+            "(default: keep whichever is better).",
+        ),
+    ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="If another process is training this model, exit (code 2) saying who, "
+            "instead of waiting for it.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train SASRec on a prepared dataset; keep the epoch with the best valid NDCG@10.
 
     The checkpoint (with its config, item ids and data fingerprint) goes to
     <workspace>/models/<dataset>/sasrec.pt. The test split is not used. Ctrl-C stops and
-    keeps the best epoch so far.
+    keeps the best epoch so far. A model already saved for the same data is replaced only if
+    this run's best is at least as good (or with --replace); the run says which it kept.
 
     Example: recagent train sasrec --dataset ml-100k --epochs 100
     """
@@ -145,7 +163,15 @@ def sasrec_cmd(
     from recagent.models.train import train_sasrec  # torch loads only when a command needs it
 
     ds = Dataset.load(app_ctx.workspace, app_ctx.dataset_name(dataset))
-    result = train_sasrec(ds, config, options, app_ctx.workspace, app_ctx.reporter)
+    result = train_sasrec(
+        ds,
+        config,
+        options,
+        app_ctx.workspace,
+        app_ctx.reporter,
+        replace=replace,
+        wait=not no_wait,
+    )
     if as_json:
         app_ctx.print_json(result.model_dump(mode="json"))
     else:
@@ -157,9 +183,9 @@ def sasrec_cmd(
         table.add_row("time", f"{result.seconds:.1f} s (best after {result.seconds_to_best:.1f} s)")
         table.add_row("checkpoint", str(result.checkpoint))
         app_ctx.out.print(table)
+    kept = result.retention
+    style = "yellow" if kept.kept == "old" else "green"
+    prefix = "[yellow]interrupted:[/] " if result.stopped == "interrupted" else ""
+    app_ctx.err.print(f"{prefix}[{style}]{escape(kept.reason)}[/]", soft_wrap=True)
     if result.stopped == "interrupted":
-        app_ctx.err.print(
-            f"[yellow]interrupted:[/] kept the best epoch so far ({result.best_epoch}) in "
-            f"{result.checkpoint}"
-        )
         raise typer.Exit(130)

@@ -5,7 +5,12 @@ out), scores the valid split after each epoch (NDCG@10, full ranking, history ex
 keeps the best epoch's weights in `<workspace>/models/<dataset>/sasrec.pt` (rewritten
 atomically whenever valid NDCG@10 improves) and stops after `patience` epochs without
 improvement. The test split is never read here. Ctrl-C stops training and keeps the best
-checkpoint so far.
+checkpoint so far. A time limit stops within one batch of it (the epoch it cuts short is
+validated and counts like any other).
+
+A checkpoint already saved for the same data is replaced only by a run whose best valid
+NDCG@10 is at least as good, or when `replace=True` (`recagent.models.retention`); the run
+holds the model's build lock throughout.
 
 `ensure_sasrec_scorer` is what the agent calls: the saved model if it is fresh, otherwise
 train one (with a progress bar) and return it.
@@ -13,6 +18,7 @@ train one (with a progress bar) and return it.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,13 +33,16 @@ from recagent.errors import ArtifactError, ConfigError
 from recagent.evals.fullrank import rank_cases
 from recagent.evals.metrics import summarize
 from recagent.models.checkpoint import checkpoint_path, load_sasrec_scorer, save_checkpoint
+from recagent.models.retention import KeepBetter, Retention, ValidScore, model_lock
 from recagent.models.sasrec import SASRec, left_pad
 from recagent.models.sasrec_config import SASRecConfig, SASRecTrainConfig
 from recagent.models.sasrec_scorer import SASRecScorer, resolve_device
 from recagent.progress import Reporter, SilentReporter
 from recagent.workspace import Workspace
 
+log = logging.getLogger(__name__)
 Stopped = Literal["early_stopping", "max_epochs", "time_limit", "interrupted"]
+METRIC = "NDCG@10"  # what selects the best epoch, and decides which checkpoint to keep
 
 
 class EpochLog(BaseModel):
@@ -42,6 +51,7 @@ class EpochLog(BaseModel):
     loss: float
     valid_ndcg10: float
     seconds: float = Field(description="Wall time of this epoch, validation included.")
+    complete: bool = Field(True, description="False for an epoch the time limit cut short.")
 
 
 class TrainResult(BaseModel):
@@ -54,6 +64,7 @@ class TrainResult(BaseModel):
     seconds: float
     seconds_to_best: float = Field(description="Wall time until the best epoch was validated.")
     history: list[EpochLog]
+    retention: Retention = Field(description="Which checkpoint is in place now, and why.")
 
 
 def training_windows(
@@ -108,13 +119,18 @@ def _train_epoch(
     batch_size: int,
     rng: np.random.Generator,
     generator: torch.Generator,
-) -> float:
-    """One pass over the training windows; returns the mean batch loss."""
+    deadline: float = float("inf"),
+) -> tuple[float, bool]:
+    """One pass over the training windows, or fewer batches if `deadline` (a
+    `time.perf_counter()` value) passes first: (mean batch loss, whether it was complete)."""
     inputs, targets, lengths = windows
     device = model.item_emb.weight.device
     model.train()
-    losses = []
-    for batch in length_batches(rng, lengths, batch_size):
+    losses: list[float] = []
+    batches = length_batches(rng, lengths, batch_size)
+    for batch in batches:
+        if losses and time.perf_counter() >= deadline:
+            return float(np.mean(losses)), False
         width = int(lengths[batch].max())  # left-padded: the last `width` columns hold data
         rows = torch.as_tensor(batch)
         loss = model.loss(
@@ -124,7 +140,7 @@ def _train_epoch(
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    return float(np.mean(losses))
+    return float(np.mean(losses)), True
 
 
 def _cpu_state(model: SASRec) -> dict[str, torch.Tensor]:
@@ -150,12 +166,17 @@ def train_sasrec(
     workspace: Workspace | None = None,
     reporter: Reporter | None = None,
     checkpoint: Path | None = None,
+    *,
+    replace: bool = False,
+    wait: bool = True,
 ) -> TrainResult:
     """Train SASRec on `dataset` and save the best epoch (by valid NDCG@10).
 
-    The checkpoint goes to `checkpoint`, else `workspace.models_dir(dataset)/sasrec.pt`.
-    Returns how training went; load the model with `load_sasrec_scorer`. `ConfigError` if the
-    dataset has nothing to train or validate on."""
+    The checkpoint goes to `checkpoint`, else `workspace.models_dir(dataset)/sasrec.pt`; one
+    already there for the same data is replaced only by a better run, or with `replace`.
+    Another run training it: wait for it, or (`wait=False`) `LockedError`. Returns how
+    training went and which checkpoint was kept; load the model with `load_sasrec_scorer`.
+    `ConfigError` if the dataset has nothing to train or validate on."""
     config = config or SASRecConfig()
     options = options or SASRecTrainConfig()
     reporter = reporter or SilentReporter()
@@ -184,8 +205,10 @@ def train_sasrec(
     best = _Best()
     stopped: Stopped = "max_epochs"
     started = time.perf_counter()
+    deadline = started + options.time_limit_s if options.time_limit_s else float("inf")
+    validation_s = 0.0  # how long validating takes, kept free at the end of a time limit
 
-    def save_best() -> None:
+    def write_best(path: Path) -> None:
         assert best.state is not None
         training = {
             "best_epoch": best.epoch,
@@ -193,47 +216,91 @@ def train_sasrec(
             "seconds_to_best": round(best.at, 2),
             "options": options.model_dump(),
         }
-        save_checkpoint(checkpoint, config, best.state, dataset, counts, training)
+        save_checkpoint(path, config, best.state, dataset, counts, training)
+
+    def offer_best() -> None:
+        score = ValidScore(metric=METRIC, value=best.ndcg, epoch=best.epoch)
+        keeper.offer(score, write_best)
         best.saved = True
 
-    try:
-        with reporter.stage(f"training SASRec on {dataset.name}", total=options.epochs) as adv:
-            for epoch in range(1, options.epochs + 1):
-                epoch_start = time.perf_counter()
-                lr = optimizer.param_groups[0]["lr"]
-                loss = _train_epoch(model, optimizer, windows, options.batch_size, rng, generator)
-                valid = _valid_metrics(model, dataset)
-                ndcg = valid["NDCG@10"]
-                if ndcg > best.ndcg:
-                    at = time.perf_counter() - started
-                    best = _Best(epoch, ndcg, valid, _cpu_state(model), at, saved=False)
-                    save_best()
-                seconds = time.perf_counter() - epoch_start
-                history.append(
-                    EpochLog(epoch=epoch, lr=lr, loss=loss, valid_ndcg10=ndcg, seconds=seconds)
-                )
-                adv(
-                    1,
-                    loss=f"{loss:.4f}",
-                    ndcg10=f"{ndcg:.4f}",
-                    best=f"{best.ndcg:.4f}@{best.epoch}",
-                )
-                stale = epoch - best.epoch
-                if stale >= options.patience:
-                    stopped = "early_stopping"
-                    break
-                if options.time_limit_s and time.perf_counter() - started > options.time_limit_s:
-                    stopped = "time_limit"
-                    break
-                if options.lr_patience and stale and stale % options.lr_patience == 0:
-                    for group in optimizer.param_groups:
-                        group["lr"] *= 0.5
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-        if best.state is not None and not best.saved:
-            save_best()  # the interrupt hit while saving: write the best state again
+    keeper = KeepBetter(
+        checkpoint, dataset.fingerprint, METRIC, replace=replace, wait=wait, reporter=reporter
+    )
+    with keeper:
+        try:
+            with reporter.stage(f"training SASRec on {dataset.name}", total=options.epochs) as adv:
+                for epoch in range(1, options.epochs + 1):
+                    epoch_start = time.perf_counter()
+                    lr = optimizer.param_groups[0]["lr"]
+                    loss, complete = _train_epoch(
+                        model,
+                        optimizer,
+                        windows,
+                        options.batch_size,
+                        rng,
+                        generator,
+                        deadline - validation_s,
+                    )
+                    valid_start = time.perf_counter()
+                    valid = _valid_metrics(model, dataset)
+                    validation_s = time.perf_counter() - valid_start
+                    ndcg = valid[METRIC]
+                    if ndcg > best.ndcg:
+                        at = time.perf_counter() - started
+                        best = _Best(epoch, ndcg, valid, _cpu_state(model), at, saved=False)
+                        offer_best()
+                    seconds = time.perf_counter() - epoch_start
+                    history.append(
+                        EpochLog(
+                            epoch=epoch,
+                            lr=lr,
+                            loss=loss,
+                            valid_ndcg10=ndcg,
+                            seconds=seconds,
+                            complete=complete,
+                        )
+                    )
+                    log.info(
+                        "epoch %d: loss %.4f, valid %s %.4f (best %.4f at epoch %d)",
+                        epoch,
+                        loss,
+                        METRIC,
+                        ndcg,
+                        best.ndcg,
+                        best.epoch,
+                    )
+                    adv(
+                        1,
+                        loss=f"{loss:.4f}",
+                        ndcg10=f"{ndcg:.4f}",
+                        best=f"{best.ndcg:.4f}@{best.epoch}",
+                    )
+                    stale = epoch - best.epoch
+                    if stale >= options.patience:
+                        stopped = "early_stopping"
+                        break
+                    if not complete or time.perf_counter() >= deadline - validation_s:
+                        stopped = "time_limit"
+                        break
+                    if options.lr_patience and stale and stale % options.lr_patience == 0:
+                        for group in optimizer.param_groups:
+                            group["lr"] *= 0.5
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            if best.state is not None and not best.saved:
+                offer_best()  # the interrupt hit while saving: offer the best state again
+        retention = keeper.outcome()
     if best.state is None:
-        raise KeyboardInterrupt  # stopped before the first epoch ended: nothing to keep
+        raise KeyboardInterrupt  # stopped before the first epoch ended: nothing written
+    seconds = time.perf_counter() - started
+    log.info(
+        "SASRec on %s: stopped by %s after %d epochs and %.1f s; %s",
+        dataset.name,
+        stopped.replace("_", " "),
+        len(history),
+        seconds,
+        retention.reason,
+    )
     return TrainResult(
         dataset=dataset.name,
         checkpoint=checkpoint,
@@ -241,9 +308,10 @@ def train_sasrec(
         epochs_run=len(history),
         stopped=stopped,
         valid=best.valid,
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         seconds_to_best=best.at,
         history=history,
+        retention=retention,
     )
 
 
@@ -263,7 +331,12 @@ def ensure_sasrec_scorer(
     except ArtifactError:
         pass
     options = options or SASRecTrainConfig()
-    result = train_sasrec(dataset, config, options, workspace, reporter)
+    with model_lock(checkpoint_path(workspace, dataset.name), reporter=reporter):
+        try:  # another process may have trained it while this one waited for the lock
+            return load_sasrec_scorer(workspace, dataset, options.device)
+        except ArtifactError:
+            pass
+        result = train_sasrec(dataset, config, options, workspace, reporter)
     if result.stopped == "time_limit" and notes is not None:
         notes.append(
             f"SASRec trained for {result.seconds:.0f} s only (best epoch {result.best_epoch}, "
