@@ -64,7 +64,12 @@ class RichReporter:
                 else:
                     bar.update(task, advance=n)
 
-            yield advance
+            try:
+                yield advance
+            except BaseException as exc:  # say so, rather than leave a frozen spinner
+                why = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                bar.update(task, description=f"{description} [red]({why})[/]")
+                raise
             bar.update(
                 task, total=bar.tasks[0].completed or 1, completed=bar.tasks[0].completed or 1
             )

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from recagent.errors import RecagentError
 from recagent.manifest import file_sha256
 from recagent.workspace import atomic_path
 
 OFFICIAL_BASE = "https://files.grouplens.org/datasets/movielens/"
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5.0  # name lookup and TCP connect together: offline fails fast
+READ_TIMEOUT_S = 30.0  # silence from a connected server
 
 
 @dataclass(frozen=True)
@@ -90,10 +96,61 @@ def fetch_archive(
     return extracted
 
 
+def _resolve(host: str, port: int, timeout: float) -> list[Any]:
+    """`getaddrinfo`, which has no timeout of its own, given at most `timeout` seconds."""
+    found: list[Any] = []
+    failed: list[OSError] = []
+
+    def lookup() -> None:
+        try:
+            found.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=lookup, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if failed:
+        raise failed[0]
+    if thread.is_alive():
+        raise TimeoutError(f"looking up {host} took over {timeout:g} s")
+    return found
+
+
+def check_connect(url: str, timeout: float | None = None) -> None:
+    """Reach the server of `url` (or the proxy configured for it) within `timeout` seconds,
+    name lookup included; `OSError` if it cannot be reached."""
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        via = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = via.hostname or host, via.port or 80
+    deadline = time.monotonic() + timeout
+    last: OSError = TimeoutError(f"no address for {host}")
+    for family, kind, proto, _, address in _resolve(host, port, timeout):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.settimeout(left)
+                sock.connect(address)
+            return
+        except OSError as exc:
+            last = exc
+    if time.monotonic() >= deadline:
+        raise TimeoutError(f"no connection to {host}:{port} within {timeout:g} s")
+    raise last
+
+
 def _download(url: str, dest: Path, dataset: str, progress: Progress | None) -> None:
     try:
+        check_connect(url)
         with (
-            urllib.request.urlopen(url, timeout=CONNECT_TIMEOUT_S) as response,
+            urllib.request.urlopen(url, timeout=READ_TIMEOUT_S) as response,
             atomic_path(dest) as tmp,
             tmp.open("wb") as out,
         ):
@@ -127,4 +184,4 @@ def _extract(zip_path: Path, cache_dir: Path, folder: str) -> None:
         raise DownloadError(f"{zip_path}: not a valid zip archive ({exc})") from None
 
 
-__all__ = ["ARCHIVES", "DownloadError", "fetch_archive"]
+__all__ = ["ARCHIVES", "DownloadError", "check_connect", "fetch_archive"]
