@@ -47,6 +47,32 @@ def test_versioned_dir_commits_or_keeps_previous(tmp_path: Path) -> None:
     assert not first.exists()  # old versions are pruned
 
 
+def test_a_version_being_read_is_not_deleted_by_a_new_commit(tmp_path: Path) -> None:
+    vd = VersionedDir(tmp_path / "art")
+    with vd.stage() as folder:
+        (folder / "data").write_text("v1")
+    lease = vd.open_current()
+    assert lease is not None
+    with vd.stage() as folder:
+        (folder / "data").write_text("v2")
+    assert (lease.folder / "data").read_text() == "v1"  # still there while leased
+    assert vd.current() != lease.folder
+    lease.release()
+    with vd.stage() as folder:
+        (folder / "data").write_text("v3")
+    assert not lease.folder.exists()  # pruned once released
+    kept = [p.name for p in vd.base.iterdir() if p.is_dir()]
+    assert len(kept) == 1
+
+
+def test_a_crashed_build_leaves_no_staging_behind(tmp_path: Path) -> None:
+    vd = VersionedDir(tmp_path / "art")
+    (vd.base / ".staging-dead").mkdir(parents=True)  # left by a killed builder
+    with vd.stage() as folder:
+        (folder / "data").write_text("v1")
+    assert [p.name for p in vd.base.iterdir() if p.is_dir()] == [vd.current().name]
+
+
 def test_manifest_round_trip_and_damage(tmp_path: Path) -> None:
     m = Manifest(kind="dataset", name="x", fingerprint="abc", config={"k": 1})
     m.write(tmp_path)
