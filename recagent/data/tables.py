@@ -117,6 +117,13 @@ def _lines(spec: TableSpec) -> Iterator[tuple[int, list[str]]]:
             yield number, fields
 
 
+def _first_line(exc: Exception) -> str:
+    """The parser's own reason, on one short line."""
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return line if len(line) <= 120 else f"{line[:120]}..."
+
+
 def _csv_problem(exc: csv.Error) -> str:
     if "field limit" in str(exc):
         limit = csv.field_size_limit()
@@ -203,8 +210,8 @@ def read_table(spec: TableSpec) -> dict[str, np.ndarray]:
     spec = replace(spec, encoding=open_text_file(spec.path, spec.encoding))
     try:
         frame = _read_frame(spec)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError, csv.Error):
-        raise _fail(spec, "cannot parse it") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError, csv.Error) as e:
+        raise _fail(spec, f"cannot parse it ({_first_line(e)})") from None
     except pd.errors.EmptyDataError:
         raise DataError(spec.path, "file is empty", 1) from None
     if frame.empty or any(c.name not in frame.columns for c in spec.columns):
@@ -251,8 +258,8 @@ def _check_widths(spec: TableSpec) -> None:
                 counts = np.fromiter(
                     (len(r) for r in csv.reader(fh, delimiter=spec.sep) if r), np.int64
                 )
-        except (csv.Error, UnicodeDecodeError):
-            raise _fail(spec, "cannot parse it") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise _fail(spec, f"cannot parse it ({_first_line(exc)})") from None
     if width is None:
         width = int(counts[0])
     if (counts != width).any():
