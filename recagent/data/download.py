@@ -130,13 +130,14 @@ def check_connect(url: str, timeout: float | None = None) -> None:
         host, port = via.hostname or host, via.port or 80
     deadline = time.monotonic() + timeout
     last: OSError = TimeoutError(f"no address for {host}")
-    for family, kind, proto, _, address in _resolve(host, port, timeout):
+    addresses = _resolve(host, port, timeout)
+    for n, (family, kind, proto, _, address) in enumerate(addresses):
         left = deadline - time.monotonic()
         if left <= 0:
             break
         try:
             with socket.socket(family, kind, proto) as sock:
-                sock.settimeout(left)
+                sock.settimeout(left / (len(addresses) - n))  # a dead address leaves time
                 sock.connect(address)
             return
         except OSError as exc:
