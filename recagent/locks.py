@@ -2,7 +2,8 @@
 readers use from being deleted under them.
 
 `build_lock` is what preparing a dataset, training a model and building an index take, one
-lock file per artifact under `<workspace>/locks/`. The lock file names its holder (pid, host,
+lock file per artifact (`<workspace>/locks/` for datasets and indexes, `<checkpoint>.lock`
+beside a model's checkpoint). The lock file names its holder (pid, host,
 command, since when) so a second builder can say who it waits for, or, with `wait=False`,
 exit with `LockedError` saying so. The kernel releases a lock when its process dies, however
 it dies, so the lock of a dead builder is simply taken over (and the takeover said). Inside

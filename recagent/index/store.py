@@ -5,7 +5,9 @@ One code path serves both stores: the embedded one in the workspace
 a *staging* collection in batches and, only once every item is in, swaps it in under the live
 name; on the embedded store that happens inside a staging folder that `VersionedDir` commits
 atomically. A crash or a bad embedder therefore leaves the previous index in place (or no
-index), never a half-built one under the live name.
+index), never a half-built one under the live name. One build of an index runs at a time
+(its build lock); an open `ItemIndex` holds a lease on the version it reads, so a rebuild
+never deletes that version under it (it goes once the index is closed).
 
 The collection metadata records what built it (`IndexMeta`: dataset, catalog fingerprint,
 embedder name and dimension, template hash). Opening compares that with what is configured:
