@@ -3,6 +3,7 @@ run from nothing (data + SASRec + index + one answer).
 
     flock /tmp/recagent-bench.lock python benchmarks/agent_latency.py turns
     flock /tmp/recagent-bench.lock python benchmarks/agent_latency.py first-run
+    flock /tmp/recagent-bench.lock python benchmarks/agent_latency.py first-run-chat
 
 Targets (issue 5): planner turn p50 < 300 ms warm; tool overhead < 50 ms per call; first run
 from nothing < 4 minutes on 2 cores.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -117,12 +119,60 @@ def first_run() -> dict:
     return result
 
 
+def first_run_chat() -> dict:
+    """`recagent chat` on an empty workspace, run from the repository root on a machine with
+    no network (ML-100k then comes from ../shared/data): one request, then /quit. Records the
+    wall time and what the SASRec training did against its first-run cap."""
+    home = common.WORK / "first-run-chat-home"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "RECAGENT_HOME": str(home), "COLUMNS": "300"}
+    for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "RECAGENT_DOWNLOAD_MIRROR"):
+        env.pop(var, None)
+    command = [sys.executable, "-m", "recagent", "-v", "chat", "--user", "42"]
+    before = common.machine()  # what else was running as it started
+    started = time.perf_counter()
+    proc = subprocess.run(
+        command,
+        input="dark sci-fi from the 80s\n/quit\n",
+        cwd=common.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    err = " ".join(proc.stderr.split())
+    trained = re.search(r"stopped by (.+?) after (\d+) epochs and ([\d.]+) s", err)
+    result = {
+        "command": "recagent -v chat --user 42  (stdin: one request, /quit)",
+        "seconds": seconds,
+        "exit_code": proc.returncode,
+        "cap_s": load_settings().agent.first_run_train_s,
+        "training": {
+            "stopped_by": trained.group(1),
+            "epochs": int(trained.group(2)),
+            "seconds": float(trained.group(3)),
+        }
+        if trained
+        else None,
+        "local_copy_note": "from the local copy" in err,
+        "answered": "┏" in proc.stdout,
+        "stdout_tail": proc.stdout[-1500:],
+        "stderr_tail": proc.stderr[-3000:],
+        "machine": before,
+        "load_avg_after": os.getloadavg(),
+    }
+    common.write_result("agent_first_run_chat", result)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=["turns", "first-run"])
+    parser.add_argument("what", choices=["turns", "first-run", "first-run-chat"])
     parser.add_argument("--home", type=Path, default=common.HOME)
     args = parser.parse_args()
-    result = turns(args.home) if args.what == "turns" else first_run()
+    runs = {"turns": lambda: turns(args.home), "first-run": first_run}
+    result = runs.get(args.what, first_run_chat)()
     shown = {k: v for k, v in result.items() if k not in ("machine", "stdout_tail", "stderr_tail")}
     print(shown)
 
