@@ -134,15 +134,12 @@ class ChatSession:
         (`assistant`): the session learns from it as if it had been there."""
         if role not in ROLES:
             raise ConfigError(f"unknown role {role!r}: a message is by 'user' or 'assistant'")
+        request = self.memory.listen(self.reader, role, text)
         if role == "user":
-            request = self.reader.read(text)
-            self.memory.hear(request, self.state.shown)
             if request.asks_something():
                 self.state.last_request = request
             self.state.messages.append(HumanMessage(content=text))
         else:
-            said = self.reader.read(text, role="assistant")
-            self.memory.suggested([m.item_id for m in said.mentions if m.item_id])
             self.state.messages.append(AIMessage(content=text))
         self.state.messages = self.state.messages[-2 * MEMORY_TURNS :]
 
