@@ -14,8 +14,8 @@ from rich.table import Table
 
 from recagent.agent.request import ChatMessage
 from recagent.agent.schema import RankedList
-from recagent.agent.services import build_session, load_services
 from recagent.agent.session import ChatSession
+from recagent.app import build_session, load_services
 from recagent.commands.context import AppContext, get_context
 from recagent.errors import DataError, RecagentError
 from recagent.tools.base import run_tool

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from recagent.app import eval_services
 from recagent.commands.context import AppContext, get_context
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
@@ -26,16 +27,14 @@ PROTOCOLS = ("full-rank", "candidates", "conversation", "dialogues")
 
 def _env(app_ctx: AppContext, config: RunConfig) -> EvalEnv:
     dataset = Dataset.load(app_ctx.workspace, config.dataset)
-    return EvalEnv(
+    services = eval_services(
         app_ctx.workspace,
         app_ctx.settings,
         dataset,
-        config.llm,
-        config.use_cache,
-        config.llm_rpm,
         app_ctx.reporter,
         train_only=config.protocol != "dialogues",
     )
+    return EvalEnv(services, config.llm, config.use_cache, config.llm_rpm)
 
 
 def _finish(app_ctx: AppContext, run_dir: RunDir, env: EvalEnv) -> None:
