@@ -23,7 +23,8 @@ from recagent.web.server import create_app
 
 def server_settings(home: Path, **server: Any) -> Settings:
     settings = load_settings(home=home)
-    return settings.model_copy(update={"server": settings.server.model_copy(update=server)})
+    validated = settings.server.model_validate(settings.server.model_dump() | server)
+    return settings.model_copy(update={"server": validated})
 
 
 def make_backend(

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from recagent.commands.chat import DatasetOpt, LLMOpt
 from recagent.commands.context import get_context
-from recagent.config import LOOPBACK_HOSTS, Settings
+from recagent.config import LOOPBACK_HOSTS, ServerConfig, Settings
 from recagent.errors import ConfigError
 
 
@@ -54,7 +54,7 @@ def serve_cmd(
     """Serve the chat page and the HTTP API. Missing data, model and index are built first,
     as `recagent chat` does; then the URL is printed."""
     import uvicorn
-    from pydantic import SecretStr
+    from pydantic import ValidationError
 
     from recagent.app import load_services, resolve_agent_llm
     from recagent.web.backend import Backend
@@ -62,8 +62,12 @@ def serve_cmd(
 
     app_ctx = get_context(ctx)
     settings = app_ctx.settings
-    given = {"host": host, "port": port, "api_key": SecretStr(api_key) if api_key else None}
-    server = settings.server.model_copy(update={k: v for k, v in given.items() if v is not None})
+    given = {"host": host, "port": port, "api_key": api_key}
+    chosen = {k: v for k, v in given.items() if v is not None}
+    try:
+        server = ServerConfig.model_validate(settings.server.model_dump() | chosen)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid server options: {exc.errors()[0]['msg']}") from exc
     settings = settings.model_copy(update={"server": server})
     check_exposure(settings)
     services = load_services(
