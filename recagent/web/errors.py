@@ -48,10 +48,17 @@ def error_response(
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
-    """400 for a body that is missing or not JSON, else 422 naming each bad field."""
+def _validation_message(exc: RequestValidationError, content_type: str) -> tuple[int, str]:
+    """400 for a body that is missing or not JSON (415 when it is not sent as JSON), else
+    422 naming each bad field."""
     errors = exc.errors()
     for err in errors:
+        at_body = tuple(err.get("loc", ())) == ("body",)
+        if at_body and err.get("type") == "model_attributes_type" and "json" not in content_type:
+            return 415, (
+                f"send the body as JSON with 'Content-Type: application/json' (got "
+                f"{content_type or 'no Content-Type'})"
+            )
         if err.get("type") == "json_invalid":
             return (
                 400,
@@ -76,7 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        status, message = _validation_message(exc)
+        status, message = _validation_message(exc, request.headers.get("content-type", ""))
         return error_response(status, message)
 
     @app.exception_handler(StarletteHTTPException)

@@ -7,13 +7,7 @@ from recagent.data.catalog import Catalog, Item
 from recagent.tools.base import Evidence
 from recagent.web.models import EvidenceOut, ItemOut, WhyOut
 
-TOOL_NAMES = {
-    "search_items": "text search",
-    "similar_items": "similar items",
-    "score_candidates": "SASRec",
-    "filter_items": "catalog filter",
-    "lookup_items": "title lookup",
-}
+MATCHED_CHARS = 120
 
 
 def item_out(item: Item, with_text: bool = False) -> ItemOut:
@@ -38,12 +32,16 @@ def evidence_words(ev: Evidence, catalog: Catalog) -> str:
     because = _named(catalog, ev.because_of)
     kind = ev.kind
     if kind == "sequential":
-        model = "SASRec" if ev.tool == "score_candidates" else TOOL_NAMES.get(ev.tool, ev.tool)
+        model = "SASRec" if ev.tool == "score_candidates" else ev.tool
         said = f"{model} {rank or 'scored it'} as a likely next pick{score}"
         return said + (f", attending most to {because}" if because else "")
     if kind == "text_match":
-        text = f": “{ev.matched_text}”" if ev.matched_text else ""
-        return f"its description matches the request{score}{text}"
+        text = ev.matched_text or ""
+        text = (
+            f": “{text[:MATCHED_CHARS]}{'…' if len(text) > MATCHED_CHARS else ''}”" if text else ""
+        )
+        similarity = f" (similarity {ev.score:.2f})" if ev.score is not None else ""
+        return f"text search: its description is close to the request{similarity}{text}"
     if kind == "similar_to_items":
         return f"similar to {because or 'the reference items'}{score}"
     if kind == "similar_to_history":
@@ -53,7 +51,8 @@ def evidence_words(ev: Evidence, catalog: Catalog) -> str:
     if kind == "similar_to_disliked":
         return f"close to {because or 'a disliked item'}, which counts against it{score}"
     if kind == "popularity":
-        return f"popular lately{score}"
+        weight = f" (recency-weighted count {ev.score:,.0f})" if ev.score is not None else ""
+        return f"popular lately{weight}"
     if kind == "title_match":
         return f"its title matches{score}"
     if kind == "filter":

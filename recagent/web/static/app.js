@@ -115,9 +115,9 @@ function card(item) {
   const node = el("li", { class: "card", "data-item-id": item.item_id });
   const evidence = el("div", { class: "evidence", hidden: "" });
   const like = el("button", { type: "button", class: "like", "aria-pressed": "false",
-    "aria-label": `Like ${label}`, onclick: () => feedback(node, item, true) }, "👍 Like");
+    "aria-label": `Like ${label}`, onclick: () => feedback(node, item, true) }, "Like");
   const dislike = el("button", { type: "button", class: "dislike", "aria-pressed": "false",
-    "aria-label": `Dislike ${label}`, onclick: () => feedback(node, item, false) }, "👎 Dislike");
+    "aria-label": `Dislike ${label}`, onclick: () => feedback(node, item, false) }, "Dislike");
   const more = el("button", { type: "button", class: "more",
     "aria-label": `More like ${label}`, onclick: () => send(`more like ${label}`) },
     "More like this");
@@ -155,7 +155,7 @@ async function explain(button, box, item) {
   if (open || box.childElementCount) return;
   try {
     const why = await api(`/v1/sessions/${state.session.session_id}/why/${encodeURIComponent(item.item_id)}`);
-    box.append(el("ul", {}, ...why.evidence.map((ev) => el("li", {}, `${ev.words} (${ev.tool})`))));
+    box.append(el("ul", {}, ...why.evidence.map((ev) => el("li", {}, ev.words))));
   } catch (error) {
     box.append(el("p", { class: "error" }, error.message));
   }
