@@ -96,6 +96,7 @@ def prepare_cmd(
     keep_repeats: Annotated[
         bool,
         typer.Option(
+            "--keep-repeats",
             help="Keep repeated (user, item) pairs (default: keep the first).",
             rich_help_panel=FILTERS,
         ),
@@ -103,6 +104,7 @@ def prepare_cmd(
     strict: Annotated[
         bool,
         typer.Option(
+            "--strict",
             help="Make interactions with an item id missing from the items file an error "
             "(default: skip them with a warning).",
             rich_help_panel=FILTERS,
