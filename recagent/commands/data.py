@@ -119,7 +119,13 @@ def prepare_cmd(
     ] = None,
     item_id_col: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "item_id",
     user_id_col: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "user_id",
-    title_col: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "title",
+    title_col: Annotated[
+        str,
+        typer.Option(
+            help="\\[default: title; without one, the start of the first --text-cols column]",
+            rich_help_panel=GENERIC,
+        ),
+    ] = "title",
     year_col: Annotated[
         str | None, typer.Option(help="\\[default: 'year' if present]", rich_help_panel=GENERIC)
     ] = None,
@@ -146,7 +152,8 @@ def prepare_cmd(
     timestamp_col: Annotated[
         str | None,
         typer.Option(
-            help="Epoch seconds or ISO dates \\[default: 'timestamp' if present; else file order].",
+            help="Epoch seconds or ISO dates \\[default: the first of timestamp, ts, time, "
+            "date, datetime, created_at that is present; else file order].",
             rich_help_panel=GENERIC,
         ),
     ] = None,
