@@ -159,6 +159,9 @@ class ServerConfig(Section):
         7 * 24 * 3600.0, gt=0, description="An idle conversation is forgotten after this long."
     )
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted.")
+    max_live_sessions: int = Field(
+        1000, ge=1, description="Conversations kept in memory; older ones wait in the store."
+    )
     turn_threads: int = Field(
         32, ge=1, le=256, description="Turns that may run at once (worker threads)."
     )

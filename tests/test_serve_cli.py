@@ -30,6 +30,15 @@ def test_other_hosts_need_an_api_key(cli, mini_stack: Stack) -> None:
     assert bad_port.exit_code == 2 and "invalid server options" in bad_port.stderr
 
 
+def test_loopback_is_the_whole_loopback_range() -> None:
+    from recagent.commands.serve import is_loopback
+
+    for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "192.168.1.10", "example.com"):
+        assert not is_loopback(host), host
+
+
 def test_serve_prints_its_url_and_serves_the_page(mini_stack: Stack, tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(mini_stack.workspace.root, home)

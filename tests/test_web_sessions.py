@@ -139,3 +139,16 @@ def test_idle_conversations_expire(services: Services, tmp_path: Path) -> None:
         time.sleep(0.6)
         assert backend.sessions.sweep() == 1  # `busy`, idle now too
         assert backend.sessions.store.load(busy) is None and len(backend.sessions) == 0
+
+
+def test_too_many_conversations_wait_in_the_store(services: Services, tmp_path: Path) -> None:
+    backend = make_backend(services, tmp_path / "sessions.sqlite", max_live_sessions=2)
+    with TestClient(create_app(backend)) as client:
+        first = client.post("/v1/sessions", json={"user_id": "3"}).json()["session_id"]
+        client.post(f"/v1/sessions/{first}/messages", json={"text": "a comedy", "k": 2})
+        for _ in range(2):
+            client.post("/v1/sessions", json={})
+        assert len(backend.sessions) == 2  # the first went back to the store
+        again = client.get(f"/v1/sessions/{first}").json()
+        assert again["user_id"] == "3" and [t["text"] for t in again["turns"]] == ["a comedy"]
+        assert len(backend.sessions) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import sys
 from typing import Annotated
@@ -15,10 +16,19 @@ from recagent.config import LOOPBACK_HOSTS, ServerConfig, Settings
 from recagent.errors import ConfigError
 
 
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
 def check_exposure(settings: Settings) -> None:
     """Anything but a loopback address needs an API key: refuse to start without one."""
     server = settings.server
-    if server.host not in LOOPBACK_HOSTS and server.api_key is None:
+    if not is_loopback(server.host) and server.api_key is None:
         raise ConfigError(
             f"--host {server.host} makes the server reachable from other machines; it needs an "
             "API key: pass --api-key KEY or set RECAGENT_SERVER__API_KEY (clients send "

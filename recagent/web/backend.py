@@ -62,6 +62,7 @@ class Backend:
             SessionStore(sessions_db or workspace.root / "server" / "sessions.sqlite"),
             self.new_session,
             settings.server.session_ttl_s,
+            max_live=settings.server.max_live_sessions,
         )
         self.limiter = anyio.CapacityLimiter(settings.server.turn_threads)
         self._tasks: set[asyncio.Task[Any]] = set()

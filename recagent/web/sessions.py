@@ -20,7 +20,7 @@ from recagent.agent.session import ChatSession
 from recagent.agent.snapshot import SessionSnapshot, restore, snapshot
 from recagent.web.models import Turn
 
-MAX_TURNS = 100  # turns kept for showing the conversation again (the session keeps its memory)
+MAX_TURNS = 50  # turns kept for showing the conversation again (the session keeps its memory)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -134,11 +134,13 @@ class Sessions:
         factory: Factory,
         ttl_s: float,
         clock: Callable[[], float] = time.time,
+        max_live: int = 1000,
     ) -> None:
         self.store = store
         self.factory = factory
         self.ttl_s = ttl_s
         self.clock = clock
+        self.max_live = max_live  # beyond this, the least recently used leave memory (stored)
         self._live: dict[str, Live] = {}
         self._guard = threading.Lock()  # _live is touched from the loop and worker threads
 
@@ -150,9 +152,22 @@ class Sessions:
         now = self.clock()
         live = Live(secrets.token_urlsafe(12), session, offline, now, now)
         self.store.save(live.record(now))
-        with self._guard:
-            self._live[live.session_id] = live
+        self._keep(live)
         return live, note
+
+    def _keep(self, live: Live) -> Live:
+        """Hold `live` in memory (or the copy another thread restored first), letting the
+        least recently used conversations go back to the store when there are too many."""
+        with self._guard:
+            live = self._live.setdefault(live.session_id, live)
+            if len(self._live) > self.max_live:
+                idle = sorted(
+                    (x for x in self._live.values() if not x.lock.locked() and x is not live),
+                    key=lambda x: x.last_used,
+                )
+                for old in idle[: len(self._live) - self.max_live]:
+                    del self._live[old.session_id]
+        return live
 
     def get(self, session_id: str) -> Live:
         """The conversation, from memory or the store (call from a worker thread: restoring
@@ -174,9 +189,7 @@ class Sessions:
         session = self.factory(stored.snapshot.dataset, stored.offline)
         restore(session, stored.snapshot)
         fresh = Live(session_id, session, stored.offline, stored.created_at, now, stored.turns)
-        with self._guard:  # another thread may have restored it meanwhile: keep the first
-            live = self._live.setdefault(session_id, fresh)
-        return live
+        return self._keep(fresh)
 
     def save(self, live: Live) -> None:
         """Store the conversation as it is now (after every change)."""

@@ -218,6 +218,8 @@ async function newConversation() {
     const body = { user_id: user || null, dataset: $("#dataset").value || null };
     state.session = await api("/v1/sessions", { method: "POST", body });
     localStorage.setItem("recagent.session", state.session.session_id);
+    const entry = state.info.datasets.find((d) => d.name === state.session.dataset);
+    if (!entry?.loaded) state.info = await api("/v1/info");  // loaded now: its users are known
     log().replaceChildren();
     showSession();
   } catch (error) {
