@@ -101,6 +101,7 @@ async def conversation(
     messages: int,
     think: float,
     errors: list[str],
+    empty: list[str],
     body: dict[str, Any] | None = None,
 ) -> list[float]:
     user = rng.choice([None, *map(str, range(1, 944))])
@@ -115,9 +116,10 @@ async def conversation(
         started = time.perf_counter()
         try:
             response = await client.post(f"/v1/sessions/{sid}/messages", json={"text": text})
-            ok = response.status_code == 200 and response.json()["items"]
-            if not ok:
+            if response.status_code != 200 or "items" not in response.json():
                 errors.append(f"{text!r}: {response.status_code} {response.text[:200]}")
+            elif not response.json()["items"]:
+                empty.append(text)  # an answer all the same ("classic westerns", then "more")
         except httpx.HTTPError as exc:
             errors.append(f"{text!r}: {type(exc).__name__} {exc}")
         latencies.append(time.perf_counter() - started)
@@ -131,11 +133,12 @@ async def run_load(url: str, sessions: int, messages: int, think: float, seed: i
     limits = httpx.Limits(max_connections=sessions + 5)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
         errors: list[str] = []
-        await conversation(client, rng, 3, 0, errors)  # warm-up
-        single = await conversation(client, rng, 20, 0, errors)
+        empty: list[str] = []
+        await conversation(client, rng, 3, 0, errors, empty)  # warm-up
+        single = await conversation(client, rng, 20, 0, errors, empty)
         started = time.perf_counter()
         results = await asyncio.gather(
-            *(conversation(client, rng, messages, think, errors) for _ in range(sessions))
+            *(conversation(client, rng, messages, think, errors, empty) for _ in range(sessions))
         )
         wall = time.perf_counter() - started
     loaded = [x for r in results for x in r]
@@ -149,6 +152,7 @@ async def run_load(url: str, sessions: int, messages: int, think: float, seed: i
         "messages_per_s": round(len(loaded) / wall, 2),
         "errors": len(errors),
         "error_examples": errors[:5],
+        "empty_answers": len(empty),
     }
     out["p95_ratio"] = round(out["load"]["p95_ms"] / out["single"]["p95_ms"], 2)
     return out

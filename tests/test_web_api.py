@@ -5,6 +5,7 @@ with a JSON error and the right 4xx status (never a traceback)."""
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from fastapi.testclient import TestClient
 from recagent.agent.session import ChatSession
 from recagent.app import Services, load_services
 from recagent.config import load_settings
+from recagent.data.prepare import PrepareConfig, prepare
 from recagent.web.server import create_app
+from recagent.workspace import Workspace
 from tests.conftest import Stack
 from tests.webkit import make_backend, sse_events
 
@@ -245,3 +248,24 @@ def test_a_bug_is_a_500_that_keeps_its_details_in_the_log(
     assert events == [("error", {"message": events[0][1]["message"]})]
     assert "server's log" in events[0][1]["message"] and "secret" not in str(events)
     assert "secret internal detail" in caplog.text
+
+
+def test_a_second_dataset_is_picked_and_loaded_on_first_use(
+    mini_stack: Stack, tmp_path: Path, tiny_ml100k: Path
+) -> None:
+    home = tmp_path / "home-copy"
+    shutil.copytree(mini_stack.workspace.root, home)
+    workspace = Workspace(home)
+    prepare(PrepareConfig(dataset="ml-100k", source=tiny_ml100k, name="tiny"), workspace)
+    services = load_services(workspace, load_settings(home=home), "ml-100k", build_missing=False)
+    with TestClient(create_app(make_backend(services, tmp_path / "s.sqlite"))) as client:
+        listed = {d["name"]: d for d in client.get("/v1/info").json()["datasets"]}
+        assert set(listed) == {"ml-100k", "tiny"} and not listed["tiny"]["loaded"]
+        created = client.post("/v1/sessions", json={"dataset": "tiny", "user_id": "1"})
+        assert created.status_code == 201 and created.json()["dataset"] == "tiny"
+        sid = created.json()["session_id"]
+        answer = client.post(f"/v1/sessions/{sid}/messages", json={"text": "", "k": 1}).json()
+        assert len(answer["items"]) == 1
+        tiny = next(d for d in client.get("/v1/info").json()["datasets"] if d["name"] == "tiny")
+        assert tiny["loaded"] and tiny["users"] == 4 and tiny["sample_users"][0] == "1"
+        assert any("ranking by popularity" in n for n in tiny["notes"])  # no SASRec trained

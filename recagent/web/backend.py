@@ -128,6 +128,7 @@ class Backend:
                     items=len(loaded.dataset.catalog),
                     loaded=True,
                     sample_users=[inter.user_id_at(u) for u in range(1, sample + 1)],
+                    notes=list(loaded.notes),
                 )
             )
         meta = getattr(default.index, "meta", None)

@@ -141,6 +141,9 @@ class DatasetOut(Body):
     items: int | None = None
     loaded: bool
     sample_users: list[str] = Field(default_factory=list, description="Some known user ids.")
+    notes: list[str] = Field(
+        default_factory=list, description="What it runs without (no SASRec, no index) and why."
+    )
 
 
 class InfoOut(Body):
