@@ -179,6 +179,9 @@ class ChatSession:
         on_event: Event | None = None,
         options: AskOptions | None = None,
     ) -> RankedList:
+        """One turn. `on_event(kind, data)` hears it as it goes: "step" (a stage, in words),
+        "tool" ((name, args) of each tool as it starts), "tool_call" ((name, args) of each
+        call the model makes), "token" (the model's text); `recagent.agent.steps` words them."""
         started = time.perf_counter()
         options = options or AskOptions()
         emit = on_event or (lambda kind, data: None)

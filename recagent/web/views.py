@@ -41,7 +41,7 @@ def evidence_words(ev: Evidence, catalog: Catalog) -> str:
             f": “{text[:MATCHED_CHARS]}{'…' if len(text) > MATCHED_CHARS else ''}”" if text else ""
         )
         similarity = f" (similarity {ev.score:.2f})" if ev.score is not None else ""
-        return f"text search: its description is close to the request{similarity}{text}"
+        return f"its description is close to the request{similarity}{text}"
     if kind == "similar_to_items":
         return f"similar to {because or 'the reference items'}{score}"
     if kind == "similar_to_history":

@@ -155,7 +155,7 @@ async function explain(button, box, item) {
   if (open || box.childElementCount) return;
   try {
     const why = await api(`/v1/sessions/${state.session.session_id}/why/${encodeURIComponent(item.item_id)}`);
-    box.append(el("ul", {}, ...why.evidence.map((ev) => el("li", {}, ev.words))));
+    box.append(el("ul", {}, ...why.evidence.map((ev) => el("li", {}, el("code", { class: "tool", title: "the tool that found it" }, ev.tool), " ", ev.words))));
   } catch (error) {
     box.append(el("p", { class: "error" }, error.message));
   }
