@@ -118,6 +118,7 @@ def test_ask_see_steps_then_cards_dislike_and_more(
         shot = Path(os.environ.get("RECAGENT_SCREENSHOT") or tmp_path / "web-chat.png")
         shot.parent.mkdir(parents=True, exist_ok=True)
         browser.execute_script("window.scrollTo(0, 0)")
+        browser.find_element(By.CSS_SELECTOR, "details.steps summary").click()  # show the steps
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 
         dislike = top.find_element(By.CLASS_NAME, "dislike")
