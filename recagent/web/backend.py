@@ -76,6 +76,9 @@ class Backend:
         """The services of a prepared dataset (another than the default is loaded on first
         use, without building what is missing: that is said in its notes)."""
         name = name or self.default
+        loaded = self._services.get(name)
+        if loaded is not None:  # the usual case: no waiting on another dataset's loading
+            return loaded
         with self._loading:
             if name in self._services:
                 return self._services[name]
