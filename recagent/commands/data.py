@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from recagent.commands.context import get_context
+from recagent.commands.tables import print_fitted
 from recagent.data.dataset import Dataset
 from recagent.data.generic import GenericConfig
 from recagent.data.prepare import LOADERS, PrepareConfig, prepare
@@ -239,6 +240,8 @@ def stats_cmd(
         app_ctx.print_json(stats)
         return
     table = Table(title=f"dataset {ds.name}", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # a fingerprint folds at 80 columns, never cut
     for key, value in stats.items():
         if key == "sequence_length":
             value = "  ".join(f"{k} {v:g}" for k, v in value.items())
@@ -275,7 +278,5 @@ def list_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")
     if not rows:
         app_ctx.out.print("no datasets yet: run `recagent data prepare --dataset ml-100k`")
         return
-    table = Table(*rows[0].keys())
-    for row in rows:
-        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
-    app_ctx.out.print(table)
+    cells = [[f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()] for row in rows]
+    print_fitted(app_ctx.out, list(rows[0]), cells)
