@@ -60,6 +60,8 @@ def ensure_dataset(
         for base in LOCAL_COPIES:
             folder = base / name
             if folder.is_dir():
+                reason = str(exc).split("; ")[0]  # what failed, without the --source hint
+                log.warning("%s: preparing %s from the local copy %s", reason, name, folder)
                 notes.append(f"offline: prepared {name} from the local copy {folder}")
                 return prepare(
                     PrepareConfig(dataset=name, source=folder), workspace, None, reporter

@@ -83,22 +83,23 @@ class RichReporter:
 
     @contextmanager
     def _lines(self, description: str, total: float | None) -> Iterator[Advance]:
-        started = last = time.monotonic()
+        started = last = step = time.monotonic()
         done = 0.0
 
         def line(text: str) -> None:
             self.console.print(escape(text), soft_wrap=True, highlight=False)
 
         def advance(n: float = 1, **fields: object) -> None:
-            nonlocal done, last
+            nonlocal done, last, step
             done += n
             now = time.monotonic()
+            took, step = now - step, now
             if not fields and now - last < self.every_s:
                 return
             last = now
             count = f"{done:g}/{total:g}" if total else f"{done:g}"
             info = "".join(f" {k}={v}" for k, v in fields.items())
-            line(f"{description}: {count}{info} ({now - started:.0f} s)")
+            line(f"{description}: {count}{info} ({took:.1f} s, {now - started:.0f} s in all)")
 
         yield advance
         line(f"done: {description} ({time.monotonic() - started:.1f} s)")

@@ -217,7 +217,6 @@ def train_sasrec(
                     loss=f"{loss:.4f}",
                     ndcg10=f"{ndcg:.4f}",
                     best=f"{best.ndcg:.4f}@{best.epoch}",
-                    epoch_s=f"{seconds:.1f}",
                 )
                 stale = epoch - best.epoch
                 if stale >= options.patience:
