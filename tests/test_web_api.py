@@ -61,7 +61,10 @@ def test_health_info_docs_and_the_page(client: TestClient) -> None:
     assert info["dataset"] == "ml-100k" and info["mode"] == "planner" and not info["auth"]
     assert info["scorer"] == "SASRec" and info["index"]
     assert info["datasets"][0]["users"] == 30 and "3" in info["datasets"][0]["sample_users"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and not EXTERNAL.search(docs.text)  # offline docs too
+    script = re.search(r"""src=["']([^"']+swagger-ui-bundle\.js)""", docs.text)
+    assert script and client.get(script.group(1)).status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     for path in (
         "/v1/sessions",

@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from recagent import __version__
 from recagent.web import api, openai_api
@@ -48,7 +49,7 @@ def create_app(backend: Backend) -> FastAPI:
         yield
         task.cancel()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their scripts served here, not from a CDN
         title="recagent",
         version=__version__,
         description="Recommendations from an agent that calls classical recommenders as "
