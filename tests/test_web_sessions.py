@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from recagent.agent.runlog import RunLog
 from recagent.agent.session import ChatSession
 from recagent.app import Services, load_services
 from recagent.config import load_settings
@@ -120,6 +121,8 @@ def test_a_restart_loses_no_conversation(services: Services, tmp_path: Path) -> 
             "feeling": "disliked",
         }
         more = client.post(f"/v1/sessions/{sid}/messages", json={"text": "more", "k": 4}).json()
+        logged = RunLog(services.workspace.log_db).last(2)
+        assert [r.session_id for r in logged] == [sid, sid]  # one id across the restart
         # "more" continues the comedy request, without what was shown or disliked
         assert all("Comedy" in it["genres"] for it in more["items"])
         assert not set(shown) & {it["item_id"] for it in more["items"]}

@@ -150,7 +150,8 @@ class Sessions:
         session = self.factory(dataset, offline)
         note = session.set_user(user_id)
         now = self.clock()
-        live = Live(secrets.token_urlsafe(12), session, offline, now, now)
+        session.session_id = secrets.token_urlsafe(12)  # the run log's id is the API's
+        live = Live(session.session_id, session, offline, now, now)
         self.store.save(live.record(now))
         self._keep(live)
         return live, note
@@ -188,6 +189,7 @@ class Sessions:
             raise UnknownSession(session_id)
         session = self.factory(stored.snapshot.dataset, stored.offline)
         restore(session, stored.snapshot)
+        session.session_id = session_id
         fresh = Live(session_id, session, stored.offline, stored.created_at, now, stored.turns)
         return self._keep(fresh)
 
