@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from recagent.agent.schema import RankedList
 from recagent.agent.turn import AskOptions
+from recagent.app import Services
 from recagent.tools.base import run_tool
 from recagent.tools.profile import SummarizeProfileResult
 from recagent.web.backend import Backend, UnknownDataset
@@ -38,7 +39,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody},
     404: {"model": ErrorBody},
     413: {"model": ErrorBody},
+    415: {"model": ErrorBody},
     422: {"model": ErrorBody},
+    500: {"model": ErrorBody},
 }
 SessionId = Annotated[str, Path(max_length=64, description="From POST /v1/sessions.")]
 DatasetQ = Annotated[str | None, Query(max_length=MAX_ID, description="Default: the server's.")]
@@ -60,7 +63,7 @@ async def live_session(backend: Backend, session_id: str) -> Live:
         ) from None
 
 
-async def services_of(backend: Backend, dataset: str | None):  # -> Services
+async def services_of(backend: Backend, dataset: str | None) -> Services:
     try:
         return await backend.run(backend.services, dataset)
     except UnknownDataset as exc:
@@ -115,8 +118,11 @@ async def new_session(body: NewSession, request: Request) -> SessionInfo:
 
 @router.get("/sessions/{session_id}", response_model=SessionInfo, tags=["conversation"])
 async def get_session(session_id: SessionId, request: Request) -> SessionInfo:
-    """The conversation so far (after a reload or a server restart)."""
-    return session_info(await live_session(backend_of(request), session_id))
+    """The conversation so far (after a reload or a server restart); during a turn, once
+    it is answered."""
+    live = await live_session(backend_of(request), session_id)
+    async with live.lock:  # a consistent view: not halfway through a turn
+        return session_info(live)
 
 
 @router.post(
