@@ -257,7 +257,8 @@ async def profile(
         session.set_user(user_id)
         session.ctx.history_ratings = session.user_ratings
         result = run_tool("summarize_profile", {}, session.ctx)
-        assert isinstance(result, SummarizeProfileResult)
+        if not isinstance(result, SummarizeProfileResult):
+            raise ApiError(500, f"the profile could not be made ({getattr(result, 'error', '')})")
         recent = [item_out(ds.catalog[i]) for i in reversed(session.user_history[-10:])]
         return ProfileOut(
             dataset=ds.name,
