@@ -1,13 +1,14 @@
 """`recagent serve` under load, on ML-100k with the offline planner, from an async client on
 the same machine (the server is its own process, as in use).
 
-    python benchmarks/serve_load.py load [--sessions 50 --messages 5 --think 0]
+    python benchmarks/serve_load.py load [--sessions 50 --messages 5 --think 0 --ramp 0]
     python benchmarks/serve_load.py isolation [--llm-sleep 5]
 
 load: one conversation alone (its p95 is the yardstick), then N conversations at once, each
-sending M messages one after another (after `--think` seconds of "reading" each answer):
-errors, p50/p95 latency per message, throughput. Target (issue 12): zero errors and a p95
-under load no worse than 10x the single conversation's.
+sending M messages one after another (after `--think` seconds of "reading" each answer;
+`--ramp S`: each starts at a random moment within S seconds, as people do, instead of all
+in the same instant): errors, p50/p95 latency per message, throughput. Target (issue 12):
+zero errors and a p95 under load no worse than 10x the single conversation's.
 
 isolation: the server with an LLM that is a local OpenAI-compatible fake taking
 `--llm-sleep` seconds per call; one conversation waits on it while a planner conversation
@@ -103,7 +104,9 @@ async def conversation(
     errors: list[str],
     empty: list[str],
     body: dict[str, Any] | None = None,
+    start_after: float = 0.0,
 ) -> list[float]:
+    await asyncio.sleep(start_after)
     user = rng.choice([None, *map(str, range(1, 944))])
     created = await client.post("/v1/sessions", json=body or {"user_id": user})
     if created.status_code != 201:
@@ -128,7 +131,9 @@ async def conversation(
     return latencies
 
 
-async def run_load(url: str, sessions: int, messages: int, think: float, seed: int) -> dict:
+async def run_load(
+    url: str, sessions: int, messages: int, think: float, ramp: float, seed: int
+) -> dict:
     rng = random.Random(seed)
     limits = httpx.Limits(max_connections=sessions + 5)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
@@ -137,8 +142,12 @@ async def run_load(url: str, sessions: int, messages: int, think: float, seed: i
         await conversation(client, rng, 3, 0, errors, empty)  # warm-up
         single = await conversation(client, rng, 20, 0, errors, empty)
         started = time.perf_counter()
+        starts = [rng.uniform(0, ramp) for _ in range(sessions)]
         results = await asyncio.gather(
-            *(conversation(client, rng, messages, think, errors, empty) for _ in range(sessions))
+            *(
+                conversation(client, rng, messages, think, errors, empty, start_after=s)
+                for s in starts
+            )
         )
         wall = time.perf_counter() - started
     loaded = [x for r in results for x in r]
@@ -148,6 +157,7 @@ async def run_load(url: str, sessions: int, messages: int, think: float, seed: i
         "sessions": sessions,
         "messages": messages,
         "think_s": think,
+        "ramp_s": ramp,
         "wall_s": round(wall, 1),
         "messages_per_s": round(len(loaded) / wall, 2),
         "errors": len(errors),
@@ -278,6 +288,9 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--think", type=float, default=0.0, help="seconds between messages")
+    parser.add_argument(
+        "--ramp", type=float, default=0.0, help="conversations start at random within this"
+    )
     parser.add_argument("--llm-sleep", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -290,9 +303,12 @@ def main() -> None:
     if args.what == "load":
         with Server(args.home, "--llm", "offline") as server:
             record["result"] = asyncio.run(
-                run_load(server.url, args.sessions, args.messages, args.think, args.seed)
+                run_load(server.url, args.sessions, args.messages, args.think, args.ramp, args.seed)
             )
-        name = f"serve-load-{args.sessions}x{args.messages}-think{args.think:g}"
+        name = (
+            f"serve-load-{args.sessions}x{args.messages}-think{args.think:g}"
+            f"-ramp{args.ramp:g}-seed{args.seed}"
+        )
     else:
         fake = slow_llm(args.llm_sleep)
         env = {
