@@ -129,17 +129,19 @@ def test_a_restart_loses_no_conversation(services: Services, tmp_path: Path) -> 
 
 
 def test_idle_conversations_expire(services: Services, tmp_path: Path) -> None:
-    db = tmp_path / "sessions.sqlite"
-    backend = make_backend(services, db, session_ttl_s=0.5)
+    backend = make_backend(services, tmp_path / "sessions.sqlite", session_ttl_s=60)
+    now = [1_000_000.0]
+    backend.sessions.clock = lambda: now[0]  # the store's clock, moved by hand
     with TestClient(create_app(backend)) as client:
         idle = client.post("/v1/sessions", json={}).json()["session_id"]
         busy = client.post("/v1/sessions", json={}).json()["session_id"]
         for _ in range(3):
-            time.sleep(0.25)
+            now[0] += 30
             assert client.get(f"/v1/sessions/{busy}").status_code == 200
-        response = client.get(f"/v1/sessions/{idle}")
+        response = client.get(f"/v1/sessions/{idle}")  # idle for 90 s
         assert response.status_code == 404 and "expired" in response.json()["error"]["message"]
-        time.sleep(0.6)
+        assert backend.sessions.store.load(idle) is None
+        now[0] += 61
         assert backend.sessions.sweep() == 1  # `busy`, idle now too
         assert backend.sessions.store.load(busy) is None and len(backend.sessions) == 0
 
