@@ -83,9 +83,10 @@ def test_one_conversation_in_order_many_at_once(
     # within a conversation: the second turn starts after the first ended
     assert by_text["a drama"][0] >= by_text["a comedy"][1]
     assert by_text["a western"][0] >= by_text["a horror film"][1]
-    # across conversations: they overlap (two in the time of about two turns, not four)
-    assert by_text["a comedy"][0] < by_text["a horror film"][1]
-    assert elapsed < 3.5 * TURN_S + 1.0
+    # across conversations: their first turns ran at the same time
+    comedy, horror = by_text["a comedy"], by_text["a horror film"]
+    assert max(comedy[0], horror[0]) < min(comedy[1], horror[1])
+    assert elapsed < 4 * TURN_S + 2.0  # two rounds of turns, not four in a row (and slack)
 
 
 def test_conversations_are_isolated(services: Services, tmp_path: Path) -> None:
