@@ -11,7 +11,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from recagent import __version__
-from recagent.commands import chat, data, eval_runs, evaluate, index, logs, prompts, train
+from recagent.commands import chat, data, eval_runs, evaluate, index, logs, prompts, serve, train
 from recagent.commands.context import AppContext, setup_logging
 from recagent.config import load_settings
 from recagent.errors import RecagentError
@@ -45,6 +45,7 @@ app = typer.Typer(
 )
 app.command("chat")(chat.chat_cmd)
 app.command("recommend")(chat.recommend_cmd)
+app.command("serve")(serve.serve_cmd)
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(index.app, name="index")
