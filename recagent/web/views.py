@@ -41,6 +41,8 @@ def evidence_words(ev: Evidence, catalog: Catalog) -> str:
             f": “{text[:MATCHED_CHARS]}{'…' if len(text) > MATCHED_CHARS else ''}”" if text else ""
         )
         similarity = f" (similarity {ev.score:.2f})" if ev.score is not None else ""
+        if ev.detail and ev.detail.startswith("weak"):
+            return f"only a weak match for the request{similarity}, not a reason{text}"
         return f"its description is close to the request{similarity}{text}"
     if kind == "similar_to_items":
         return f"similar to {because or 'the reference items'}{score}"
