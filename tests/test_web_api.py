@@ -19,7 +19,7 @@ from recagent.data.prepare import PrepareConfig, prepare
 from recagent.web.server import create_app
 from recagent.workspace import Workspace
 from tests.conftest import Stack
-from tests.webkit import make_backend, sse_events
+from tests.webkit import LOCAL, make_backend, sse_events
 
 SSE = {"Accept": "text/event-stream"}
 EXTERNAL = re.compile(
@@ -37,7 +37,7 @@ def services(mini_stack: Stack) -> Services:
 @pytest.fixture
 def client(services: Services, tmp_path: Path) -> Iterator[TestClient]:
     backend = make_backend(services, tmp_path / "sessions.sqlite")
-    with TestClient(create_app(backend)) as c:
+    with TestClient(create_app(backend), base_url=LOCAL) as c:
         yield c
 
 
@@ -229,6 +229,22 @@ def test_unknown_things(client: TestClient) -> None:
     _error(client.delete("/v1/info"), 405)
 
 
+def test_a_keyless_server_answers_loopback_names_only(
+    client: TestClient, services: Services
+) -> None:
+    """DNS rebinding: a page from another site re-pointed at 127.0.0.1 sends its own Host."""
+    for host in ("127.0.0.1:8000", "localhost", "LOCALHOST:1234", "[::1]:8000"):
+        assert client.get("/v1/info", headers={"host": host}).status_code == 200, host
+    for host in ("evil.example:8000", "evil.example", "127.0.0.1.evil.example", ""):
+        refused = client.get("/v1/info", headers={"host": host})
+        assert "Host header" in _error(refused, 421), host
+        assert client.post("/v1/sessions", json={}, headers={"host": host}).status_code == 421
+    keyed = make_backend(services, services.workspace.root / "k.sqlite", api_key="k3y")
+    with TestClient(create_app(keyed), base_url="http://recs.example") as other:
+        answer = other.get("/v1/info", headers={"authorization": "Bearer k3y"})
+        assert answer.status_code == 200  # with a key, any name may reach it
+
+
 def test_a_bug_is_a_500_that_keeps_its_details_in_the_log(
     services: Services,
     tmp_path: Path,
@@ -240,7 +256,7 @@ def test_a_bug_is_a_500_that_keeps_its_details_in_the_log(
 
     monkeypatch.setattr(ChatSession, "ask", broken)
     app = create_app(make_backend(services, tmp_path / "sessions.sqlite"))
-    client = TestClient(app, raise_server_exceptions=False)
+    client = TestClient(app, base_url=LOCAL, raise_server_exceptions=False)
     sid = _session(client)
     plain = client.post(f"/v1/sessions/{sid}/messages", json={"text": "x"})
     assert "server's log" in _error(plain, 500) and "secret" not in plain.text
@@ -261,7 +277,9 @@ def test_a_second_dataset_is_picked_and_loaded_on_first_use(
     workspace = Workspace(home)
     prepare(PrepareConfig(dataset="ml-100k", source=tiny_ml100k, name="tiny"), workspace)
     services = load_services(workspace, load_settings(home=home), "ml-100k", build_missing=False)
-    with TestClient(create_app(make_backend(services, tmp_path / "s.sqlite"))) as client:
+    with TestClient(
+        create_app(make_backend(services, tmp_path / "s.sqlite")), base_url=LOCAL
+    ) as client:
         listed = {d["name"]: d for d in client.get("/v1/info").json()["datasets"]}
         assert set(listed) == {"ml-100k", "tiny"} and not listed["tiny"]["loaded"]
         created = client.post("/v1/sessions", json={"dataset": "tiny", "user_id": "1"})

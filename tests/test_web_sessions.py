@@ -20,7 +20,7 @@ from recagent.app import Services, load_services
 from recagent.config import load_settings
 from recagent.web.server import create_app
 from tests.conftest import Stack
-from tests.webkit import make_backend, running
+from tests.webkit import LOCAL, make_backend, running
 
 TURN_S = 0.4  # how long each turn takes in the timing tests
 
@@ -96,7 +96,9 @@ def test_one_conversation_in_order_many_at_once(
 
 
 def test_conversations_are_isolated(services: Services, tmp_path: Path) -> None:
-    with TestClient(create_app(make_backend(services, tmp_path / "s.sqlite"))) as client:
+    with TestClient(
+        create_app(make_backend(services, tmp_path / "s.sqlite")), base_url=LOCAL
+    ) as client:
         a = client.post("/v1/sessions", json={"user_id": "3"}).json()["session_id"]
         b = client.post("/v1/sessions", json={}).json()["session_id"]
         client.post(f"/v1/sessions/{a}/messages", json={"text": "I loved Heat (1995)"})
@@ -111,7 +113,7 @@ def test_conversations_are_isolated(services: Services, tmp_path: Path) -> None:
 
 def test_a_restart_loses_no_conversation(services: Services, tmp_path: Path) -> None:
     db = tmp_path / "sessions.sqlite"
-    with TestClient(create_app(make_backend(services, db))) as client:
+    with TestClient(create_app(make_backend(services, db)), base_url=LOCAL) as client:
         sid = client.post("/v1/sessions", json={"user_id": "3"}).json()["session_id"]
         first = client.post(f"/v1/sessions/{sid}/messages", json={"text": "a comedy", "k": 4})
         shown = [it["item_id"] for it in first.json()["items"]]
@@ -119,7 +121,9 @@ def test_a_restart_loses_no_conversation(services: Services, tmp_path: Path) -> 
             f"/v1/sessions/{sid}/feedback", json={"item_id": shown[0], "feedback": "dislike"}
         )
         before = client.get(f"/v1/sessions/{sid}").json()
-    with TestClient(create_app(make_backend(services, db))) as client:  # a new server process
+    with TestClient(
+        create_app(make_backend(services, db)), base_url=LOCAL
+    ) as client:  # a new server process
         after = client.get(f"/v1/sessions/{sid}").json()
         assert after == before
         assert after["learned"]["items"][0] == {
@@ -139,7 +143,7 @@ def test_idle_conversations_expire(services: Services, tmp_path: Path) -> None:
     backend = make_backend(services, tmp_path / "sessions.sqlite", session_ttl_s=60)
     now = [1_000_000.0]
     backend.sessions.clock = lambda: now[0]  # the store's clock, moved by hand
-    with TestClient(create_app(backend)) as client:
+    with TestClient(create_app(backend), base_url=LOCAL) as client:
         idle = client.post("/v1/sessions", json={}).json()["session_id"]
         busy = client.post("/v1/sessions", json={}).json()["session_id"]
         for _ in range(3):
@@ -155,7 +159,7 @@ def test_idle_conversations_expire(services: Services, tmp_path: Path) -> None:
 
 def test_too_many_conversations_wait_in_the_store(services: Services, tmp_path: Path) -> None:
     backend = make_backend(services, tmp_path / "sessions.sqlite", max_live_sessions=2)
-    with TestClient(create_app(backend)) as client:
+    with TestClient(create_app(backend), base_url=LOCAL) as client:
         first = client.post("/v1/sessions", json={"user_id": "3"}).json()["session_id"]
         client.post(f"/v1/sessions/{first}/messages", json={"text": "a comedy", "k": 2})
         for _ in range(2):

@@ -20,6 +20,8 @@ from recagent.config import Settings, load_settings
 from recagent.web.backend import Backend
 from recagent.web.server import create_app
 
+LOCAL = "http://127.0.0.1:8000"  # what a browser on this machine sends as the Host
+
 
 def server_settings(home: Path, **server: Any) -> Settings:
     settings = load_settings(home=home)

@@ -26,6 +26,7 @@ STATUS_TYPES = {
     405: "method_not_allowed",
     413: "too_large",
     415: "unsupported_media_type",
+    421: "wrong_host",
     422: "invalid_request",
     500: "internal_error",
 }
@@ -165,4 +166,45 @@ class _TooLarge(Exception):
     pass
 
 
-__all__ = ["ApiError", "BodyLimit", "check_key", "error_response", "install_error_handlers"]
+class LoopbackHost:
+    """ASGI middleware for a server without an API key (it only listens on loopback): a
+    request must name a loopback host. A web page on another site whose name was re-pointed
+    at 127.0.0.1 (DNS rebinding) sends its own name as the Host and is refused with 421."""
+
+    def __init__(self, app: ASGIApp, allowed: tuple[str, ...]) -> None:
+        self.app = app
+        self.allowed = {name.lower() for name in allowed}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        if host_name(host) not in self.allowed:
+            refused = error_response(
+                421,
+                f"this server answers requests to {sorted(self.allowed)[0]} only (the Host "
+                f"header was {host!r}); to serve other names, start it with an API key",
+            )
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def host_name(host: str) -> str:
+    """'127.0.0.1:8000' -> '127.0.0.1', '[::1]:8000' -> '::1', 'LocalHost' -> 'localhost'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+__all__ = [
+    "ApiError",
+    "BodyLimit",
+    "LoopbackHost",
+    "check_key",
+    "error_response",
+    "host_name",
+    "install_error_handlers",
+]

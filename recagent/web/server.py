@@ -17,9 +17,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from recagent import __version__
+from recagent.config import LOOPBACK_HOSTS
 from recagent.web import api, openai_api
 from recagent.web.backend import Backend
-from recagent.web.errors import BodyLimit, check_key, install_error_handlers
+from recagent.web.errors import BodyLimit, LoopbackHost, check_key, install_error_handlers
 from recagent.web.models import Health
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ def create_app(backend: Backend) -> FastAPI:
     app.state.backend = backend
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit=server.max_body_bytes)
+    if key is None:  # no key: loopback only, and no other site's name may reach it
+        app.add_middleware(LoopbackHost, allowed=(*LOOPBACK_HOSTS, server.host))
     app.include_router(api.router, dependencies=[Depends(authorized)])
     app.include_router(openai_api.router, dependencies=[Depends(authorized)])
 
