@@ -125,6 +125,47 @@ def test_what_the_person_did_not_say_is_dropped(mini_movies: Dataset, tmp_path) 
     assert "'Action'" in said and "count 1" in said and "dark dystopian" in said
 
 
+def test_a_romantic_comedy_from_the_90s_is_both_genres_over_the_decade(
+    mini_movies: Dataset, tmp_path
+) -> None:
+    # what qwen2.5-1.5b read: "any of" the two genres, and the 90s as 1990-1990
+    sloppy = read(wanted_genres=["Romance", "Comedy"], any_genre=True, year_from=1990, year_to=1990)
+    model = ScriptedChatModel(script=[sloppy, choose(2)])
+    ranked = _session(mini_movies, model, tmp_path, user=None).ask(
+        "a romantic comedy from the 90s", k=2
+    )
+    assert ranked.request is not None and ranked.request.reader == "llm"
+    c = ranked.request.constraints
+    assert (c.genres_all, c.genres_any) == (["Romance", "Comedy"], [])
+    assert (c.year_min, c.year_max) == (1990, 1999)
+    assert {it.item_id for it in ranked.items} == {"6", "34"}  # the two 90s romcoms (1992, 1996)
+    said = " ".join(ranked.notices)
+    assert "wanted together" in said and "1990-1999" in said
+
+
+@pytest.mark.parametrize(
+    ("message", "any_genre", "read_years", "genres_any", "years"),
+    [
+        ("a comedy or a romance", True, (None, None), ["Romance", "Comedy"], (None, None)),
+        ("romcoms of the 90s", False, (1990, 1997), [], (1990, 1999)),
+        ("romcoms from 1990, the 90s", False, (1990, 1990), [], (1990, 1990)),  # as written
+        ("romcoms, 1990-1994", False, (1990, 1994), [], (1990, 1994)),
+        ("romcoms from the late 90s", False, (1995, 1997), [], (1995, 1999)),
+    ],
+)
+def test_what_the_person_wrote_decides_any_of_and_the_years(
+    mini_movies: Dataset, message: str, any_genre: bool, read_years, genres_any, years
+) -> None:
+    from recagent.agent.reading import to_request
+
+    raw = {"wanted_genres": ["Romance", "Comedy"], "any_genre": any_genre}
+    raw |= {"year_from": read_years[0], "year_to": read_years[1]}
+    request = to_request(raw, mini_movies, message, message)
+    assert not isinstance(request, str), request
+    assert request.constraints.genres_any == genres_any
+    assert (request.constraints.year_min, request.constraints.year_max) == years
+
+
 def test_an_invalid_reading_falls_back_to_the_rules_and_counts(
     mini_movies: Dataset, tmp_path
 ) -> None:

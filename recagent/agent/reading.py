@@ -4,9 +4,10 @@ catalog before it becomes the turn's `Request`.
 Genres must map to the catalog's genres (else the reading is invalid and the rules read the
 message instead, a counted repair); titles are resolved by typo-tolerant lookup (a title
 the catalog does not have is dropped and said); years must be sane. What the person did not
-say is dropped and said: genres the conversation does not name, a count the message does not
-name, rewatches it does not ask for, a taste in words the person never wrote (a small model
-copying an example).
+say is dropped and said: genres the conversation does not name, a count the message does
+not name, rewatches it does not ask for, a taste in words the person never wrote (a small
+model copying an example). Two genres are "any of" only when the person says "or"; a range
+cut short inside a decade the message names becomes that decade.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recagent.agent.request import MAX_K, MIN_K, Mention, Request
+from recagent.agent.rules import decades, joins_with_or
 from recagent.data.constraints import Constraints
 from recagent.data.dataset import Dataset
 
@@ -117,6 +119,24 @@ def _written(word: str, conversation: set[str]) -> bool:
     return word in conversation or any(w[:5] == word[:5] for w in conversation if len(w) >= 5)
 
 
+def _within_decade(
+    year_from: int | None, year_to: int | None, message: str, notices: list[str]
+) -> tuple[int | None, int | None]:
+    """A range cut short inside a decade the message names ("the 90s" read as 1990-1990)
+    becomes the decade, unless the message writes the narrower years itself."""
+    written = {int(y) for y in re.findall(r"\b(\d{4})\b", message)}
+    for start, end in decades(message):
+        inside = [y for y in (year_from, year_to) if y is not None and start <= y <= end]
+        if not inside or (year_from, year_to) == (start, end):
+            continue
+        new_from = start if year_from is None or year_from not in written else year_from
+        new_to = end if year_to is None or year_to not in written else year_to
+        if (new_from, new_to) != (year_from, year_to) and new_from <= new_to:
+            notices.append(f"read the years as {new_from}-{new_to}, the decade the message names")
+            return new_from, new_to
+    return year_from, year_to
+
+
 def to_request(
     raw: dict[str, object], dataset: Dataset, conversation: str, message: str
 ) -> Request | str:
@@ -149,6 +169,8 @@ def to_request(
         and reading.year_from > reading.year_to
     ):
         return f"year_from {reading.year_from} is after year_to {reading.year_to}"
+    year_from, year_to = _within_decade(reading.year_from, reading.year_to, message, notices)
+    written = set(_WORD.findall(conversation.lower()))
     mentions = []
     for movie in reading.movies:
         hits = dataset.titles.search(movie.title, limit=1, min_score=TITLE_SCORE)
@@ -157,7 +179,6 @@ def to_request(
             continue
         item = dataset.catalog[hits[0].item_id]
         mentions.append(Mention(title=item.label, item_id=item.item_id, feeling=movie.feeling))
-    written = set(_WORD.findall(conversation.lower()))
     taste = " ".join(reading.taste.split())
     content = _content_words(taste)
     if content and 2 * sum(_written(w, written) for w in content) < len(content):
@@ -171,12 +192,15 @@ def to_request(
         count = min(MAX_K, max(MIN_K, count))
     include_seen = reading.include_seen and bool(_REWATCH.search(message.lower()))
     wanted = [g for g in resolved["wanted"] if g not in resolved["unwanted"]]
+    any_genre = reading.any_genre and (len(wanted) >= 3 or joins_with_or(message))
+    if reading.any_genre and not any_genre and len(wanted) > 1:
+        notices.append(f"read {' and '.join(wanted)} as wanted together (no 'or' was said)")
     constraints = Constraints(
-        genres_all=[] if reading.any_genre else wanted,
-        genres_any=wanted if reading.any_genre else [],
+        genres_all=[] if any_genre else wanted,
+        genres_any=wanted if any_genre else [],
         genres_none=resolved["unwanted"],
-        year_min=reading.year_from,
-        year_max=reading.year_to,
+        year_min=year_from,
+        year_max=year_to,
     )
     return Request(
         text=message,

@@ -299,6 +299,16 @@ def _decade(m: re.Match[str]) -> tuple[int, int]:
     return start, start + 9
 
 
+def decades(text: str) -> list[tuple[int, int]]:
+    """The decades written in `text` ("the 90s", "early 1980s") as year ranges."""
+    return [_decade(m) for m in _DECADE.finditer(text.lower())]
+
+
+def joins_with_or(text: str) -> bool:
+    """The person offers alternatives ("comedy or drama", "either ...")."""
+    return bool(re.search(r"\b(?:or|either|any of)\b", text.lower()))
+
+
 def _overlaps(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
     return any(a < end and start < b for a, b in spans)
 
@@ -555,7 +565,8 @@ class RuleReader:
                 genre_spans.append(m.span())
         wanted = [g for _, found in positive for g in found]
         wanted = [g for i, g in enumerate(wanted) if g not in wanted[:i] and g not in c.genres_none]
-        joined_by_or = any(" or " in low[a:b] for (a, _), (b, _) in itertools.pairwise(positive))
+        pairs = itertools.pairwise(positive)
+        joined_by_or = any(joins_with_or(low[a:b]) for (a, _), (b, _) in pairs)
         if joined_by_or or len(positive) >= 3:
             c.genres_any = wanted
         else:
