@@ -19,7 +19,7 @@ Same data, split and metrics on both sides:
 - RecBole's full-sort evaluation of sequential models does not remove history items, ours
   does. So both models are scored the same way: for every user, RecBole's model scores all
   items for our valid/test history, and `report` ranks both score matrices with
-  `recagent.evals.metrics` (history excluded, NaN = miss). RecBole's own numbers are kept too.
+  `recagent.metrics` (history excluded, NaN = miss). RecBole's own numbers are kept too.
 
 RecBole's settings are its defaults (2 blocks, 2 heads, 64-d, dropout 0.5, last 50 items,
 Adam 1e-3, batch 2048, early stopping after 10 epochs) with `loss_type=CE`, `LS
@@ -328,7 +328,7 @@ def _check_same_split(dataset, valid_data, test_data, cases) -> int:  # type: ig
 
 def ours(args: argparse.Namespace) -> None:
     from recagent.evals.fullrank import rank_cases
-    from recagent.evals.metrics import summarize
+    from recagent.metrics import summarize
     from recagent.models.checkpoint import load_sasrec_scorer
     from recagent.models.sasrec import SASRecConfig
     from recagent.models.train import SASRecTrainConfig, train_sasrec
@@ -356,7 +356,7 @@ def report(_: argparse.Namespace) -> None:
     import numpy as np
 
     from recagent.evals.fullrank import rank_cases
-    from recagent.evals.metrics import summarize, target_ranks
+    from recagent.metrics import summarize, target_ranks
     from recagent.models.popularity import PopularityScorer
 
     ds = common.prepare_dataset(DATASET)

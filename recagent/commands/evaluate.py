@@ -12,7 +12,7 @@ from recagent.commands.context import get_context
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.evals.fullrank import rank_cases
-from recagent.evals.metrics import DEFAULT_KS, summarize
+from recagent.metrics import DEFAULT_KS, summarize
 from recagent.models.base import Scorer
 from recagent.models.popularity import PopularityScorer
 from recagent.progress import Reporter

@@ -48,7 +48,7 @@ class ScorerRecommender:
     scorer: Any
 
     def full_rank(self, history: list[str], target: str, k: int) -> tuple[float, list[str]]:
-        from recagent.evals.metrics import target_ranks
+        from recagent.metrics import target_ranks
 
         scores = np.asarray(self.scorer.score(history), dtype=np.float64)
         seen = self.scorer.to_idx(history) if history else np.zeros(0, dtype=np.int64)
