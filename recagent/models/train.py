@@ -80,6 +80,7 @@ class TrainResult(BaseModel):
     history: list[EpochLog]
     retention: Retention = Field(description="Which checkpoint is in place now, and why.")
     processes: int = Field(1, description="Data-parallel processes (torchrun).")
+    notes: list[str] = Field(default_factory=list, description="What the run wants said.")
 
 
 def valid_cases(dataset: Dataset, max_users: int | None) -> list[EvalCase]:
@@ -204,6 +205,8 @@ def train_model(
     data = model_spec.data(dataset, config, options, resolve)
     if len(data) == 0:
         raise ConfigError(f"dataset {dataset.name!r} has no training sequence of 2+ items")
+    for note in getattr(data, "notes", []):
+        log.warning("%s", note)
     train_seqs = dataset.split.train_sequences()
     counts = np.bincount(np.concatenate(train_seqs), minlength=dataset.n_items + 1)
     cases = valid_cases(dataset, options.valid_users)
@@ -351,6 +354,7 @@ def train_model(
         history=history,
         retention=retention,
         processes=group.world,
+        notes=list(getattr(data, "notes", [])),
     )
 
 

@@ -95,6 +95,7 @@ class WindowData:
 
     def __init__(self, windows: Windows) -> None:
         self.windows = windows
+        self.notes: list[str] = []  # what training should say about the data (e.g. no times)
 
     def __len__(self) -> int:
         return len(self.windows)
