@@ -36,7 +36,7 @@ from recagent.data.dataset import Dataset
 from recagent.data.split import EvalCase
 from recagent.errors import ArtifactError, ConfigError
 from recagent.metrics import summarize
-from recagent.models import distributed
+from recagent.models import distributed, leaderboard
 from recagent.models.base import Scorer
 from recagent.models.checkpoint import checkpoint_path, load_scorer, save_checkpoint
 from recagent.models.evaluation import rank_cases
@@ -329,6 +329,14 @@ def train_model(
         retention = keeper.outcome()
     if best.state is None:
         raise KeyboardInterrupt  # stopped before the first epoch ended: nothing written
+    in_workspace = workspace is not None and checkpoint == checkpoint_path(
+        workspace, dataset.name, name
+    )
+    if group.main and in_workspace and retention.kept == "new":
+        assert workspace is not None
+        leaderboard.record(
+            workspace, dataset.name, dataset.fingerprint, name, "valid", best.valid, len(cases)
+        )
     seconds = time.perf_counter() - started
     log.info(
         "%s on %s: stopped by %s after %d epochs and %.1f s; %s",
