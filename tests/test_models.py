@@ -238,3 +238,27 @@ def test_unknown_and_untrained_models(tiny_models) -> None:
         load_named(
             Workspace(tiny_models.workspace.root.parent / "empty"), tiny_models.dataset, "hstu"
         )
+
+
+def test_chat_services_and_eval_pipelines_use_the_default_model(tiny_models) -> None:
+    from recagent.agent.services import build_session, load_services
+    from recagent.config import load_settings
+    from recagent.evals.env import EvalEnv
+    from recagent.progress import SilentReporter
+
+    ws, ds = tiny_models.workspace, tiny_models.dataset
+    best = default_name(ws, ds)
+    assert best is not None
+    settings = load_settings(home=ws.root)
+    services = load_services(ws, settings, ds.name, SilentReporter(), build_missing=False)
+    assert services.scorer.name == best
+    session = build_session(services, settings, ws, "offline")
+    assert session.ctx.scorer is services.scorer
+    assert session.ctx.scorers.get("hstu").name == "hstu"
+    env = EvalEnv(ws, settings, ds)
+    assert env.default_name == best and env.default_scorer.name == best
+    history = ds.catalog.ids_at(ds.split.cases("test")[0].history)
+    for name in ("hstu", "bert4rec", "bst"):
+        top = env.pipeline(name).recommend(history, 5).item_ids
+        assert len(top) == 5 and not set(top) & set(history)
+    assert set(env.fingerprints(["hstu", "planner"])) >= {"data", "hstu", best}

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+
 from recagent.models.popularity import PopularityScorer
 from recagent.tools.base import TOOLS, Evidence, ToolContext, ToolError, langchain_tools, run_tool
 from recagent.tools.score import ScoreCandidatesResult
@@ -23,10 +26,10 @@ def test_schema_is_what_the_llm_sees(tiny_sasrec) -> None:
     spec = TOOLS["score_candidates"]
     assert "next" in spec.description and "history" in spec.description
     props = spec.args.model_json_schema()["properties"]
-    assert set(props) == {"item_ids", "history", "user_id", "k"}
+    assert set(props) == {"item_ids", "history", "user_id", "k", "model"}
     (tool,) = langchain_tools(_ctx(tiny_sasrec), ["score_candidates"])
     assert tool.name == "score_candidates"
-    assert set(tool.args) == {"item_ids", "history", "user_id", "k"}
+    assert set(tool.args) == {"item_ids", "history", "user_id", "k", "model"}
 
 
 def test_ranks_the_turns_candidates_and_records_evidence(tiny_sasrec) -> None:
@@ -106,3 +109,59 @@ def test_langchain_tool_returns_compact_json(tiny_sasrec) -> None:
     assert [i["rank"] for i in out["items"]] == [1, 2]
     err = json.loads(tool.invoke({"item_ids": ["x"]}))
     assert err["ok"] is False
+
+
+def _shelf_ctx(tiny_models, default: str = "sasrec") -> ToolContext:
+    from recagent.models.scorers import ScorerShelf
+
+    ws, ds = tiny_models.workspace, tiny_models.dataset
+    shelf = ScorerShelf(ws, ds)
+    return ToolContext(
+        dataset=ds,
+        user_id="1",
+        history=ds.user_history("1")[:-1],
+        scorer=shelf.get(default),
+        scorers=shelf,
+    )
+
+
+@pytest.mark.parametrize("model", ["hstu", "bert4rec", "bst", "sasrec"])
+def test_any_sequential_model_gives_sequential_evidence(tiny_models, model: str) -> None:
+    ctx = _shelf_ctx(tiny_models)
+    candidates = [i for i in ctx.dataset.catalog.item_ids if i not in ctx.history][:4]
+    for item_id in candidates:
+        ctx.candidates.add(item_id, Evidence(tool="search_items", kind="text_match"))
+    result = run_tool("score_candidates", {"k": 3, "model": model}, ctx)
+    assert isinstance(result, ScoreCandidatesResult), result
+    assert result.model == model and result.scored == len(candidates)
+    assert 1 <= len(result.attended) <= 3
+    assert all(a.item_id in ctx.history for a in result.attended)
+    for item_id in candidates:
+        ev = ctx.candidates.evidence(item_id)[-1]
+        assert ev.kind == "sequential" and ev.because_of == [a.item_id for a in result.attended]
+
+
+def test_bst_reranks_the_candidates_it_is_given(tiny_models) -> None:
+    ctx = _shelf_ctx(tiny_models)
+    bst = ctx.scorers.get("bst")
+    history = ctx.history
+    candidates = [i for i in ctx.dataset.catalog.item_ids if i not in history][:5]
+    result = run_tool("score_candidates", {"item_ids": candidates, "k": 5, "model": "bst"}, ctx)
+    assert isinstance(result, ScoreCandidatesResult)
+    expected = bst.score(history, candidates)
+    order = [candidates[i] for i in np.argsort(-expected, kind="stable")]
+    assert [s.item.item_id for s in result.items] == order
+
+
+def test_an_unknown_or_untrained_model_is_a_tool_error(tiny_models, tiny_sasrec) -> None:
+    result = run_tool("score_candidates", {"model": "lru"}, _shelf_ctx(tiny_models))
+    assert isinstance(result, ToolError) and "unknown model" in result.error
+    result = run_tool("score_candidates", {"model": "hstu"}, _ctx(tiny_sasrec))
+    assert isinstance(result, ToolError) and "only the default model" in result.error
+    from recagent.models.scorers import ScorerShelf
+    from recagent.workspace import Workspace
+
+    ctx = _ctx(tiny_sasrec)
+    ctx.scorers = ScorerShelf(Workspace(tiny_sasrec.workspace.root.parent / "none"), ctx.dataset)
+    result = run_tool("score_candidates", {"model": "hstu"}, ctx)
+    assert isinstance(result, ToolError) and "recagent train hstu" in result.error

@@ -1,5 +1,6 @@
 """Everything a session needs, loaded from the workspace and built on first use: the dataset,
-the SASRec scorer and the vector index; then the session itself (offline or with an LLM)."""
+the scorer (the workspace's best model on valid, else SASRec) and the vector index; then the
+session itself (offline or with an LLM)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from recagent.data.pairs import ItemPairs, PairsConfig
 from recagent.data.popularity import popularity
 from recagent.data.prepare import LOADERS, PrepareConfig, prepare
 from recagent.errors import ArtifactError
-from recagent.models.base import IdScorer
+from recagent.models.base import Scorer
 from recagent.progress import Reporter
 from recagent.prompts.registry import PromptRegistry
 from recagent.workspace import Workspace
@@ -34,6 +35,7 @@ LOCAL_COPIES = (Path("data"), Path("../shared/data"))  # where extracted copies 
 class Services:
     dataset: Dataset
     scorer: Any = None
+    scorers: Any = None  # ScorerShelf: the other models by name, for score_candidates(model=)
     index: Any = None
     pairs: Any = None  # ItemPairs: items people consume together
     popularity: Any = None  # popularity lately per item_idx
@@ -80,25 +82,35 @@ def load_services(
     reporter: Reporter,
     build_missing: bool = True,
 ) -> Services:
-    """Dataset, SASRec scorer and item index; missing or stale ones are built first (with
-    progress) when `build_missing`, else the session runs without them and says so."""
+    """Dataset, scorer and item index; missing or stale ones are built first (with progress)
+    when `build_missing`, else the session runs without them and says so. The scorer is the
+    workspace's best model on valid (`recagent models`), else SASRec (trained if missing)."""
     from recagent.index.store import open_index
     from recagent.models.checkpoint import load_sasrec_scorer
     from recagent.models.popularity import PopularityScorer
+    from recagent.models.scorers import ScorerShelf, default_name, load_named
     from recagent.models.train import SASRecTrainConfig, ensure_sasrec_scorer
 
     notes: list[str] = []
     dataset = ensure_dataset(workspace, settings, name, reporter, notes)
-    scorer: IdScorer
-    try:
-        if build_missing:
-            options = SASRecTrainConfig(time_limit_s=settings.agent.first_run_train_s)
-            scorer = ensure_sasrec_scorer(workspace, dataset, reporter, None, options, notes)
-        else:
-            scorer = load_sasrec_scorer(workspace, dataset)
-    except ArtifactError as exc:
-        notes.append(f"{exc}; ranking by popularity instead")
-        scorer = PopularityScorer.from_dataset(dataset, train_only=False)
+    scorer: Scorer | None = None
+    best = default_name(workspace, dataset)
+    if best is not None:
+        try:
+            scorer = load_named(workspace, dataset, best, train_only=False)
+        except ArtifactError as exc:
+            notes.append(f"{exc}; using SASRec instead of {best}")
+    if scorer is None:
+        try:
+            if build_missing:
+                options = SASRecTrainConfig(time_limit_s=settings.agent.first_run_train_s)
+                scorer = ensure_sasrec_scorer(workspace, dataset, reporter, None, options, notes)
+            else:
+                scorer = load_sasrec_scorer(workspace, dataset)
+        except ArtifactError as exc:
+            notes.append(f"{exc}; ranking by popularity instead")
+            scorer = PopularityScorer.from_dataset(dataset, train_only=False)
+    shelf = ScorerShelf(workspace, dataset, {scorer.name: scorer}, train_only=False)
     _single_thread_inference()
     try:
         index = open_index(
@@ -115,7 +127,13 @@ def load_services(
     pairs = ItemPairs.load_or_build(workspace, dataset, PairsConfig(), train_only=False)
     recent = popularity(dataset, half_life_days=settings.agent.popularity_half_life_days)
     return Services(
-        dataset=dataset, scorer=scorer, index=index, pairs=pairs, popularity=recent, notes=notes
+        dataset=dataset,
+        scorer=scorer,
+        scorers=shelf,
+        index=index,
+        pairs=pairs,
+        popularity=recent,
+        notes=notes,
     )
 
 
@@ -136,7 +154,7 @@ def build_session(
             settings.llm,
             settings.agent.domain,
         )
-    return ChatSession(
+    session = ChatSession(
         services.dataset,
         registry,
         settings.agent,
@@ -149,6 +167,8 @@ def build_session(
         pairs=services.pairs,
         popularity=services.popularity,
     )
+    session.ctx.scorers = services.scorers
+    return session
 
 
 __all__ = ["Services", "build_session", "ensure_dataset", "load_services"]

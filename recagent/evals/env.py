@@ -19,6 +19,7 @@ from recagent.data.popularity import popularity
 from recagent.errors import ConfigError
 from recagent.evals.cache import CachedChatModel, LLMCache, RateLimiter
 from recagent.evals.pipelines import (
+    MODEL_PIPELINES,
     PIPELINES,
     HybridRecommender,
     LLMRerankRecommender,
@@ -30,7 +31,7 @@ from recagent.evals.recommender import Recommender
 from recagent.evals.rerank import LLMRanker
 from recagent.evals.runs import RunConfig
 from recagent.manifest import file_sha256
-from recagent.models.checkpoint import checkpoint_path
+from recagent.models import leaderboard
 from recagent.progress import Reporter, SilentReporter
 from recagent.prompts.registry import PromptRegistry
 from recagent.workspace import Workspace
@@ -47,6 +48,7 @@ class EvalEnv:
     reporter: Reporter = field(default_factory=SilentReporter)
     train_only: bool = True  # leave-one-out protocols: learn only from the training split
     registry: PromptRegistry = field(init=False)
+    _scorers: dict[str, Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.registry = PromptRegistry(self.workspace.prompts_dir)
@@ -82,6 +84,32 @@ class EvalEnv:
         _single_thread_inference()
         return scorer
 
+    def scorer(self, name: str) -> Any:
+        """A model by name (SASRec is trained if missing; the others must be trained)."""
+        if name == "sasrec":
+            return self.sasrec
+        if name == "popularity":
+            return self.popularity
+        if name not in self._scorers:
+            from recagent.agent.services import _single_thread_inference
+            from recagent.models.scorers import load_named
+
+            self._scorers[name] = load_named(self.workspace, self.dataset, name)
+            _single_thread_inference()
+        return self._scorers[name]
+
+    @cached_property
+    def default_name(self) -> str:
+        """The workspace's best model on valid (`recagent models`), else sasrec."""
+        from recagent.models.scorers import default_name
+
+        return default_name(self.workspace, self.dataset) or "sasrec"
+
+    @cached_property
+    def default_scorer(self) -> Any:
+        """What the agent, `hybrid` and `llm-rerank` score with."""
+        return self.scorer(self.default_name)
+
     @cached_property
     def index(self) -> Any:
         from recagent.index.store import open_index
@@ -116,24 +144,32 @@ class EvalEnv:
             agent = ToolCallingAgent(
                 self.llm, self.registry, self.settings.llm, self.settings.agent
             )
-        return ChatSession(
+        from recagent.models.scorers import ScorerShelf
+
+        session = ChatSession(
             self.dataset,
             self.registry,
             self.settings.agent,
-            scorer=self.sasrec,
+            scorer=self.default_scorer,
             index=self.index,
             agent=agent,
             model_name=self.llm.model_name if with_llm else None,
             pairs=self.pairs,
             popularity=self.popularity_lately,
         )
+        loaded = {self.default_name: self.default_scorer}
+        session.ctx.scorers = ScorerShelf(self.workspace, self.dataset, loaded)
+        return session
 
     def fingerprints(self, pipelines: list[str]) -> dict[str, str]:
         out = {"data": self.dataset.fingerprint}
-        if any(p in pipelines for p in ("sasrec", "hybrid", "planner", "llm", "llm-rerank")):
-            self.sasrec  # noqa: B018 - trains one if missing, so the file below exists
-            path = checkpoint_path(self.workspace, self.dataset.name)
-            out["sasrec"] = file_sha256(path) if path.is_file() else "none"
+        agents = ("hybrid", "planner", "llm", "llm-rerank")
+        used = {p for p in pipelines if p in MODEL_PIPELINES and p != "popularity"}
+        if any(p in pipelines for p in agents):
+            used.add(self.default_name)
+        for name in sorted(used):
+            self.scorer(name)  # trains SASRec if missing, so its file exists
+            out[name] = leaderboard.identity(self.workspace, self.dataset.name, name) or "none"
         if any(p in pipelines for p in ("vector", "hybrid", "planner", "llm", "llm-rerank")):
             out["index"] = str(getattr(self.index, "meta", ""))[:200]
         if any(p in pipelines for p in ("llm", "llm-rerank")):
@@ -165,14 +201,12 @@ class EvalEnv:
         return changed + [f"prompt {name}" for name in prompts]
 
     def pipeline(self, name: str) -> Recommender:
-        if name == "popularity":
-            return ScorerRecommender("popularity", self.popularity)
-        if name == "sasrec":
-            return ScorerRecommender("sasrec", self.sasrec)
+        if name in MODEL_PIPELINES:
+            return ScorerRecommender(name, self.scorer(name))
         if name == "vector":
             return VectorRecommender(self.index)
         if name == "hybrid":
-            return HybridRecommender(self.index, self.sasrec)
+            return HybridRecommender(self.index, self.default_scorer)
         if name == "planner":
             return SessionRecommender("planner", lambda: self.session(with_llm=False))
         if name == "llm":
@@ -185,7 +219,7 @@ class EvalEnv:
                 self.settings.llm,
                 self.settings.agent.domain,
             )
-            return LLMRerankRecommender(ranker, HybridRecommender(self.index, self.sasrec))
+            return LLMRerankRecommender(ranker, HybridRecommender(self.index, self.default_scorer))
         raise ConfigError(f"unknown pipeline {name!r}; choose from {', '.join(PIPELINES)}")
 
 

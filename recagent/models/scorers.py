@@ -55,4 +55,30 @@ def load_default(workspace: Workspace, dataset: Dataset, device: str = "cpu") ->
     return load_named(workspace, dataset, name, device)
 
 
-__all__ = ["default_name", "load_default", "load_named"]
+class ScorerShelf:
+    """Any scorer of one dataset by name, loaded on first use and kept (what the tools use
+    when asked for a model other than the default)."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        dataset: Dataset,
+        loaded: dict[str, Scorer] | None = None,
+        device: str = "cpu",
+        train_only: bool = True,
+    ) -> None:
+        self.workspace = workspace
+        self.dataset = dataset
+        self.device = device
+        self.train_only = train_only
+        self._loaded = dict(loaded or {})
+
+    def get(self, name: str) -> Scorer:
+        if name not in self._loaded:
+            self._loaded[name] = load_named(
+                self.workspace, self.dataset, name, self.device, self.train_only
+            )
+        return self._loaded[name]
+
+
+__all__ = ["ScorerShelf", "default_name", "load_default", "load_named"]
