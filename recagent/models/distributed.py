@@ -42,6 +42,15 @@ class Group:
         return tensor.tolist()
 
 
+    def mean(self, value: float) -> float:
+        """The mean of `value` over the processes."""
+        if not self.active:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return float(tensor.item()) / self.world
+
+
 def join(device: torch.device) -> tuple[Group, torch.device]:
     """Join the process group torchrun set up in the environment (once per process); returns
     the group and this process's device (`cuda:<LOCAL_RANK>` for CUDA)."""

@@ -118,14 +118,15 @@ def _train_epoch(
 ) -> tuple[float, bool]:
     """One pass over the training data, or fewer batches if `deadline` (a
     `time.perf_counter()` value) passes first: (mean batch loss, whether it was complete).
-    Every process walks the same global batches and trains on its shard of each."""
+    Every process walks the same global batches and trains on its shard of each; the loss
+    is the mean over the processes."""
     loss_module.train()
     losses: list[float] = []
     for batch in data.epoch(rng, batch_size):
         if losses and deadline < float("inf"):
             late = group.broadcast([float(time.perf_counter() >= deadline)])[0]
             if late:
-                return float(np.mean(losses)), False
+                return group.mean(float(np.mean(losses))), False
         if len(batch) < group.world:
             continue  # a last scrap too small to give every process a row
         tensors = [t.to(device) if t is not None else None for t in data.batch(group.shard(batch))]
@@ -134,7 +135,7 @@ def _train_epoch(
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    return (float(np.mean(losses)) if losses else float("nan")), True
+    return group.mean(float(np.mean(losses)) if losses else float("nan")), True
 
 
 def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
