@@ -99,8 +99,13 @@ def test_time_buckets_known_answers() -> None:
 
 def test_time_bias_uses_the_next_items_time() -> None:
     layer = HSTULayer(HSTUConfig(dim=8, qk_dim=4, v_dim=4, max_len=10, position_bias=False))
+    model = HSTU(N_ITEMS, layer.config)
+    model.layers[0] = layer
     times = torch.tensor([[0, 60, 1000]])  # two items at 0 and 60 s; the request at 1000 s
-    bias = layer.bias(2, times, torch.device("cpu"))[0, 0]
+    seen: list[torch.Tensor] = []
+    layer.register_forward_hook(lambda _m, args, _out: seen.append(args[2]))
+    model(torch.tensor([[3, 4]]), times)
+    bias = layer.bias(2, seen[0], torch.device("cpu"))[0, 0]
     w = layer.ts_w
     assert bias[0, 0] == w[13] and bias[1, 0] == w[22] and bias[1, 1] == w[22]
 
@@ -113,7 +118,7 @@ def test_layer_with_zero_uvqk_returns_x_plus_the_output_bias() -> None:
         layer.out.bias.normal_()
     x = torch.randn(2, 5, 8)
     allowed = torch.ones(2, 1, 5, 5, dtype=torch.bool).tril()
-    y, _ = layer(x, allowed, torch.randint(0, 10**6, (2, 6)))
+    y, _ = layer(x, allowed, torch.randint(0, 129, (2, 5, 5)))
     torch.testing.assert_close(y, x + layer.out.bias)
 
 
@@ -124,8 +129,9 @@ def test_layer_matches_a_naive_loop() -> None:
     x = torch.randn(1, 3, 6, dtype=torch.float64)
     times = torch.tensor([[10, 40, 400, 9000]])
     allowed = torch.ones(1, 1, 3, 3, dtype=torch.bool).tril()
+    buckets = time_buckets(times[:, 1:, None] - times[:, None, :-1])
     with torch.no_grad():
-        y, _ = layer(x, allowed, times)
+        y, _ = layer(x, allowed, buckets)
         expected = torch.zeros_like(x)
         for i in range(3):
             normed_i = F.layer_norm(x[0, i], (6,))

@@ -111,21 +111,22 @@ class HSTULayer(nn.Module):
             else None
         )
 
-    def bias(self, length: int, times: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-        """rab (1 or B, 1, L, L): the relative position bias plus, with `times`, the time bias."""
+    def bias(self, length: int, buckets: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+        """rab (1 or B, 1, L, L): the relative position bias plus, given the time `buckets`
+        (B, L, L) of bucket(t_{i+1} - t_j), the time bias."""
         rab = torch.zeros(1, 1, length, length, device=device)
         if self.pos_w is not None:
             rab = rab + self.pos_w[position_bias_index(length, self.config.max_len).to(device)]
-        if self.ts_w is not None and times is not None:
-            query_t, key_t = times[:, 1:], times[:, :-1]  # (B, L): t_{i+1}, t_j
-            rab = rab + self.ts_w[time_buckets(query_t[:, :, None] - key_t[:, None, :])][:, None]
+        if self.ts_w is not None and buckets is not None:
+            rab = rab + self.ts_w[buckets][:, None]
         return rab
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, times: torch.Tensor | None
+        self, x: torch.Tensor, allowed: torch.Tensor, buckets: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L, D) -> (B, L, D), and the attention A (B, H, L, L). `allowed` (B, 1, L, L) is
-        True where query i may attend to key j (j <= i, j a real item)."""
+        True where query i may attend to key j (j <= i, j a real item); `buckets` (B, L, L)
+        are the time buckets, or None (position bias only)."""
         b, length, _ = x.shape
         h = self.config.heads
         normed = F.layer_norm(x, (x.shape[-1],))
@@ -133,7 +134,7 @@ class HSTULayer(nn.Module):
         q = q.view(b, length, h, -1).transpose(1, 2)  # (B, H, L, dq)
         k = k.view(b, length, h, -1).transpose(1, 2)
         v = v.view(b, length, h, -1).transpose(1, 2)  # (B, H, L, dv)
-        logits = q @ k.transpose(-1, -2) + self.bias(length, times, x.device)  # (B, H, L, L)
+        logits = q @ k.transpose(-1, -2) + self.bias(length, buckets, x.device)  # (B, H, L, L)
         attn = F.silu(logits) / self.config.max_len * allowed
         o = (attn @ v).transpose(1, 2).reshape(b, length, -1)  # (B, L, H * dv)
         gated = u * F.layer_norm(o, (o.shape[-1],))
@@ -170,9 +171,13 @@ class HSTU(nn.Module):
         length = seq.shape[1]
         causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()
         allowed = (causal & real[:, None, :])[:, None]  # (B, 1, L, L)
+        buckets = None
+        if times is not None and self.config.time_bias:
+            query_t, key_t = times[:, 1:], times[:, :-1]  # (B, L): t_{i+1}, t_j
+            buckets = time_buckets(query_t[:, :, None] - key_t[:, None, :])  # (B, L, L)
         attention = []
         for layer in self.layers:
-            x, attn = layer(x, allowed, times)
+            x, attn = layer(x, allowed, buckets)
             x = x * real[..., None]
             attention.append(attn)
         return F.normalize(x, dim=-1), attention
