@@ -165,7 +165,9 @@ def fusion(args: argparse.Namespace) -> None:
     config = FusionConfig(members=best.members, method=best.method)
     save_fusion(ws, ds.name, config)
     fused = FusionScorer([scorers[m] for m in best.members], config)
-    single_valid = {m: summarize(rank_cases(s, ds.split.cases("valid"))) for m, s in scorers.items()}
+    single_valid = {
+        m: summarize(rank_cases(s, ds.split.cases("valid"))) for m, s in scorers.items()
+    }
     best_single = max(single_valid, key=lambda m: single_valid[m]["NDCG@10"])
     record = {
         "dataset": args.dataset,
@@ -201,7 +203,10 @@ def _fmt_range(values: list[float]) -> str:
 def report(args: argparse.Namespace) -> None:
     runs = common.read_results("models-")
     if args.tuning:
-        print("| dataset | model | tag | seed | valid NDCG@10 | valid HR@10 | best epoch / run | s to best | s/epoch |")
+        print(
+            "| dataset | model | tag | seed | valid NDCG@10 | valid HR@10 | best epoch / run | "
+            "s to best | s/epoch |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         for r in sorted(runs, key=lambda r: (r["dataset"], r["model"], r["tag"], r["seed"])):
             if r["model"] == "fusion":
@@ -235,10 +240,15 @@ def report(args: argparse.Namespace) -> None:
             valid = statistics.median([r["valid"]["NDCG@10"] for r in rs])
             if model == "fusion":
                 epochs = to_best = per_epoch = "-"
-                label = "fusion (" + "; ".join(f"{r['method']} {'+'.join(r['members'])}" for r in rs) + ")"
+                label = (
+                    "fusion ("
+                    + "; ".join(f"{r['method']} {'+'.join(r['members'])}" for r in rs)
+                    + ")"
+                )
             else:
                 epochs = f"{statistics.median([r['best_epoch'] for r in rs]):.0f}"
-                to_best = f"{statistics.median([r['seconds_to_best'] for r in rs]):.0f} ({min(r['seconds_to_best'] for r in rs):.0f}-{max(r['seconds_to_best'] for r in rs):.0f})"
+                best_s = [r["seconds_to_best"] for r in rs]
+                to_best = f"{statistics.median(best_s):.0f} ({min(best_s):.0f}-{max(best_s):.0f})"
                 per_epoch = f"{statistics.median([r['seconds_per_epoch'] for r in rs]):.1f}"
                 label = model if model != "bst" else "bst (SASRec top-100 reranked)"
             ms = statistics.median([r["scoring_ms"]["median"] for r in rs])

@@ -56,7 +56,9 @@ def generate(seed: int = 0) -> Path:
                 item = int(chain[(position[item] + rng.integers(1, 4)) % ITEMS])
             else:
                 item = int(rng.choice(ITEMS, p=popularity))
-    (SOURCE / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n")
+    (SOURCE / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n" + "\n".join(rows) + "\n"
+    )
     movies = [f"{i},Item {i} (2000),Drama" for i in range(1, ITEMS + 1)]
     (SOURCE / "movies.csv").write_text("movieId,title,genres\n" + "\n".join(movies) + "\n")
     return SOURCE
@@ -83,7 +85,11 @@ def epoch(args: argparse.Namespace) -> None:
     from recagent.workspace import Workspace
 
     ds = dataset()
-    stats = {"users": ds.interactions.n_users, "items": ds.n_items, "interactions": len(ds.interactions)}
+    stats = {
+        "users": ds.interactions.n_users,
+        "items": ds.n_items,
+        "interactions": len(ds.interactions),
+    }
     print(stats)
     out: dict[str, Any] = {"data": stats, "machine": common.machine()}
     for label, valid_users in (("sampled", SASRecTrainConfig().valid_users), ("all", None)):
