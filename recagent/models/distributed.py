@@ -41,7 +41,6 @@ class Group:
         dist.broadcast(tensor, src=0)
         return tensor.tolist()
 
-
     def mean(self, value: float) -> float:
         """The mean of `value` over the processes."""
         if not self.active:

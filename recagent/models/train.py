@@ -23,23 +23,30 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
 from recagent.data.dataset import Dataset
-from recagent.data.split import EvalCase
 from recagent.errors import ArtifactError, ConfigError
 from recagent.metrics import summarize
 from recagent.models import distributed, leaderboard
 from recagent.models.base import Scorer
 from recagent.models.checkpoint import checkpoint_path, load_scorer, save_checkpoint
 from recagent.models.evaluation import rank_cases
+from recagent.models.loop import (
+    Best,
+    LossModule,
+    NoLock,
+    cpu_state,
+    resolver,
+    train_epoch,
+    valid_cases,
+    validate_keys,
+)
 from recagent.models.recipe import param_groups
 from recagent.models.registry import ModelSpec, spec
 from recagent.models.retention import KeepBetter, Retention, ValidScore, model_lock
@@ -52,7 +59,6 @@ from recagent.workspace import Workspace
 
 log = logging.getLogger(__name__)
 Stopped = Literal["early_stopping", "max_epochs", "time_limit", "interrupted"]
-VALID_SAMPLE_SEED = 0  # the same users validate every run, whatever its training seed
 
 
 class EpochLog(BaseModel):
@@ -81,92 +87,6 @@ class TrainResult(BaseModel):
     retention: Retention = Field(description="Which checkpoint is in place now, and why.")
     processes: int = Field(1, description="Data-parallel processes (torchrun).")
     notes: list[str] = Field(default_factory=list, description="What the run wants said.")
-
-
-def valid_cases(dataset: Dataset, max_users: int | None) -> list[EvalCase]:
-    """The valid cases, or a fixed seeded sample of `max_users` of them when there are more."""
-    cases = dataset.split.cases("valid")
-    if max_users is None or len(cases) <= max_users:
-        return cases
-    rng = np.random.default_rng(VALID_SAMPLE_SEED)
-    keep = np.sort(rng.choice(len(cases), size=max_users, replace=False))
-    return [cases[i] for i in keep]
-
-
-class _LossModule(torch.nn.Module):
-    """The model's batch loss as `forward`, so DistributedDataParallel sees the call."""
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, *batch: Any, generator: torch.Generator | None = None) -> torch.Tensor:
-        loss: torch.Tensor = self.model.batch_loss(*batch, generator=generator)
-        return loss
-
-
-def _train_epoch(
-    loss_module: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    data: Any,
-    batch_size: int,
-    rng: np.random.Generator,
-    generator: torch.Generator,
-    device: torch.device,
-    group: distributed.Group,
-    deadline: float = float("inf"),
-) -> tuple[float, bool]:
-    """One pass over the training data, or fewer batches if `deadline` (a
-    `time.perf_counter()` value) passes first: (mean batch loss, whether it was complete).
-    Every process walks the same global batches and trains on its shard of each; the loss
-    is the mean over the processes."""
-    loss_module.train()
-    losses: list[float] = []
-    for batch in data.epoch(rng, batch_size):
-        if losses and deadline < float("inf"):
-            late = group.broadcast([float(time.perf_counter() >= deadline)])[0]
-            if late:
-                return group.mean(float(np.mean(losses))), False
-        if len(batch) < group.world:
-            continue  # a last scrap too small to give every process a row
-        tensors = [t.to(device) if t is not None else None for t in data.batch(group.shard(batch))]
-        loss = loss_module(*tensors, generator=generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return group.mean(float(np.mean(losses)) if losses else float("nan")), True
-
-
-def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-
-
-@dataclass
-class _Best:
-    """The best epoch so far and whether its checkpoint is on disk."""
-
-    epoch: int = 0
-    value: float = -1.0
-    valid: dict[str, float] = field(default_factory=dict)
-    state: dict[str, torch.Tensor] | None = None
-    at: float = 0.0
-    saved: bool = True
-
-
-def _resolver(
-    workspace: Workspace | None, dataset: Dataset, device: str
-) -> Callable[[str], Scorer]:
-    cache: dict[str, Scorer] = {}
-
-    def resolve(name: str) -> Scorer:
-        if workspace is None:
-            raise ConfigError(f"training this model needs the trained {name}: pass a workspace")
-        if name not in cache:
-            cache[name] = load_scorer(workspace, dataset, name, device)
-        return cache[name]
-
-    return resolve
 
 
 def train_model(
@@ -202,7 +122,7 @@ def train_model(
         raise ConfigError(
             f"dataset {dataset.name!r} has no user with 3+ interactions: nothing to validate on"
         )
-    resolve = _resolver(workspace, dataset, options.device)
+    resolve = resolver(workspace, dataset, options.device)
     data = model_spec.data(dataset, config, options, resolve)
     if len(data) == 0:
         raise ConfigError(f"dataset {dataset.name!r} has no training sequence of 2+ items")
@@ -216,13 +136,13 @@ def train_model(
     generator = torch.Generator(device=device).manual_seed(options.seed + group.rank)
     rng = np.random.default_rng(options.seed)
     model = model_spec.build(dataset.n_items, config).to(device)
-    loss_module = distributed.wrap(_LossModule(model), group, device)
+    loss_module = distributed.wrap(LossModule(model), group, device)
     optimizer = torch.optim.AdamW(
         param_groups(model, options.weight_decay), lr=options.lr, betas=(0.9, 0.98)
     )
     metric = options.metric
     history: list[EpochLog] = []
-    best = _Best()
+    best = Best()
     stopped: Stopped = "max_epochs"
     started = time.perf_counter()
     deadline = started + options.time_limit_s if options.time_limit_s else float("inf")
@@ -256,13 +176,13 @@ def train_model(
     title = f"training {model_spec.title} on {dataset.name}"
     if group.active:
         title += f" (process {group.rank + 1} of {group.world})"
-    with keeper if group.main else _NoLock():
+    with keeper if group.main else NoLock():
         try:
             with reporter.stage(title, total=options.epochs) as adv:
                 for epoch in range(1, options.epochs + 1):
                     epoch_start = time.perf_counter()
                     lr = optimizer.param_groups[0]["lr"]
-                    loss, complete = _train_epoch(
+                    loss, complete = train_epoch(
                         loss_module,
                         optimizer,
                         data,
@@ -283,7 +203,7 @@ def train_model(
                     value = valid[metric]
                     if value > best.value:
                         at = time.perf_counter() - started
-                        best = _Best(epoch, value, valid, _cpu_state(model), at, saved=False)
+                        best = Best(epoch, value, valid, cpu_state(model), at, saved=False)
                         offer_best()
                     seconds = time.perf_counter() - epoch_start
                     history.append(
@@ -365,24 +285,6 @@ def train_model(
         processes=group.world,
         notes=list(getattr(data, "notes", [])),
     )
-
-
-def validate_keys(valid: dict[str, float], metric: str) -> set[str]:
-    """The metric names every process agrees on (rank 0's, or the standard set)."""
-    from recagent.metrics import DEFAULT_KS
-
-    names = {f"{m}@{k}" for m in ("HR", "NDCG") for k in DEFAULT_KS} | {"MRR", metric}
-    return names | set(valid)
-
-
-class _NoLock:
-    """What processes other than rank 0 hold instead of the checkpoint's `KeepBetter`."""
-
-    def __enter__(self) -> _NoLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def train_sasrec(
