@@ -27,6 +27,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,9 @@ def run(args: argparse.Namespace) -> None:
             record["retriever_test"] = summarize(
                 rank_cases(retriever, ds.split.cases("test")), (10, 100)
             )
+        if args.model in ("hstu", "bst"):  # what chat gets: histories without timestamps
+            untimed = [replace(c, times=None) for c in ds.split.cases("test")]
+            record["test_without_times"] = summarize(rank_cases(scorer, untimed))
         record["scoring_ms"] = scoring_ms(scorer, ds)
     name = f"models-{args.dataset}-{args.model}{args.tag}-seed{args.seed}"
     common.write_result(name, record)
