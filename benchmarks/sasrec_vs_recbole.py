@@ -376,6 +376,12 @@ def report(args: argparse.Namespace) -> None:
     ds = common.prepare_dataset(DATASET)
     tag = _tag(args.model)
     ours_runs = common.read_results(f"ours-ml100k{tag}-seed")
+    if not ours_runs:  # the same model's runs from models_bench.py (same data, split, defaults)
+        ours_runs = [
+            {**r, "metrics": {"valid": r["valid"], "test": r["test"]}}
+            for r in common.read_results(f"models-ml-100k-{args.model.lower()}-seed")
+            if "test" in r
+        ]
     rb = json.loads((common.RESULTS / f"recbole{tag}.json").read_text())
     if rb["fingerprint"] != ds.fingerprint:
         raise SystemExit("RecBole ran on other data; rerun `recbole`")
