@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import common
 
-from recagent.agent.services import build_session, load_services
+from recagent.app import build_session, load_services
 from recagent.config import load_settings
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.progress import RichReporter

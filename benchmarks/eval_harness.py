@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 import common
 
+from recagent.app import eval_services
 from recagent.config import load_settings
 from recagent.data.dataset import Dataset
 from recagent.data.prepare import PrepareConfig, prepare
@@ -38,9 +39,8 @@ def _env(home: Path) -> EvalEnv:
     ws = Workspace(home)
     if "ml-100k" not in ws.dataset_names():
         prepare(PrepareConfig(dataset="ml-100k", source=common.SHARED / "ml-100k"), ws)
-    env = EvalEnv(
-        ws, load_settings(home=home), Dataset.load(ws, "ml-100k"), reporter=RichReporter()
-    )
+    settings = load_settings(home=home)
+    env = EvalEnv(eval_services(ws, settings, Dataset.load(ws, "ml-100k"), RichReporter()))
     env.sasrec, env.index, env.popularity  # noqa: B018 - load (or build) before timing
     return env
 

@@ -28,7 +28,7 @@ import common
 from langchain_core.messages import SystemMessage
 
 import recagent.tools  # noqa: F401  (registers the tools)
-from recagent.agent.services import build_session, load_services
+from recagent.app import build_session, load_services
 from recagent.config import load_settings
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.evals.dialogues import load_cases

@@ -20,6 +20,7 @@ from recagent.commands import (
     logs,
     models,
     prompts,
+    serve,
     train,
 )
 from recagent.commands.context import AppContext, setup_logging
@@ -55,6 +56,7 @@ app = typer.Typer(
 )
 app.command("chat")(chat.chat_cmd)
 app.command("recommend")(chat.recommend_cmd)
+app.command("serve")(serve.serve_cmd)
 app.add_typer(data.app, name="data")
 app.add_typer(train.app, name="train")
 app.add_typer(index.app, name="index")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -142,6 +142,34 @@ class IndexConfig(Section):
     )
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class ServerConfig(Section):
+    """`[server]`: `recagent serve`, or RECAGENT_SERVER__<KEY>."""
+
+    host: str = Field(
+        "127.0.0.1", description="Address to bind (anything but loopback needs an API key)."
+    )
+    port: int = Field(8000, ge=0, le=65535)
+    api_key: SecretStr | None = Field(
+        None, description="Clients send it as `Authorization: Bearer <key>`."
+    )
+    session_ttl_s: float = Field(
+        7 * 24 * 3600.0, gt=0, description="An idle conversation is forgotten after this long."
+    )
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body accepted.")
+    max_live_sessions: int = Field(
+        1000, ge=1, description="Conversations kept in memory; older ones wait in the store."
+    )
+    turn_threads: int = Field(
+        32, ge=1, le=256, description="Turns that may run at once (worker threads)."
+    )
+    stream_tokens: bool = Field(
+        True, description="Stream the model's tokens as it writes (LLM mode, SSE clients)."
+    )
+
+
 class Settings(BaseSettings):
     """Everything a run of recagent can be configured with."""
 
@@ -159,6 +187,7 @@ class Settings(BaseSettings):
     index: IndexConfig = Field(default_factory=IndexConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -215,11 +244,13 @@ def load_settings(**overrides: Any) -> Settings:
 
 __all__ = [
     "CONFIG_FILE_NAME",
+    "LOOPBACK_HOSTS",
     "AgentConfig",
     "EmbedderName",
     "IndexConfig",
     "LLMConfig",
     "Section",
+    "ServerConfig",
     "Settings",
     "default_home",
     "load_settings",

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
+import openai
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
@@ -17,6 +19,7 @@ from recagent.agent.runlog import RunLog
 from recagent.agent.session import ChatSession
 from recagent.config import AgentConfig, LLMConfig
 from recagent.data.dataset import Dataset
+from recagent.data.pairs import ItemPairs, PairsConfig
 from recagent.prompts.registry import PromptRegistry
 from tests.fakes import FakeOpenAIServer, ScriptedChatModel, tool_call
 
@@ -25,7 +28,12 @@ CANDIDATE = re.compile(r"^- (\S+): ", re.M)
 
 
 def _session(
-    dataset: Dataset, model: Any, tmp_path, user: str | None = "3", order: str = "tools"
+    dataset: Dataset,
+    model: Any,
+    tmp_path,
+    user: str | None = "3",
+    order: str = "tools",
+    pairs: ItemPairs | None = None,
 ) -> ChatSession:
     registry = PromptRegistry()
     cfg = AgentConfig(order=order)
@@ -37,6 +45,7 @@ def _session(
         agent=agent,
         model_name="scripted",
         runlog=RunLog(tmp_path / "log.sqlite"),
+        pairs=pairs,
     )
     session.set_user(user)
     return session
@@ -319,3 +328,20 @@ def test_a_long_list_is_the_models_ten_then_the_tools(mini_movies: Dataset, tmp_
     )
     assert [it.item_id for it in ranked.items][:10] == offered[:10]
     assert len(ranked.items) == 15 and "backfilled" not in ranked.repairs
+
+
+def _down(messages: list[BaseMessage]) -> AIMessage:
+    raise openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1:9/v1"))
+
+
+def test_a_fallback_keeps_more_like_the_second_one(mini_movies: Dataset, tmp_path) -> None:
+    model = ScriptedChatModel(script=[read(wanted_genres=["Drama"]), choose(3), _down, _down])
+    pairs = ItemPairs.build(mini_movies, PairsConfig(), train_only=False)
+    session = _session(mini_movies, model, tmp_path, user=None, pairs=pairs)
+    first = session.ask("a drama", k=3)
+    second_pick = first.items[1].item_id
+    again = session.ask("more like the second one", k=3)
+    assert again.mode == "planner" and again.fallback_reason
+    assert second_pick not in [it.item_id for it in again.items]  # the reference itself
+    cited = {b for it in again.items for ev in it.evidence for b in ev.because_of}
+    assert second_pick in cited  # recalled from the second pick, not from a title

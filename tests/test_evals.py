@@ -11,6 +11,7 @@ import pytest
 import yaml
 from langchain_core.messages import AIMessage, BaseMessage
 
+from recagent.app import eval_services
 from recagent.config import load_settings
 from recagent.evals.cache import CachedChatModel, LLMCache
 from recagent.evals.env import EvalEnv
@@ -27,7 +28,8 @@ from tests.fakes import ScriptedChatModel, tool_call
 
 
 def _env(stack: Stack) -> EvalEnv:
-    return EvalEnv(stack.workspace, load_settings(home=stack.workspace.root), stack.dataset)
+    settings = load_settings(home=stack.workspace.root)
+    return EvalEnv(eval_services(stack.workspace, settings, stack.dataset))
 
 
 def _config(stack: Stack, **kw) -> RunConfig:
@@ -360,10 +362,9 @@ def test_the_env_builds_a_cached_llm_from_settings(
     mini_stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    settings = load_settings(home=mini_stack.workspace.root)
     env = EvalEnv(
-        mini_stack.workspace,
-        load_settings(home=mini_stack.workspace.root),
-        mini_stack.dataset,
+        eval_services(mini_stack.workspace, settings, mini_stack.dataset),
         llm_spec="openai:some-model",
     )
     assert isinstance(env.llm, CachedChatModel) and env.llm.model_name == "some-model"

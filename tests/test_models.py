@@ -241,7 +241,7 @@ def test_unknown_and_untrained_models(tiny_models) -> None:
 
 
 def test_chat_services_and_eval_pipelines_use_the_default_model(tiny_models) -> None:
-    from recagent.agent.services import build_session, load_services
+    from recagent.app import build_session, eval_services, load_services
     from recagent.config import load_settings
     from recagent.evals.env import EvalEnv
     from recagent.progress import SilentReporter
@@ -255,7 +255,7 @@ def test_chat_services_and_eval_pipelines_use_the_default_model(tiny_models) -> 
     session = build_session(services, settings, ws, "offline")
     assert session.ctx.scorer is services.scorer
     assert session.ctx.scorers.get("hstu").name == "hstu"
-    env = EvalEnv(ws, settings, ds)
+    env = EvalEnv(eval_services(ws, settings, ds))
     assert env.default_name == best and env.default_scorer.name == best
     history = ds.catalog.ids_at(ds.split.cases("test")[0].history)
     for name in ("hstu", "bert4rec", "bst"):

@@ -172,6 +172,12 @@ def test_a_weak_text_match_is_not_called_a_match(session: ChatSession) -> None:
         if ev.kind == "text_match" and ev.score is not None
     ]
     assert found and max(found) < threshold  # searched, but nothing matches well
+    assert all(
+        (ev.detail or "").startswith("weak match")
+        for i in session.ctx.candidates.ids()
+        for ev in session.ctx.candidates.evidence(i)
+        if ev.kind == "text_match"
+    )
     assert not any("Matches" in it.explanation for it in ranked.items)
     strong = session.ask("something about a wedding")
     assert "Wedding" in strong.items[0].title

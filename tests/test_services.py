@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recagent.agent.services import load_services
+from recagent.app import load_services
 from recagent.config import load_settings
 from recagent.data.dataset import Dataset
 from recagent.models.popularity import PopularityScorer

@@ -62,7 +62,6 @@ class AgentTurn:
     llm_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    tool_sequence: list[str] = field(default_factory=list)
     malformed_calls: int = 0
     prompt_hashes: dict[str, str] = field(default_factory=dict)
     failed: str | None = None  # why the LLM failed for good, if it did
@@ -75,7 +74,6 @@ class AgentTurn:
         self.input_tokens += int(usage.get("input_tokens", 0))
         self.output_tokens += int(usage.get("output_tokens", 0))
         self.malformed_calls += len(reply.invalid_tool_calls)
-        self.tool_sequence.extend(tc["name"] for tc in reply.tool_calls)
         if isinstance(reply.content, str) and reply.content.strip():
             self.text = reply.content.strip()
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.agent.feelings import reply_feeling
 from recagent.agent.request import NEGATIVE, POSITIVE, Feeling, Request
+from recagent.agent.rules import RuleReader
 from recagent.data.catalog import Catalog
 
 SEED_WEIGHTS: dict[str, float] = {
@@ -71,7 +72,21 @@ class ConversationMemory:
         self.disliked_genres: Counter[str] = Counter()
 
     def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
+        self.feelings.clear()
+        self.pending.clear()
+        self.liked_genres.clear()
+        self.disliked_genres.clear()
+
+    def listen(self, reader: RuleReader, role: str, text: str) -> Request:
+        """Learn from one message of a conversation, read by rules: the person's (`user`)
+        statements, or the other side's suggestions; returns the reading."""
+        if role == "user":
+            request = reader.read(text)
+            self.hear(request)
+        else:
+            request = reader.read(text, role="assistant")
+            self.suggested([m.item_id for m in request.mentions if m.item_id])
+        return request
 
     def hear(self, request: Request, shown: list[str] | None = None) -> None:
         """Learn from what the person said (`shown`: the last answer, for "the second one")."""

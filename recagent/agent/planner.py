@@ -192,6 +192,8 @@ class Planner:
                     values["sasrec_rank"], values["n_candidates"] = ranked
             elif ev.kind == "popularity":
                 values["popularity"] = int(ctx.dataset.popularity[ctx.catalog.idx(item_id)])
+                if not ctx.dataset.interactions.has_ratings:  # views, purchases, clicks...
+                    values["popularity_unit"] = "interactions"
             elif ev.kind == "title_match":
                 values["title_match"] = True
         asked = set(turn.constraints.genres_all) | set(turn.constraints.genres_any)

@@ -30,7 +30,7 @@ from recagent.agent.llm import LLMUnavailable
 from recagent.agent.memory import ConversationMemory
 from recagent.agent.planner import RECALL_K, SCORE_K, Planner, recall_filters
 from recagent.agent.ranking import Ranking
-from recagent.agent.request import ChatMessage, Request, clamp_k, refine
+from recagent.agent.request import ChatMessage, Mention, Request, clamp_k, refine
 from recagent.agent.rules import RuleReader
 from recagent.agent.runlog import RunLog, TurnRecord
 from recagent.agent.schema import FinalPick, RankedItem, RankedList
@@ -70,6 +70,7 @@ class ChatSession:
         profile_writer: object = None,
         pairs: object = None,
         popularity: object = None,
+        scorers: object = None,
     ) -> None:
         self.dataset = dataset
         self.registry = registry
@@ -87,6 +88,7 @@ class ChatSession:
             pairs=pairs,
             profile_writer=profile_writer,
             popularity=popularity,
+            scorers=scorers,
         )
         self.user_history: list[str] = []
         self.user_ratings: list[float | None] | None = None
@@ -123,6 +125,20 @@ class ChatSession:
         self.memory.reset()
         self.ctx.extras.clear()
 
+    def feedback(self, item_id: str, liked: bool) -> str:
+        """A like or dislike of an item (a card's buttons), learned exactly as the person
+        saying "I loved <Title (year)>" / "I didn't like <Title (year)>": a loved item joins
+        the history, a disliked one never comes back. Returns the words it stands for."""
+        if item_id not in self.dataset.catalog:
+            raise ConfigError(f"no item {item_id!r} in {self.dataset.name}")
+        label = self.dataset.catalog[item_id].label
+        text = f"I loved {label}" if liked else f"I didn't like {label}"
+        mention = Mention(title=label, item_id=item_id, feeling="loved" if liked else "disliked")
+        self.memory.hear(Request(text=text, mentions=[mention]), self.state.shown)
+        self.state.messages.append(HumanMessage(content=text))
+        self.state.messages = self.state.messages[-2 * MEMORY_TURNS :]
+        return text
+
     def why(self, n: int) -> RankedItem | None:
         items = self.state.last_list.items if self.state.last_list else []
         return items[n - 1] if 1 <= n <= len(items) else None
@@ -134,15 +150,12 @@ class ChatSession:
         (`assistant`): the session learns from it as if it had been there."""
         if role not in ROLES:
             raise ConfigError(f"unknown role {role!r}: a message is by 'user' or 'assistant'")
+        request = self.memory.listen(self.reader, role, text)
         if role == "user":
-            request = self.reader.read(text)
-            self.memory.hear(request, self.state.shown)
             if request.asks_something():
                 self.state.last_request = request
             self.state.messages.append(HumanMessage(content=text))
         else:
-            said = self.reader.read(text, role="assistant")
-            self.memory.suggested([m.item_id for m in said.mentions if m.item_id])
             self.state.messages.append(AIMessage(content=text))
         self.state.messages = self.state.messages[-2 * MEMORY_TURNS :]
 
@@ -165,9 +178,13 @@ class ChatSession:
         on_event: Event | None = None,
         options: AskOptions | None = None,
     ) -> RankedList:
+        """One turn. `on_event(kind, data)` hears it as it goes: "step" (a stage, in words),
+        "tool" ((name, args) of each tool as it starts), "tool_call" ((name, args) of each
+        call the model makes), "token" (the model's text); `recagent.agent.steps` words them."""
         started = time.perf_counter()
         options = options or AskOptions()
         emit = on_event or (lambda kind, data: None)
+        self.ctx.on_call = (lambda name, args: emit("tool", (name, args))) if on_event else None
         notices: list[str] = []
         repairs: Counter[str] = Counter()
         llm = AgentTurn(answer=None)
@@ -179,6 +196,7 @@ class ChatSession:
         reading, rival, fallback = self._understand(message, rules, llm, repairs, emit, k)
         notices += reading.notices
         if fallback:
+            emit("step", f"LLM unavailable ({fallback}); answering with the rule-based planner")
             notices.append(f"LLM unavailable ({fallback}); answered by the rule-based planner")
         k = self._count(k, reading, notices)
         last = self.state.last_request
@@ -214,6 +232,7 @@ class ChatSession:
             picks, ranking = self._choose(turn, ranking, guard, llm, emit)
             if llm.failed:
                 fallback = llm.failed
+                emit("step", f"LLM unavailable ({fallback}); answering with the rule-based planner")
                 notices.append(f"LLM unavailable ({fallback}); answered by the rule-based planner")
 
         # guard and respond

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -13,13 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from recagent.agent.request import ChatMessage
-from recagent.agent.schema import RankedList
-from recagent.agent.services import build_session, load_services
-from recagent.agent.session import ChatSession
 from recagent.commands.context import AppContext, get_context
 from recagent.errors import DataError, RecagentError
-from recagent.tools.base import run_tool
-from recagent.tools.profile import SummarizeProfileResult
+
+if TYPE_CHECKING:  # the agent loads torch, LangChain and the models: only when a command runs
+    from recagent.agent.schema import RankedList
+    from recagent.agent.session import ChatSession
 
 UserOpt = Annotated[
     str | None, typer.Option("--user", "-u", help="User id from the dataset (unknown = new user).")
@@ -41,6 +40,8 @@ refine the last list in words: "no horror", "older ones", "more like the second 
 def _session(
     app_ctx: AppContext, dataset: str | None, user: str | None, llm: str | None
 ) -> ChatSession:
+    from recagent.app import build_session, load_services
+
     services = load_services(
         app_ctx.workspace,
         app_ctx.settings,
@@ -92,6 +93,9 @@ def _on_event(console: Console) -> Any:
 
 def _command(session: ChatSession, line: str, console: Console) -> bool:
     """Handle a /command; False means quit."""
+    from recagent.tools.base import run_tool
+    from recagent.tools.profile import SummarizeProfileResult
+
     cmd, _, arg = line[1:].partition(" ")
     arg = arg.strip()
     if cmd in ("quit", "exit", "q"):

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from recagent.commands.context import get_context
+from recagent.commands.tables import print_fitted
 from recagent.data.dataset import Dataset
 from recagent.data.generic import GenericConfig
 from recagent.data.prepare import LOADERS, PrepareConfig, prepare
@@ -96,6 +97,7 @@ def prepare_cmd(
     keep_repeats: Annotated[
         bool,
         typer.Option(
+            "--keep-repeats",
             help="Keep repeated (user, item) pairs (default: keep the first).",
             rich_help_panel=FILTERS,
         ),
@@ -103,6 +105,7 @@ def prepare_cmd(
     strict: Annotated[
         bool,
         typer.Option(
+            "--strict",
             help="Make interactions with an item id missing from the items file an error "
             "(default: skip them with a warning).",
             rich_help_panel=FILTERS,
@@ -117,7 +120,13 @@ def prepare_cmd(
     ] = None,
     item_id_col: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "item_id",
     user_id_col: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "user_id",
-    title_col: Annotated[str, typer.Option(rich_help_panel=GENERIC)] = "title",
+    title_col: Annotated[
+        str,
+        typer.Option(
+            help="\\[default: title; without one, the start of the first --text-cols column]",
+            rich_help_panel=GENERIC,
+        ),
+    ] = "title",
     year_col: Annotated[
         str | None, typer.Option(help="\\[default: 'year' if present]", rich_help_panel=GENERIC)
     ] = None,
@@ -144,7 +153,8 @@ def prepare_cmd(
     timestamp_col: Annotated[
         str | None,
         typer.Option(
-            help="Epoch seconds or ISO dates \\[default: 'timestamp' if present; else file order].",
+            help="Epoch seconds or ISO dates \\[default: the first of timestamp, ts, time, "
+            "date, datetime, created_at that is present; else file order].",
             rich_help_panel=GENERIC,
         ),
     ] = None,
@@ -244,6 +254,8 @@ def stats_cmd(
         app_ctx.print_json(stats)
         return
     table = Table(title=f"dataset {ds.name}", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # a fingerprint folds at 80 columns, never cut
     for key, value in stats.items():
         if key == "sequence_length":
             value = "  ".join(f"{k} {v:g}" for k, v in value.items())
@@ -282,7 +294,5 @@ def list_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")
     if not rows:
         app_ctx.out.print("no datasets yet: run `recagent data prepare --dataset ml-100k`")
         return
-    table = Table(*rows[0].keys())
-    for row in rows:
-        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()))
-    app_ctx.out.print(table)
+    cells = [[f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()] for row in rows]
+    print_fitted(app_ctx.out, list(rows[0]), cells)

@@ -4,41 +4,43 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from recagent.commands.context import AppContext, get_context
+from recagent.commands.tables import print_fitted
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
-from recagent.evals.compare import compare
-from recagent.evals.env import EvalEnv
-from recagent.evals.harness import run as run_harness
 from recagent.evals.pipelines import LLM_PIPELINES, PIPELINES
-from recagent.evals.report import write_report
 from recagent.evals.runs import RunConfig, RunDir, list_runs, new_run_id
 from recagent.evals.summary import HEADLINE, load_prices, summarize
+
+if TYPE_CHECKING:  # the harness loads the agent, torch and scipy: only when a command runs
+    from recagent.evals.env import EvalEnv
 
 PROTOCOLS = ("full-rank", "candidates", "conversation", "dialogues")
 
 
 def _env(app_ctx: AppContext, config: RunConfig) -> EvalEnv:
+    from recagent.app import eval_services
+    from recagent.evals.env import EvalEnv
+
     dataset = Dataset.load(app_ctx.workspace, config.dataset)
-    return EvalEnv(
+    services = eval_services(
         app_ctx.workspace,
         app_ctx.settings,
         dataset,
-        config.llm,
-        config.use_cache,
-        config.llm_rpm,
         app_ctx.reporter,
         train_only=config.protocol != "dialogues",
     )
+    return EvalEnv(services, config.llm, config.use_cache, config.llm_rpm)
 
 
 def _finish(app_ctx: AppContext, run_dir: RunDir, env: EvalEnv) -> None:
+    from recagent.evals.report import write_report
+
     config = run_dir.config()
     records = run_dir.records()
     summary = summarize(
@@ -56,23 +58,32 @@ def _finish(app_ctx: AppContext, run_dir: RunDir, env: EvalEnv) -> None:
     app_ctx.out.print(f"[green]run {config.run_id}[/] -> {escape(str(report))}")
 
 
+def _harness(config: RunConfig, env: EvalEnv, run_dir: RunDir, app_ctx: AppContext) -> None:
+    from recagent.evals.harness import run
+
+    run(config, env, run_dir, app_ctx.reporter)
+
+
 def _print_summary(app_ctx: AppContext, summary: dict) -> None:
     pipes = summary["pipelines"]
     if not pipes:
         return
     metrics = [m for m in next(iter(pipes.values()))["accuracy"] if not m.endswith(" all")]
-    table = Table("pipeline", *metrics, "p50 ms", "LLM calls", "failures")
+    rows = []
     for name, entry in pipes.items():
         acc = entry["accuracy"]
         b = entry["beyond"]
-        table.add_row(
-            escape(name),
-            *(f"{acc[m]['mean']:.4f}" if m in acc else "-" for m in metrics),
-            f"{b['latency_p50_ms'] or 0:.1f}",
-            f"{b['llm_calls_per_request']:.2f}",
-            str(entry["failures"]),
+        rows.append(
+            [
+                escape(name),
+                *(f"{acc[m]['mean']:.4f}" if m in acc else "-" for m in metrics),
+                f"{b['latency_p50_ms'] or 0:.1f}",
+                f"{b['llm_calls_per_request']:.2f}",
+                str(entry["failures"]),
+            ]
         )
-    app_ctx.out.print(table)
+    headers = ["pipeline", *metrics, "p50 ms", "LLM calls", "failures"]
+    print_fitted(app_ctx.out, headers, rows)
 
 
 def run_cmd(
@@ -176,7 +187,7 @@ def run_cmd(
     run_dir.create(config)
     app_ctx.err.print(f"run {config.run_id} ({escape(str(run_dir.path))})")
     try:
-        run_harness(config, env, run_dir, app_ctx.reporter)
+        _harness(config, env, run_dir, app_ctx)
     except KeyboardInterrupt:
         app_ctx.err.print(
             f"[yellow]interrupted[/]: resume with `recagent eval resume {config.run_id}`"
@@ -198,7 +209,7 @@ def resume_cmd(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="R
             "since); start a new run"
         )
     before = len(run_dir.records())
-    run_harness(config, env, run_dir, app_ctx.reporter)
+    _harness(config, env, run_dir, app_ctx)
     app_ctx.err.print(f"resumed: {len(run_dir.records()) - before} new records")
     _finish(app_ctx, run_dir, env)
 
@@ -212,29 +223,32 @@ def compare_cmd(
     """Per-metric deltas (b - a) over the same users, with paired significance tests."""
     app_ctx = get_context(ctx)
     a, b = RunDir(app_ctx.workspace.runs_dir, run_a), RunDir(app_ctx.workspace.runs_dir, run_b)
+    from recagent.evals.compare import compare
+
     deltas, warnings = compare(a.config(), a.records(), b.config(), b.records())
     if as_json:
         app_ctx.print_json({"warnings": warnings, "deltas": [d.model_dump() for d in deltas]})
         return
     for w in warnings:
         app_ctx.err.print(f"[yellow]warning:[/] {escape(w)}")
-    table = Table(
-        "pipeline", "metric", "users", "a", "b", "delta", "95% CI", "p (t)", "p (Wilcoxon)"
-    )
+    headers = ["pipeline", "metric", "users", "a", "b", "delta", "95% CI", "p (t)", "p (Wilcoxon)"]
+    rows = []
     for d in deltas:
         style = "bold" if d.p_ttest < 0.05 else ""
-        table.add_row(
-            d.pipeline,
-            d.metric,
-            str(d.users),
-            f"{d.a:.4f}",
-            f"{d.b:.4f}",
-            f"[{style}]{d.delta:+.4f}[/]" if style else f"{d.delta:+.4f}",
-            f"[{d.ci[0]:+.4f}, {d.ci[1]:+.4f}]",
-            f"{d.p_ttest:.3g}",
-            f"{d.p_wilcoxon:.3g}",
+        rows.append(
+            [
+                escape(d.pipeline),
+                escape(d.metric),
+                str(d.users),
+                f"{d.a:.4f}",
+                f"{d.b:.4f}",
+                f"[{style}]{d.delta:+.4f}[/]" if style else f"{d.delta:+.4f}",
+                escape(f"[{d.ci[0]:+.4f}, {d.ci[1]:+.4f}]"),
+                f"{d.p_ttest:.3g}",
+                f"{d.p_wilcoxon:.3g}",
+            ]
         )
-    app_ctx.out.print(table)
+    print_fitted(app_ctx.out, headers, rows, keep=2)
 
 
 def list_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -268,19 +282,22 @@ def list_cmd(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")
     if not rows:
         app_ctx.out.print("no evaluation runs yet: `recagent eval run`")
         return
-    table = Table("run", "created", "protocol", "dataset", "users", "status", "headline")
+    cells = []
     for r in rows:
         heads = ", ".join(f"{k} {v}" for k, v in r["headline"].items())
-        table.add_row(
-            r["run_id"],
-            r["created"],
-            r["protocol"],
-            r["dataset"],
-            str(r["users"] or "-"),
-            r["status"],
-            escape(f"{r['metric']}: {heads}" if heads else "-"),
+        cells.append(
+            [
+                r["run_id"],
+                escape(str(r["created"])),
+                r["protocol"],
+                escape(r["dataset"]),
+                str(r["users"] or "-"),
+                r["status"],
+                escape(f"{r['metric']}: {heads}" if heads else "-"),
+            ]
         )
-    app_ctx.out.print(table)
+    headers = ["run", "created", "protocol", "dataset", "users", "status", "headline"]
+    print_fitted(app_ctx.out, headers, cells, wrap=["headline"])
 
 
 def register(app: typer.Typer) -> None:

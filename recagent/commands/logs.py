@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from recagent.agent.runlog import RunLog
 from recagent.commands.context import get_context
+from recagent.commands.tables import print_fitted
 
 
 def logs_cmd(
@@ -26,19 +26,22 @@ def logs_cmd(
     if not records:
         app_ctx.out.print("no turns logged yet")
         return
-    table = Table("when", "user", "mode", "message", "tools", "tokens", "ms", "top items")
+    rows = []
     for r in records:
         tools = " ".join(c["name"] for c in r.tool_calls)
         tokens = f"{r.input_tokens}/{r.output_tokens}" if r.llm_calls else "-"
         top = ", ".join(i["title"] for i in r.items[:3])
-        table.add_row(
-            r.created_at,
-            r.user_id or "-",
-            r.mode + (f" ({r.model})" if r.model else ""),
-            escape(r.message[:60]),
-            tools,
-            tokens,
-            f"{r.latency_ms:.0f}",
-            escape(top),
+        rows.append(
+            [
+                r.created_at,
+                r.user_id or "-",
+                r.mode + (f" ({r.model})" if r.model else ""),
+                escape(r.message[:60]),
+                tools,
+                tokens,
+                f"{r.latency_ms:.0f}",
+                escape(top),
+            ]
         )
-    app_ctx.out.print(table)
+    headers = ["when", "user", "mode", "message", "tools", "tokens", "ms", "top items"]
+    print_fitted(app_ctx.out, headers, rows, wrap=["message", "tools", "top items"])

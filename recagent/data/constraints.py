@@ -135,16 +135,6 @@ class Constraints(BaseModel):
             or self.exclude_ids
         )
 
-    def has_content_filters(self) -> bool:
-        """Whether genres or years are constrained (ids aside)."""
-        return bool(
-            self.genres_all
-            or self.genres_any
-            or self.genres_none
-            or self.year_min is not None
-            or self.year_max is not None
-        )
-
     def excluding(self, ids: Iterable[str]) -> Constraints:
         """The same constraints, also leaving out `ids` (resolved state kept)."""
         extra = [i for i in ids if i not in self._lookup()[4]]

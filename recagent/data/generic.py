@@ -27,6 +27,10 @@ from recagent.data.textfile import shown
 from recagent.errors import ConfigError, DataError
 
 MAX_EPOCH_S = 1e13  # about the year 318,000: anything larger is not a timestamp
+DEFAULT_TITLE = "title"
+TITLE_FROM_TEXT = 60  # characters of an item's text that stand in for a missing title
+RATING_NAMES = ("rating",)
+TIMESTAMP_NAMES = ("timestamp", "ts", "time", "date", "datetime", "created_at")
 
 
 class GenericConfig(BaseModel):
@@ -38,7 +42,7 @@ class GenericConfig(BaseModel):
     interactions: Path
     item_id_col: str = "item_id"
     user_id_col: str = "user_id"
-    title_col: str = "title"
+    title_col: str = DEFAULT_TITLE
     year_col: str | None = None
     genres_col: str | None = None
     genre_sep: str = "|"
@@ -77,27 +81,69 @@ def _read(cfg: GenericConfig, path: Path, columns: list[Column]) -> tuple[dict, 
     return read_table(spec), lambda row: line_of_row(spec, row)
 
 
-def _optional(
-    cfg_value: str | None, default: str, path: Path, sep: str | None, enc: str
-) -> str | None:
-    """An optional column: the configured name, else `default` if the file has it."""
-    if cfg_value is not None:
-        return cfg_value
-    names = first_json_keys(path, enc) if sep is None else header_of(path, sep, enc)
-    return default if default in names else None
+def _columns(path: Path, sep: str | None, enc: str) -> list[str]:
+    """The file's column names: its header, or the keys of its first JSON object (a file that
+    cannot be read is a `DataError` naming it)."""
+    if sep is not None:
+        return header_of(path, sep, enc)
+    return sorted(first_json_keys(path, enc))
+
+
+def _optional(given: str | None, usual: tuple[str, ...], columns: list[str]) -> str | None:
+    """An optional column: the configured name, else the first usual name the file has."""
+    if given is not None:
+        return given
+    lowered = {c.lower(): c for c in columns}
+    return next((lowered[name] for name in usual if name in lowered), None)
+
+
+def _require(name: str, flag: str, path: Path, columns: list[str], sep: str | None) -> None:
+    """A missing column is named, with what the file has and how to map it."""
+    if name in columns:
+        return
+    found = ", ".join(columns) or "none"
+    hint = f"name the column that holds it with {flag} NAME"
+    if sep is not None and len(columns) == 1:
+        hint += f", or set the separator with --sep (read as {sep!r})"
+    raise DataError(path, f"no column '{name}' (found: {found}); {hint}", 1)
+
+
+def _short_title(text: str) -> str:
+    """The start of an item's text as its display title (a catalog without titles)."""
+    words = " ".join(text.split())
+    if len(words) <= TITLE_FROM_TEXT:
+        return words
+    cut = words[:TITLE_FROM_TEXT].rsplit(" ", 1)[0] or words[:TITLE_FROM_TEXT]
+    return cut + "…"
 
 
 def load_generic(cfg: GenericConfig) -> RawData:
+    notes: list[str] = []
     item_sep = _file_format(cfg.items, cfg.sep)
-    year_col = _optional(cfg.year_col, "year", cfg.items, item_sep, cfg.encoding)
-    genres_col = _optional(cfg.genres_col, "genres", cfg.items, item_sep, cfg.encoding)
-    item_cols = [Column(cfg.item_id_col, "id"), Column(cfg.title_col, required=True)]
+    item_columns = _columns(cfg.items, item_sep, cfg.encoding)
+    year_col = _optional(cfg.year_col, ("year",), item_columns)
+    genres_col = _optional(cfg.genres_col, ("genres",), item_columns)
+    _require(cfg.item_id_col, "--item-id-col", cfg.items, item_columns, item_sep)
+    title_col: str | None = cfg.title_col
+    if cfg.title_col not in item_columns:
+        if cfg.title_col != DEFAULT_TITLE or not cfg.text_cols:
+            _require(cfg.title_col, "--title-col", cfg.items, item_columns, item_sep)
+        title_col = None
+        notes.append(
+            f"{cfg.items}: no '{DEFAULT_TITLE}' column; an item's title is the start of its "
+            f"'{cfg.text_cols[0]}' (--title-col names a title column)"
+        )
+    item_cols = [Column(cfg.item_id_col, "id")]
+    item_cols += [Column(title_col, required=True)] if title_col else []
     item_cols += [Column(c) for c in [year_col, genres_col] if c]
     item_cols += [Column(c) for c in [*cfg.text_cols, *cfg.attr_cols]]
     icols, item_line = _read(cfg, cfg.items, _unique(item_cols))
     collector = ItemCollector(cfg.items, item_line)
     for row, item_id in enumerate(icols[cfg.item_id_col]):
-        raw_title = icols[cfg.title_col][row]
+        text = " ".join(icols[c][row] for c in cfg.text_cols if icols[c][row])
+        raw_title = icols[title_col][row] if title_col else ""
+        if not title_col:
+            raw_title = _short_title(icols[cfg.text_cols[0]][row] or text) or str(item_id)
         title, year = split_title_year(raw_title)
         if year_col:
             year = _year(icols[year_col][row], cfg.items, item_line(row), year_col) or year
@@ -105,14 +151,30 @@ def load_generic(cfg: GenericConfig) -> RawData:
         if genres_col:
             parts = icols[genres_col][row].split(cfg.genre_sep)
             genres = tuple(g.strip() for g in parts if g.strip())
-        text = " ".join(icols[c][row] for c in cfg.text_cols if icols[c][row])
         attrs = {c: icols[c][row] for c in cfg.attr_cols if icols[c][row]}
         item = Item(item_id=item_id, title=title, year=year, genres=genres, text=text, attrs=attrs)
         collector.add(row, raw_title, item)
 
     inter_sep = _file_format(cfg.interactions, cfg.sep)
-    rating_col = _optional(cfg.rating_col, "rating", cfg.interactions, inter_sep, cfg.encoding)
-    ts_col = _optional(cfg.timestamp_col, "timestamp", cfg.interactions, inter_sep, cfg.encoding)
+    inter_columns = _columns(cfg.interactions, inter_sep, cfg.encoding)
+    _require(cfg.user_id_col, "--user-id-col", cfg.interactions, inter_columns, inter_sep)
+    _require(cfg.item_id_col, "--item-id-col", cfg.interactions, inter_columns, inter_sep)
+    rating_col = _optional(cfg.rating_col, RATING_NAMES, inter_columns)
+    ts_col = _optional(cfg.timestamp_col, TIMESTAMP_NAMES, inter_columns)
+    if cfg.rating_col:
+        _require(cfg.rating_col, "--rating-col", cfg.interactions, inter_columns, inter_sep)
+    if cfg.timestamp_col:
+        _require(cfg.timestamp_col, "--timestamp-col", cfg.interactions, inter_columns, inter_sep)
+    elif ts_col and ts_col.lower() != "timestamp":
+        notes.append(
+            f"{cfg.interactions}: timestamps read from column '{ts_col}' "
+            "(--timestamp-col names another)"
+        )
+    elif ts_col is None:
+        notes.append(
+            f"{cfg.interactions}: no timestamp column ({', '.join(TIMESTAMP_NAMES)}); file "
+            "order is the sequence order (--timestamp-col names one)"
+        )
     inter_cols = [Column(cfg.user_id_col, "id"), Column(cfg.item_id_col, "id")]
     if rating_col:
         inter_cols.append(Column(rating_col, "float", required=True))
@@ -131,6 +193,7 @@ def load_generic(cfg: GenericConfig) -> RawData:
         interactions_path=cfg.interactions,
         line_of_row=inter_line,
         files=[cfg.items, cfg.interactions],
+        notes=notes,
     )
 
 

@@ -268,6 +268,7 @@ def _prepare(
     raw = load_source(cfg, workspace, mirror, report)
     with report.stage("filtering and ordering"):
         catalog, interactions, counts, warnings = build(raw, cfg)
+        warnings = [*raw.notes, *warnings]
     with report.stage("writing"), workspace.dataset(name).stage() as folder:
         dataset = Dataset(
             name,

@@ -3,6 +3,7 @@ external ids, plus what is needed to point an error at a line."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ _TRAILING_ARTICLE = re.compile(r"^(?P<head>.+?), (?P<article>" + "|".join(_ARTIC
 
 
 def split_title_year(raw: str) -> tuple[str, int | None]:
-    """'Usual Suspects, The (1995)' -> ('The Usual Suspects', 1995)."""
-    raw = raw.strip()
+    """'Usual Suspects, The (1995)' -> ('The Usual Suspects', 1995); HTML entities left in
+    source data are decoded ('Marvel&rsquo;s' -> 'Marvel’s')."""
+    raw = html.unescape(raw).strip() if "&" in raw else raw.strip()
     match = _YEAR_SUFFIX.match(raw)
     title, year = (match["title"], int(match["year"])) if match else (raw, None)
     return move_article(title.strip()), year
@@ -51,6 +53,7 @@ class RawData:
     line_of_row: Callable[[int], int]
     users: dict[str, dict[str, AttrValue]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the loader chose for the person
 
 
 class ItemCollector:

@@ -17,9 +17,10 @@ def coverage(lists: Sequence[Sequence[str]], n_items: int) -> float:
 
 
 def intra_list_diversity(lst: Sequence[str], genres: Mapping[str, frozenset[str]]) -> float | None:
-    """Mean pairwise genre distance (1 - Jaccard) inside one list; None below 2 items."""
+    """Mean pairwise genre distance (1 - Jaccard) inside one list; None below 2 items, and
+    when none of them has a genre (a catalog without genres: nothing to measure)."""
     sets = [genres.get(i, frozenset()) for i in lst]
-    if len(sets) < 2:
+    if len(sets) < 2 or not any(sets):
         return None
     dists = []
     for a, b in combinations(sets, 2):

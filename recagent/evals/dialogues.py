@@ -113,11 +113,7 @@ def liked_history(reader: RuleReader, case: DialogueCase) -> list[str]:
     (what the `sasrec` and `vector` pipelines score as a history)."""
     memory = ConversationMemory()
     for m in case.messages:
-        if m.role == "user":
-            memory.hear(reader.read(m.text))
-        else:
-            said = reader.read(m.text, role="assistant")
-            memory.suggested([x.item_id for x in said.mentions if x.item_id])
+        memory.listen(reader, m.role, m.text)
     return memory.history()
 
 

@@ -3,19 +3,15 @@ scorers, the index, and (for LLM pipelines) a cached, rate-limited chat model.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import recagent.tools  # noqa: F401  (registers every tool)
-from recagent.agent.graph import ToolCallingAgent
 from recagent.agent.llm import make_chat_model, resolve_llm
 from recagent.agent.session import ChatSession
 from recagent.config import Settings
 from recagent.data.dataset import Dataset
-from recagent.data.pairs import ItemPairs, PairsConfig
-from recagent.data.popularity import popularity
 from recagent.errors import ConfigError
 from recagent.evals.cache import CachedChatModel, LLMCache, RateLimiter
 from recagent.evals.pipelines import (
@@ -32,95 +28,65 @@ from recagent.evals.rerank import LLMRanker
 from recagent.evals.runs import RunConfig
 from recagent.manifest import file_sha256
 from recagent.models import leaderboard
-from recagent.progress import Reporter, SilentReporter
 from recagent.prompts.registry import PromptRegistry
 from recagent.workspace import Workspace
+
+if TYPE_CHECKING:
+    from recagent.app import Services
 
 
 @dataclass
 class EvalEnv:
-    workspace: Workspace
-    settings: Settings
-    dataset: Dataset
+    """An evaluation's services (built by `recagent.app.eval_services`: strict, and trained
+    on the training split only for leave-one-out protocols) and, for the LLM pipelines, a
+    cached, rate-limited chat model."""
+
+    services: Services
     llm_spec: str | None = None
     use_cache: bool = True
     llm_rpm: float = 0.0
-    reporter: Reporter = field(default_factory=SilentReporter)
-    train_only: bool = True  # leave-one-out protocols: learn only from the training split
-    registry: PromptRegistry = field(init=False)
-    _scorers: dict[str, Any] = field(init=False, default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.registry = PromptRegistry(self.workspace.prompts_dir)
+    @property
+    def workspace(self) -> Workspace:
+        return self.services.workspace
 
-    @cached_property
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def dataset(self) -> Dataset:
+        return self.services.dataset
+
+    @property
+    def registry(self) -> PromptRegistry:
+        return self.services.registry
+
+    @property
     def popularity(self) -> Any:
-        from recagent.models.popularity import PopularityScorer
+        return self.services.popularity_scorer
 
-        return PopularityScorer.from_dataset(self.dataset, train_only=self.train_only)
-
-    @cached_property
-    def popularity_lately(self) -> Any:
-        """What the agent calls popular lately (from the training split when evaluating on
-        the leave-one-out split)."""
-        return popularity(
-            self.dataset,
-            train_only=self.train_only,
-            half_life_days=self.settings.agent.popularity_half_life_days,
-        )
-
-    @cached_property
-    def pairs(self) -> ItemPairs:
-        return ItemPairs.load_or_build(
-            self.workspace, self.dataset, PairsConfig(), train_only=self.train_only
-        )
-
-    @cached_property
+    @property
     def sasrec(self) -> Any:
-        from recagent.agent.services import _single_thread_inference
-        from recagent.models.train import ensure_sasrec_scorer
-
-        scorer = ensure_sasrec_scorer(self.workspace, self.dataset, self.reporter)
-        _single_thread_inference()
-        return scorer
+        return self.services.sasrec
 
     def scorer(self, name: str) -> Any:
         """A model by name (SASRec is trained if missing; the others must be trained)."""
-        if name == "sasrec":
-            return self.sasrec
-        if name == "popularity":
-            return self.popularity
-        if name not in self._scorers:
-            from recagent.agent.services import _single_thread_inference
-            from recagent.models.scorers import load_named
+        return self.services.named(name)
 
-            self._scorers[name] = load_named(self.workspace, self.dataset, name)
-            _single_thread_inference()
-        return self._scorers[name]
-
-    @cached_property
+    @property
     def default_name(self) -> str:
         """The workspace's best model on valid (`recagent models`), else sasrec."""
-        from recagent.models.scorers import default_name
+        return self.services.default_name
 
-        return default_name(self.workspace, self.dataset) or "sasrec"
-
-    @cached_property
+    @property
     def default_scorer(self) -> Any:
         """What the agent, `hybrid` and `llm-rerank` score with."""
-        return self.scorer(self.default_name)
+        return self.services.scorer
 
-    @cached_property
+    @property
     def index(self) -> Any:
-        from recagent.index.store import open_index
-
-        return open_index(
-            self.workspace,
-            self.dataset,
-            self.settings.index,
-            reporter=self.reporter,
-            build_if_missing=True,
-        )
+        return self.services.index
 
     @cached_property
     def llm(self) -> CachedChatModel:
@@ -139,27 +105,9 @@ class EvalEnv:
         )
 
     def session(self, with_llm: bool) -> ChatSession:
-        agent = None
         if with_llm:
-            agent = ToolCallingAgent(
-                self.llm, self.registry, self.settings.llm, self.settings.agent
-            )
-        from recagent.models.scorers import ScorerShelf
-
-        session = ChatSession(
-            self.dataset,
-            self.registry,
-            self.settings.agent,
-            scorer=self.default_scorer,
-            index=self.index,
-            agent=agent,
-            model_name=self.llm.model_name if with_llm else None,
-            pairs=self.pairs,
-            popularity=self.popularity_lately,
-        )
-        loaded = {self.default_name: self.default_scorer}
-        session.ctx.scorers = ScorerShelf(self.workspace, self.dataset, loaded)
-        return session
+            return self.services.session(self.llm, self.llm.model_name)
+        return self.services.session()
 
     def fingerprints(self, pipelines: list[str]) -> dict[str, str]:
         out = {"data": self.dataset.fingerprint}

@@ -15,14 +15,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recagent.agent.session import ChatSession
 from recagent.agent.turn import AskOptions
 from recagent.data.constraints import Constraints
 from recagent.evals.recommender import Recommendation, Recommender
+
+if TYPE_CHECKING:
+    from recagent.agent.session import ChatSession
 
 HYBRID_RECALL = 200
 RERANK_CANDIDATES = 20

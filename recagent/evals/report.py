@@ -25,7 +25,7 @@ BEYOND_COLUMNS = [
 
 
 def _fmt(value: Any, pattern: str) -> str:
-    return "-" if value is None else pattern.format(value)
+    return "n/a" if value is None else pattern.format(value)
 
 
 def markdown(summary: dict[str, Any], config: dict[str, Any]) -> str:

@@ -55,6 +55,11 @@ class ModelSpec:
         return self.config_type(**{**self.presets.get(preset or "", {}), **values})
 
 
+def title(name: str) -> str:
+    """What people call model `name` (SASRec, HSTU, BERT4Rec, BST, popularity, fusion)."""
+    return MODELS[name][1].split(":")[0] if name in MODELS else name
+
+
 def spec(name: str) -> ModelSpec:
     """The spec of a trainable model; `ConfigError` for an unknown name."""
     if name not in MODELS:
@@ -63,4 +68,4 @@ def spec(name: str) -> ModelSpec:
     return found
 
 
-__all__ = ["ALL", "BUILTIN", "MODELS", "ModelSpec", "Resolve", "spec"]
+__all__ = ["ALL", "BUILTIN", "MODELS", "ModelSpec", "Resolve", "spec", "title"]

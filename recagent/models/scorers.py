@@ -8,6 +8,8 @@ use unless told otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from recagent.data.dataset import Dataset
 from recagent.errors import ArtifactError, ConfigError
 from recagent.models import leaderboard
@@ -57,7 +59,8 @@ def load_default(workspace: Workspace, dataset: Dataset, device: str = "cpu") ->
 
 class ScorerShelf:
     """Any scorer of one dataset by name, loaded on first use and kept (what the tools use
-    when asked for a model other than the default)."""
+    when asked for a model other than the default). `load` replaces `load_named` for a
+    caller that builds some models its own way (the app's services build SASRec)."""
 
     def __init__(
         self,
@@ -66,18 +69,23 @@ class ScorerShelf:
         loaded: dict[str, Scorer] | None = None,
         device: str = "cpu",
         train_only: bool = True,
+        load: Callable[[str], Scorer] | None = None,
     ) -> None:
         self.workspace = workspace
         self.dataset = dataset
         self.device = device
         self.train_only = train_only
+        self._load = load
         self._loaded = dict(loaded or {})
 
     def get(self, name: str) -> Scorer:
         if name not in self._loaded:
-            self._loaded[name] = load_named(
-                self.workspace, self.dataset, name, self.device, self.train_only
-            )
+            if self._load is not None:
+                self._loaded[name] = self._load(name)
+            else:
+                self._loaded[name] = load_named(
+                    self.workspace, self.dataset, name, self.device, self.train_only
+                )
         return self._loaded[name]
 
 

@@ -22,6 +22,7 @@ bar) and return it.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Literal
@@ -141,6 +142,7 @@ def train_model(
         param_groups(model, options.weight_decay), lr=options.lr, betas=(0.9, 0.98)
     )
     metric = options.metric
+    progress_key = re.sub(r"[^a-z0-9]", "", metric.lower())  # NDCG@10 -> ndcg10, as it prints
     history: list[EpochLog] = []
     best = Best()
     stopped: Stopped = "max_epochs"
@@ -229,7 +231,7 @@ def train_model(
                     adv(
                         1,
                         loss=f"{loss:.4f}",
-                        valid=f"{value:.4f}",
+                        **{progress_key: f"{value:.4f}"},
                         best=f"{best.value:.4f}@{best.epoch}",
                     )
                     stale = epoch - best.epoch

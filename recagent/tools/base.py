@@ -174,6 +174,7 @@ class ToolContext:
     history_ratings: list[float | None] | None = None  # aligned with `history` when known
     popularity: Any = None  # counts per item_idx; default: the dataset's (evaluation: train only)
     extras: dict[str, Any] = field(default_factory=dict)
+    on_call: Callable[[str, dict[str, Any]], None] | None = None  # told of each call as it starts
 
     @property
     def catalog(self) -> Catalog:
@@ -234,6 +235,8 @@ def run_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> B
     """Validate `args`, run the tool, record the call. Never raises for bad input."""
     started = time.perf_counter()
     raw = args.model_dump() if isinstance(args, BaseModel) else dict(args or {})
+    if ctx.on_call is not None:
+        ctx.on_call(name, raw)
     spec = TOOLS.get(name)
     result: BaseModel
     if spec is None:

@@ -90,9 +90,12 @@ def _filters(args_filters: Constraints | None, ctx: ToolContext, exclude_seen: b
     return filters
 
 
-def _result(tool: str, kind: str, hits: list[Hit], ctx: ToolContext, k: int) -> RecallResult:
+def _result(
+    tool: str, kind: str, hits: list[Hit], ctx: ToolContext, k: int, weak_below: float = 0.0
+) -> RecallResult:
     items = []
     for rank, hit in enumerate(hits, start=1):
+        weak = hit.score < weak_below
         ctx.candidates.add(
             hit.item_id,
             Evidence(
@@ -102,6 +105,7 @@ def _result(tool: str, kind: str, hits: list[Hit], ctx: ToolContext, k: int) -> 
                 rank=rank,
                 matched_text=hit.text,
                 because_of=hit.because_of,
+                detail=f"weak match (below {weak_below:.2f})" if weak else None,
             ),
         )
         items.append(
@@ -142,8 +146,8 @@ def search_items(args: SearchItemsArgs, ctx: ToolContext) -> BaseModel:
         hits = ctx.index.search(args.query, args.k, filters)
     except RecagentError as exc:
         return _error(exc)
-    result = _result("search_items", "text_match", hits, ctx, args.k)
     threshold = ctx.match_threshold
+    result = _result("search_items", "text_match", hits, ctx, args.k, weak_below=threshold)
     strong = sum(h.score >= threshold for h in hits)
     if hits and strong < len(hits):
         result.note = (

@@ -1,0 +1,166 @@
+"""Conversations on a real server: isolated, in order within one conversation and at the
+same time across conversations (work runs off the event loop), forgotten when idle, and
+kept across a server restart."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from recagent.agent.runlog import RunLog
+from recagent.agent.session import ChatSession
+from recagent.app import Services, load_services
+from recagent.config import load_settings
+from recagent.web.server import create_app
+from tests.conftest import Stack
+from tests.webkit import make_backend, running
+
+TURN_S = 0.4  # how long each turn takes in the timing tests
+
+
+@pytest.fixture(scope="module")
+def services(mini_stack: Stack) -> Services:
+    settings = load_settings(home=mini_stack.workspace.root)
+    return load_services(mini_stack.workspace, settings, "ml-100k", build_missing=False)
+
+
+@dataclass
+class Turns:
+    started: list[str] = field(default_factory=list)
+    spans: list[tuple[str, float, float]] = field(default_factory=list)  # (text, start, end)
+
+
+@pytest.fixture
+def slow_turns(monkeypatch: pytest.MonkeyPatch) -> Turns:
+    """Every turn takes TURN_S longer (as a slow model would); records when each ran."""
+    turns = Turns()
+    lock = threading.Lock()
+    real_ask = ChatSession.ask
+
+    def ask(self: ChatSession, message: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        start = time.monotonic()
+        with lock:
+            turns.started.append(message)
+        time.sleep(TURN_S)
+        out = real_ask(self, message, *args, **kwargs)  # type: ignore[arg-type]
+        with lock:
+            turns.spans.append((message, start, time.monotonic()))
+        return out
+
+    monkeypatch.setattr(ChatSession, "ask", ask)
+    return turns
+
+
+async def _say(client: httpx.AsyncClient, sid: str, text: str) -> dict:
+    response = await client.post(f"/v1/sessions/{sid}/messages", json={"text": text, "k": 3})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_one_conversation_in_order_many_at_once(
+    services: Services, tmp_path: Path, slow_turns: Turns
+) -> None:
+    async def scenario(url: str) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            a = (await client.post("/v1/sessions", json={})).json()["session_id"]
+            b = (await client.post("/v1/sessions", json={})).json()["session_id"]
+
+            async def two(sid: str, first: str, second: str) -> None:
+                earlier = asyncio.create_task(_say(client, sid, first))
+                while first not in slow_turns.started:  # sent while the first is running
+                    await asyncio.sleep(0.01)
+                await asyncio.gather(earlier, _say(client, sid, second))
+
+            await asyncio.gather(
+                two(a, "a comedy", "a drama"), two(b, "a horror film", "a western")
+            )
+            turns_a = (await client.get(f"/v1/sessions/{a}")).json()["turns"]
+            assert [t["text"] for t in turns_a] == ["a comedy", "a drama"]  # sent in order
+
+    with running(make_backend(services, tmp_path / "s.sqlite")) as url:
+        asyncio.run(scenario(url))
+    by_text = {text: (start, end) for text, start, end in slow_turns.spans}
+    # within a conversation: the second turn starts after the first ended
+    assert by_text["a drama"][0] >= by_text["a comedy"][1]
+    assert by_text["a western"][0] >= by_text["a horror film"][1]
+    # across conversations: their first turns ran at the same time
+    comedy, horror = by_text["a comedy"], by_text["a horror film"]
+    assert max(comedy[0], horror[0]) < min(comedy[1], horror[1])
+
+
+def test_conversations_are_isolated(services: Services, tmp_path: Path) -> None:
+    with TestClient(create_app(make_backend(services, tmp_path / "s.sqlite"))) as client:
+        a = client.post("/v1/sessions", json={"user_id": "3"}).json()["session_id"]
+        b = client.post("/v1/sessions", json={}).json()["session_id"]
+        client.post(f"/v1/sessions/{a}/messages", json={"text": "I loved Heat (1995)"})
+        learned_b = client.get(f"/v1/sessions/{b}").json()["learned"]
+        assert (
+            learned_b["items"] == [] and client.get(f"/v1/sessions/{b}").json()["user_id"] is None
+        )
+        assert (
+            client.get(f"/v1/sessions/{a}").json()["learned"]["items"][0]["title"] == "Heat (1995)"
+        )
+
+
+def test_a_restart_loses_no_conversation(services: Services, tmp_path: Path) -> None:
+    db = tmp_path / "sessions.sqlite"
+    with TestClient(create_app(make_backend(services, db))) as client:
+        sid = client.post("/v1/sessions", json={"user_id": "3"}).json()["session_id"]
+        first = client.post(f"/v1/sessions/{sid}/messages", json={"text": "a comedy", "k": 4})
+        shown = [it["item_id"] for it in first.json()["items"]]
+        client.post(
+            f"/v1/sessions/{sid}/feedback", json={"item_id": shown[0], "feedback": "dislike"}
+        )
+        before = client.get(f"/v1/sessions/{sid}").json()
+    with TestClient(create_app(make_backend(services, db))) as client:  # a new server process
+        after = client.get(f"/v1/sessions/{sid}").json()
+        assert after == before
+        assert after["learned"]["items"][0] == {
+            "item_id": shown[0],
+            "title": after["learned"]["items"][0]["title"],
+            "feeling": "disliked",
+        }
+        more = client.post(f"/v1/sessions/{sid}/messages", json={"text": "more", "k": 4}).json()
+        logged = RunLog(services.workspace.log_db).last(2)
+        assert [r.session_id for r in logged] == [sid, sid]  # one id across the restart
+        # "more" continues the comedy request, without what was shown or disliked
+        assert all("Comedy" in it["genres"] for it in more["items"])
+        assert not set(shown) & {it["item_id"] for it in more["items"]}
+
+
+def test_idle_conversations_expire(services: Services, tmp_path: Path) -> None:
+    backend = make_backend(services, tmp_path / "sessions.sqlite", session_ttl_s=60)
+    now = [1_000_000.0]
+    backend.sessions.clock = lambda: now[0]  # the store's clock, moved by hand
+    with TestClient(create_app(backend)) as client:
+        idle = client.post("/v1/sessions", json={}).json()["session_id"]
+        busy = client.post("/v1/sessions", json={}).json()["session_id"]
+        for _ in range(3):
+            now[0] += 30
+            assert client.get(f"/v1/sessions/{busy}").status_code == 200
+        response = client.get(f"/v1/sessions/{idle}")  # idle for 90 s
+        assert response.status_code == 404 and "expired" in response.json()["error"]["message"]
+        assert backend.sessions.store.load(idle) is None
+        now[0] += 61
+        assert backend.sessions.sweep() == 1  # `busy`, idle now too
+        assert backend.sessions.store.load(busy) is None and len(backend.sessions) == 0
+
+
+def test_too_many_conversations_wait_in_the_store(services: Services, tmp_path: Path) -> None:
+    backend = make_backend(services, tmp_path / "sessions.sqlite", max_live_sessions=2)
+    with TestClient(create_app(backend)) as client:
+        first = client.post("/v1/sessions", json={"user_id": "3"}).json()["session_id"]
+        client.post(f"/v1/sessions/{first}/messages", json={"text": "a comedy", "k": 2})
+        for _ in range(2):
+            client.post("/v1/sessions", json={})
+        assert len(backend.sessions) == 2  # the first went back to the store
+        again = client.get(f"/v1/sessions/{first}").json()
+        assert again["user_id"] == "3" and [t["text"] for t in again["turns"]] == ["a comedy"]
+        assert len(backend.sessions) == 2
