@@ -153,11 +153,33 @@ def test_bst_reranks_the_candidates_it_is_given(tiny_models) -> None:
     assert [s.item.item_id for s in result.items] == order
 
 
+def test_an_explicit_model_scores_instead_of_the_default(tiny_models) -> None:
+    ctx = _shelf_ctx(tiny_models, default="sasrec")
+    hstu = ctx.scorers.get("hstu")
+    candidates = [i for i in ctx.dataset.catalog.item_ids if i not in ctx.history][:6]
+    args = {"item_ids": candidates, "k": 6}
+    by_hstu = run_tool("score_candidates", {**args, "model": "hstu"}, ctx)
+    by_default = run_tool("score_candidates", args, ctx)
+    assert isinstance(by_hstu, ScoreCandidatesResult) and by_hstu.model == "hstu"
+    assert isinstance(by_default, ScoreCandidatesResult) and by_default.model == "sasrec"
+    expected = hstu.score(ctx.history, candidates)
+    assert [s.score for s in by_hstu.items] == sorted(
+        (round(float(v), 4) for v in expected), reverse=True
+    )
+    assert ctx.scorer.name == "sasrec"  # naming a model does not change the default
+
+
 def test_an_unknown_or_untrained_model_is_a_tool_error(tiny_models, tiny_sasrec) -> None:
+    from recagent.models.registry import ALL
+
     result = run_tool("score_candidates", {"model": "lru"}, _shelf_ctx(tiny_models))
-    assert isinstance(result, ToolError) and "unknown model" in result.error
+    assert isinstance(result, ToolError) and "unknown model 'lru'" in result.error
+    assert all(name in result.error for name in ALL)  # every model there is
+    trained = "sasrec, hstu, bert4rec, bst"
+    assert result.hint is not None and trained in result.hint and "popularity" in result.hint
+    assert "default (sasrec)" in result.hint
     result = run_tool("score_candidates", {"model": "hstu"}, _ctx(tiny_sasrec))
-    assert isinstance(result, ToolError) and "only the default model" in result.error
+    assert isinstance(result, ToolError) and "only the default model (sasrec)" in result.error
     from recagent.models.scorers import ScorerShelf
     from recagent.workspace import Workspace
 
@@ -165,3 +187,40 @@ def test_an_unknown_or_untrained_model_is_a_tool_error(tiny_models, tiny_sasrec)
     ctx.scorers = ScorerShelf(Workspace(tiny_sasrec.workspace.root.parent / "none"), ctx.dataset)
     result = run_tool("score_candidates", {"model": "hstu"}, ctx)
     assert isinstance(result, ToolError) and "recagent train hstu" in result.error
+    assert result.hint is not None and "models available here: popularity;" in result.hint
+
+
+def test_the_default_is_the_best_model_on_valid(tiny_models, tmp_path) -> None:
+    """A session from the app's services scores with the best model on valid NDCG@10 when no
+    model is named, follows the leaderboard when another model measures better, and never
+    lets the test split decide."""
+    import shutil
+
+    from recagent.app import open_services
+    from recagent.config import load_settings
+    from recagent.models import leaderboard
+    from recagent.workspace import Workspace
+
+    ws = Workspace(tmp_path / "home")
+    shutil.copytree(tiny_models.workspace.root, ws.root)
+    settings = load_settings(home=ws.root)
+    ds = tiny_models.dataset
+
+    def default_model() -> str:
+        services = open_services(ws, settings, ds.name, build_missing=False)
+        session = services.session()
+        session.ctx.history = ds.user_history("1")[:-1]
+        result = run_tool("score_candidates", {"k": 3}, session.ctx)
+        assert isinstance(result, ScoreCandidatesResult), result
+        assert session.ctx.scorers.get(result.model) is session.ctx.scorer
+        return result.model
+
+    valid = {n: r.valid["NDCG@10"] for n, r in tiny_models.results.items()}
+    assert default_model() == max(valid, key=lambda n: valid[n])
+    for name in ("bert4rec", "hstu"):  # each measured best in turn becomes the default
+        best = max(valid.values()) + 0.01
+        leaderboard.record(ws, ds.name, ds.fingerprint, name, "valid", {"NDCG@10": best}, 9)
+        valid[name] = best
+        assert default_model() == name
+    leaderboard.record(ws, ds.name, ds.fingerprint, "sasrec", "test", {"NDCG@10": 1.0}, 9)
+    assert default_model() == "hstu"  # a test number never chooses

@@ -14,7 +14,7 @@ from recagent.data.dataset import Dataset
 from recagent.errors import ArtifactError, ConfigError
 from recagent.models import leaderboard
 from recagent.models.base import Scorer
-from recagent.models.registry import ALL
+from recagent.models.registry import ALL, MODELS
 from recagent.workspace import Workspace
 
 
@@ -57,6 +57,15 @@ def load_default(workspace: Workspace, dataset: Dataset, device: str = "cpu") ->
     return load_named(workspace, dataset, name, device)
 
 
+def available(workspace: Workspace, dataset: Dataset) -> list[str]:
+    """The models that can score `dataset` now: each trained one, fusion once fitted, and
+    popularity (always)."""
+    folder = workspace.models_dir(dataset.name)
+    trained = [m for m in MODELS if (folder / f"{m}.pt").is_file()]
+    fitted = ["fusion"] if (folder / leaderboard.FUSION).is_file() else []
+    return [*trained, *fitted, "popularity"]
+
+
 class ScorerShelf:
     """Any scorer of one dataset by name, loaded on first use and kept (what the tools use
     when asked for a model other than the default). `load` replaces `load_named` for a
@@ -88,5 +97,9 @@ class ScorerShelf:
                 )
         return self._loaded[name]
 
+    def available(self) -> list[str]:
+        """The models this shelf can give now (see `available`)."""
+        return available(self.workspace, self.dataset)
 
-__all__ = ["ScorerShelf", "default_name", "load_default", "load_named"]
+
+__all__ = ["ScorerShelf", "available", "default_name", "load_default", "load_named"]

@@ -162,15 +162,20 @@ def _scorer(args: ScoreCandidatesArgs, ctx: ToolContext) -> Scorer | ToolError:
             error="no scoring model is loaded",
             hint="order candidates another way; to enable this tool run `recagent train sasrec`",
         )
+    default = getattr(ctx.scorer, "name", None)
     if ctx.scorers is None:
         return ToolError(
-            error=f"only the default model can score here, not {args.model!r}",
+            error=f"only the default model ({default}) can score here, not {args.model!r}",
             hint="omit model to use the default",
         )
     try:
         named: Scorer = ctx.scorers.get(args.model)
     except RecagentError as exc:
-        return ToolError(error=str(exc), hint="omit model to use the default")
+        usable = ", ".join(ctx.scorers.available())
+        return ToolError(
+            error=str(exc),
+            hint=f"models available here: {usable}; omit model to use the default ({default})",
+        )
     return named
 
 
