@@ -262,3 +262,31 @@ def test_chat_services_and_eval_pipelines_use_the_default_model(tiny_models) -> 
         top = env.pipeline(name).recommend(history, 5).item_ids
         assert len(top) == 5 and not set(top) & set(history)
     assert set(env.fingerprints(["hstu", "planner"])) >= {"data", "hstu", best}
+
+
+def test_leaderboard_records_from_two_runs_at_once_both_stay(tiny_models, tmp_path: Path) -> None:
+    import shutil
+    import threading
+
+    from recagent.workspace import Workspace
+
+    ws = Workspace(tmp_path / "home")
+    shutil.copytree(tiny_models.workspace.root, ws.root)
+    ds = tiny_models.dataset
+    (ws.models_dir(ds.name) / leaderboard.LEADERBOARD).unlink()
+
+    def record(name: str) -> None:
+        for n in range(40):
+            metrics = {"NDCG@10": n / 100}
+            leaderboard.record(ws, ds.name, ds.fingerprint, name, "valid", metrics, 1)
+
+    threads = [threading.Thread(target=record, args=(m,)) for m in ("hstu", "bert4rec")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    board = leaderboard.current(ws, ds.name, ds.fingerprint)
+    assert {m: board[m]["valid"].metrics["NDCG@10"] for m in board} == {
+        "hstu": 0.39,
+        "bert4rec": 0.39,
+    }

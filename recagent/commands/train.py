@@ -384,6 +384,7 @@ def fusion_cmd(
 
     Example: recagent train fusion --dataset ml-latest-small
     """
+    from recagent.locks import build_lock
     from recagent.models import leaderboard
     from recagent.models.checkpoint import checkpoint_path, load_scorer
     from recagent.models.fusion import FusionConfig, fit_fusion, save_fusion
@@ -396,15 +397,22 @@ def fusion_cmd(
             f"fusion needs two or more trained models of {ds.name!r}; trained: "
             f"{', '.join(trained) or 'none'} (recagent train sasrec|hstu|bert4rec|bst)"
         )
-    scorers = {m: load_scorer(app_ctx.workspace, ds, m, device) for m in trained}
-    with app_ctx.reporter.stage(f"fitting fusion of {', '.join(trained)} on valid", None):
-        trials = fit_fusion(scorers, ds)
-    best = trials[0]
-    save_fusion(app_ctx.workspace, ds.name, FusionConfig(members=best.members, method=best.method))
-    users = len(ds.split.cases("valid"))
-    leaderboard.record(
-        app_ctx.workspace, ds.name, ds.fingerprint, "fusion", "valid", best.valid, users
-    )
+    fusion_file = app_ctx.workspace.models_dir(ds.name) / leaderboard.FUSION
+    with build_lock(
+        fusion_file.with_name(f"{fusion_file.name}.lock"),
+        f"fusion of {ds.name!r}",
+        reporter=app_ctx.reporter,
+    ):  # one fit at a time writes fusion.json and its leaderboard entry
+        scorers = {m: load_scorer(app_ctx.workspace, ds, m, device) for m in trained}
+        with app_ctx.reporter.stage(f"fitting fusion of {', '.join(trained)} on valid", None):
+            trials = fit_fusion(scorers, ds)
+        best = trials[0]
+        config = FusionConfig(members=best.members, method=best.method)
+        save_fusion(app_ctx.workspace, ds.name, config)
+        users = len(ds.split.cases("valid"))
+        leaderboard.record(
+            app_ctx.workspace, ds.name, ds.fingerprint, "fusion", "valid", best.valid, users
+        )
     if as_json:
         app_ctx.print_json([t.model_dump() for t in trials])
         return

@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
+from recagent.locks import build_lock
 from recagent.manifest import file_sha256
 from recagent.workspace import Workspace, atomic_write_text
 
@@ -90,15 +91,18 @@ def record(
     checkpoint = identity(workspace, dataset, model)
     if checkpoint is None:
         return
-    board = load(workspace, dataset)
-    board.models.setdefault(model, {})[split] = Entry(
-        metrics=metrics,
-        users=users,
-        fingerprint=fingerprint,
-        checkpoint=checkpoint,
-        at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
-    atomic_write_text(_path(workspace, dataset), board.model_dump_json(indent=2) + "\n")
+    path = _path(workspace, dataset)
+    # read, change, write: one process at a time, so runs of two models both stay recorded
+    with build_lock(path.with_name(f"{path.name}.lock"), f"leaderboard of {dataset!r}"):
+        board = load(workspace, dataset)
+        board.models.setdefault(model, {})[split] = Entry(
+            metrics=metrics,
+            users=users,
+            fingerprint=fingerprint,
+            checkpoint=checkpoint,
+            at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+        atomic_write_text(path, board.model_dump_json(indent=2) + "\n")
 
 
 def current(workspace: Workspace, dataset: str, fingerprint: str) -> dict[str, dict[str, Entry]]:
