@@ -34,7 +34,7 @@ PAPER = {
 
 def run(args: argparse.Namespace) -> None:
     from recagent.evals.fullrank import rank_cases
-    from recagent.evals.metrics import summarize
+    from recagent.metrics import summarize
     from recagent.models.checkpoint import load_sasrec_scorer
     from recagent.models.popularity import PopularityScorer
     from recagent.models.sasrec import SASRecConfig

@@ -106,7 +106,7 @@ def test_report(_: argparse.Namespace) -> None:
 
     from recagent.errors import ArtifactError
     from recagent.evals.fullrank import rank_cases
-    from recagent.evals.metrics import summarize
+    from recagent.metrics import summarize
     from recagent.models.checkpoint import load_sasrec_scorer
     from recagent.workspace import Workspace
 

@@ -27,7 +27,7 @@ CHECKPOINTS = {
 def measure(name: str, home: Path) -> dict:
     import torch
 
-    from recagent.evals.metrics import target_ranks
+    from recagent.metrics import target_ranks
     from recagent.models.checkpoint import load_sasrec_scorer
     from recagent.workspace import Workspace
 

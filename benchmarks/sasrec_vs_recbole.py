@@ -1,4 +1,5 @@
-"""Our SASRec next to RecBole 1.2.1's on ML-100k: same split, same metrics, same machine.
+"""Our SASRec (or BERT4Rec, `--model BERT4Rec`) next to RecBole 1.2.1's on ML-100k: same
+split, same metrics, same machine.
 
 Steps (each writes JSON under benchmarks/.work/results/; wrap timed steps in the lock):
 
@@ -19,7 +20,7 @@ Same data, split and metrics on both sides:
 - RecBole's full-sort evaluation of sequential models does not remove history items, ours
   does. So both models are scored the same way: for every user, RecBole's model scores all
   items for our valid/test history, and `report` ranks both score matrices with
-  `recagent.evals.metrics` (history excluded, NaN = miss). RecBole's own numbers are kept too.
+  `recagent.metrics` (history excluded, NaN = miss). RecBole's own numbers are kept too.
 
 RecBole's settings are its defaults (2 blocks, 2 heads, 64-d, dropout 0.5, last 50 items,
 Adam 1e-3, batch 2048, early stopping after 10 epochs) with `loss_type=CE`, `LS
@@ -43,11 +44,13 @@ import common
 
 VENV = common.WORK / "recbole-venv"
 VENV_PY = VENV / "bin" / "python"
-PINS = ["recbole==1.2.1", "numpy<2", "pandas<2.3", "scipy<1.14", "setuptools<81", "torch"]
+# torch pinned to the local CPU build (a bare `torch` could pull a multi-GB CUDA build)
+PINS = ["recbole==1.2.1", "numpy<2", "pandas<2.3", "scipy<1.14", "setuptools<81", "torch==2.13.0"]
 DATA = common.WORK / "recbole-data"
 ATOMIC = "ml100k_loo"
 SMOKE_USERS = 60
 DATASET = "ml-100k"
+MODELS = ("SASRec", "BERT4Rec")  # RecBole's class names; ours are the same models
 
 
 def setup(_: argparse.Namespace) -> None:
@@ -57,6 +60,12 @@ def setup(_: argparse.Namespace) -> None:
     subprocess.run(
         [str(VENV_PY), "-c", "import recbole; print('recbole', recbole.__version__)"], check=True
     )
+
+
+def _tag(model: str) -> str:
+    """Result-name part of a RecBole model: '' for SASRec (the first comparison), else
+    '-bert4rec'."""
+    return "" if model == "SASRec" else f"-{model.lower()}"
 
 
 def _names(smoke: bool) -> tuple[str, Path]:
@@ -97,7 +106,7 @@ def recbole(args: argparse.Namespace) -> None:
     if not VENV_PY.exists():
         sys.exit("run `python benchmarks/sasrec_vs_recbole.py setup` first")
     export(args.smoke)
-    cmd = [str(VENV_PY), __file__, "_worker", "--cap-min", str(args.cap_min)]
+    cmd = [str(VENV_PY), __file__, "_worker", "--cap-min", str(args.cap_min), "--model", args.model]
     if args.smoke:
         cmd.append("--smoke")
     if args.from_log:
@@ -114,7 +123,7 @@ def worker(args: argparse.Namespace) -> None:
     """Runs in RecBole's venv: train RecBole's SASRec, score our cases, save everything."""
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
-    from recbole.model.sequential_recommender import SASRec
+    from recbole.model import sequential_recommender
     from recbole.trainer import Trainer
     from recbole.utils import init_logger, init_seed
 
@@ -122,7 +131,7 @@ def worker(args: argparse.Namespace) -> None:
     atomic, cases_path = _names(args.smoke)
     cases = json.loads(cases_path.read_text())
     config = Config(
-        model="SASRec",
+        model=args.model,
         dataset=atomic,
         config_dict={
             "data_path": str(DATA),
@@ -149,7 +158,8 @@ def worker(args: argparse.Namespace) -> None:
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     n_check = _check_same_split(dataset, valid_data, test_data, cases)
-    model = SASRec(config, train_data._dataset).to(config["device"])
+    model_class = getattr(sequential_recommender, args.model)
+    model = model_class(config, train_data._dataset).to(config["device"])
     trainer = Trainer(config, model)
 
     if args.from_log:
@@ -269,7 +279,7 @@ def _score_and_save(args, config, dataset, model, trainer, valid_data, test_data
                 rb_scores = model.full_sort_predict(inter).numpy()
                 out[start : start + len(chunk), ours_idx] = rb_scores[:, rb_idx]
             scores[split] = out
-    smoke = "-smoke" if args.smoke else ""
+    smoke = _tag(args.model) + ("-smoke" if args.smoke else "")
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(common.RESULTS / f"recbole{smoke}_scores.npz", **scores)
     common.write_result(
@@ -295,7 +305,8 @@ def _score_and_save(args, config, dataset, model, trainer, valid_data, test_data
                     "epochs",
                     "seed",
                 )
-            },
+            }
+            | ({"mask_ratio": config["mask_ratio"]} if args.model == "BERT4Rec" else {}),
             "threads": torch.get_num_threads(),
             "machine": common.machine(),
         },
@@ -328,21 +339,24 @@ def _check_same_split(dataset, valid_data, test_data, cases) -> int:  # type: ig
 
 def ours(args: argparse.Namespace) -> None:
     from recagent.evals.fullrank import rank_cases
-    from recagent.evals.metrics import summarize
-    from recagent.models.checkpoint import load_sasrec_scorer
-    from recagent.models.sasrec import SASRecConfig
-    from recagent.models.train import SASRecTrainConfig, train_sasrec
+    from recagent.metrics import summarize
+    from recagent.models.checkpoint import load_scorer
+    from recagent.models.registry import spec
+    from recagent.models.train import train_model
     from recagent.workspace import Workspace
 
+    name = args.model.lower()
     ds = common.prepare_dataset(DATASET)
-    ws = Workspace(common.WORK / f"home-ours-seed{args.seed}")  # its own checkpoint
-    config, options = SASRecConfig(), SASRecTrainConfig(seed=args.seed)
+    tag = _tag(args.model)
+    ws = Workspace(common.WORK / f"home-ours{tag}-seed{args.seed}")  # its own checkpoint
+    model_spec = spec(name)
+    config, options = model_spec.config(), model_spec.train_type(seed=args.seed)
     machine = common.machine()
-    result = train_sasrec(ds, config, options, ws)
-    scorer = load_sasrec_scorer(ws, ds)
+    result = train_model(name, ds, config, options, ws, replace=True)
+    scorer = load_scorer(ws, ds, name)
     metrics = {s: summarize(rank_cases(scorer, ds.split.cases(s))) for s in ("valid", "test")}
     common.write_result(
-        f"ours-ml100k-seed{args.seed}",
+        f"ours-ml100k{tag}-seed{args.seed}",
         {
             "seed": args.seed,
             **common.training_record(result, config, options),
@@ -352,19 +366,26 @@ def ours(args: argparse.Namespace) -> None:
     )
 
 
-def report(_: argparse.Namespace) -> None:
+def report(args: argparse.Namespace) -> None:
     import numpy as np
 
     from recagent.evals.fullrank import rank_cases
-    from recagent.evals.metrics import summarize, target_ranks
+    from recagent.metrics import summarize, target_ranks
     from recagent.models.popularity import PopularityScorer
 
     ds = common.prepare_dataset(DATASET)
-    ours_runs = common.read_results("ours-ml100k-seed")
-    rb = json.loads((common.RESULTS / "recbole.json").read_text())
+    tag = _tag(args.model)
+    ours_runs = common.read_results(f"ours-ml100k{tag}-seed")
+    if not ours_runs:  # the same model's runs from models_bench.py (same data, split, defaults)
+        ours_runs = [
+            {**r, "metrics": {"valid": r["valid"], "test": r["test"]}}
+            for r in common.read_results(f"models-ml-100k-{args.model.lower()}-seed")
+            if "test" in r
+        ]
+    rb = json.loads((common.RESULTS / f"recbole{tag}.json").read_text())
     if rb["fingerprint"] != ds.fingerprint:
         raise SystemExit("RecBole ran on other data; rerun `recbole`")
-    with np.load(common.RESULTS / "recbole_scores.npz") as npz:
+    with np.load(common.RESULTS / f"recbole{tag}_scores.npz") as npz:
         rb_scores = {s: npz[s] for s in ("valid", "test")}
     rb_metrics = {}
     for split in ("valid", "test"):
@@ -433,11 +454,15 @@ def main() -> None:
             "--from-log",
             help="skip training: score the best checkpoint of the run this RecBole log records",
         )
+        p.add_argument("--model", choices=MODELS, default="SASRec")
         p.set_defaults(run=run)
     p = sub.add_parser("ours")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", choices=MODELS, default="SASRec")
     p.set_defaults(run=ours)
-    sub.add_parser("report").set_defaults(run=report)
+    p = sub.add_parser("report")
+    p.add_argument("--model", choices=MODELS, default="SASRec")
+    p.set_defaults(run=report)
     args = parser.parse_args()
     args.run(args)
 

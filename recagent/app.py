@@ -1,6 +1,9 @@
 """The one place that builds a dataset's services (data, scorers, index, the collaborative
 signals) and the sessions over them, for `chat`, `recommend`, `serve` and `eval`.
 
+The scorer everything uses by default is the workspace's best model on valid (`recagent
+models`), else SASRec; any other trained model is at hand by name (`named`, `scorers`).
+
 Two policies, one builder:
 
 - for people (`chat`, `recommend`, `serve`): everything the prepared data holds counts
@@ -104,8 +107,32 @@ class Services:
         return PromptRegistry(self.workspace.prompts_dir)
 
     @cached_property
+    def default_name(self) -> str:
+        """The model the agent, its tools and the eval pipelines score with: the workspace's
+        best on valid NDCG@10 (`recagent models`), else SASRec."""
+        from recagent.models.scorers import default_name
+
+        return default_name(self.workspace, self.dataset) or "sasrec"
+
+    @cached_property
     def scorer(self) -> Any:
-        """SASRec for this dataset; for people, popularity when it cannot be had (said)."""
+        """The default model (`default_name`); for people, SASRec when that model cannot be
+        loaded, and popularity when SASRec cannot be had either (each said in `notes`)."""
+        name = self.default_name
+        if name != "sasrec":
+            try:
+                return self.named(name)
+            except ArtifactError as exc:
+                if self.strict:
+                    raise
+                self.notes.append(f"{exc}; using SASRec instead of {name}")
+        return self.sasrec
+
+    @cached_property
+    def sasrec(self) -> Any:
+        """SASRec for this dataset (trained if missing: within the first-run budget for
+        people, in full for evaluation); for people, popularity when it cannot be had
+        (said)."""
         from recagent.models.checkpoint import load_sasrec_scorer
         from recagent.models.train import SASRecTrainConfig, ensure_sasrec_scorer
 
@@ -127,9 +154,42 @@ class Services:
         single_thread_inference()
         return scorer
 
+    def named(self, name: str) -> Any:
+        """Model `name` of this dataset, loaded once: SASRec as `sasrec` builds it, popularity
+        from the split this policy learns from, any other from its checkpoint
+        (`ArtifactError` when it is not trained, `ConfigError` when no model has that
+        name)."""
+        return self.scorers.get(name)
+
+    @cached_property
+    def scorers(self) -> Any:
+        """Every model of this dataset by name, loaded on first use (ScorerShelf): what
+        `score_candidates(model=...)` picks from."""
+        from recagent.models.scorers import ScorerShelf
+
+        return ScorerShelf(
+            self.workspace, self.dataset, train_only=self.train_only, load=self._load
+        )
+
+    def _load(self, name: str) -> Any:
+        from recagent.models.scorers import load_named
+
+        if name == "popularity":
+            return self.popularity_scorer
+        if name == "sasrec":
+            if self.sasrec is self.popularity_scorer:  # SASRec could not be had (said)
+                raise ArtifactError(f"no SASRec model of dataset {self.dataset.name!r}")
+            return self.sasrec
+        scorer = load_named(self.workspace, self.dataset, name, train_only=self.train_only)
+        single_thread_inference()
+        return scorer
+
     @property
-    def has_sasrec(self) -> bool:
-        return self.scorer is not self.popularity_scorer
+    def scorer_title(self) -> str:
+        """What ranks candidates, as people call it (SASRec, HSTU, ..., popularity)."""
+        from recagent.models.registry import title
+
+        return title(self.scorer.name)
 
     @cached_property
     def popularity_scorer(self) -> Any:
@@ -179,7 +239,7 @@ class Services:
 
     def warm(self) -> Services:
         """Build (or load) every piece now, with progress, instead of on first use."""
-        for piece in ("scorer", "index", "pairs", "popularity", "registry"):
+        for piece in ("scorer", "scorers", "index", "pairs", "popularity", "registry"):
             getattr(self, piece)
         return self
 
@@ -223,6 +283,7 @@ class Services:
             profile_writer=writer,
             pairs=self.pairs,
             popularity=self.popularity,
+            scorers=self.scorers,
         )
 
 
@@ -280,7 +341,7 @@ def load_services(
     reporter: Reporter | None = None,
     build_missing: bool = True,
 ) -> Services:
-    """Everything a conversation needs, built now: dataset, SASRec scorer and item index;
+    """Everything a conversation needs, built now: dataset, default scorer and item index;
     missing or stale ones are built first (with progress) when `build_missing`, else the
     session runs without them and says so (`notes`)."""
     return open_services(workspace, settings, name, reporter, build_missing=build_missing).warm()

@@ -11,7 +11,18 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from recagent import __version__
-from recagent.commands import chat, data, eval_runs, evaluate, index, logs, prompts, serve, train
+from recagent.commands import (
+    chat,
+    data,
+    eval_runs,
+    evaluate,
+    index,
+    logs,
+    models,
+    prompts,
+    serve,
+    train,
+)
 from recagent.commands.context import AppContext, setup_logging
 from recagent.config import load_settings
 from recagent.errors import RecagentError
@@ -53,6 +64,7 @@ eval_runs.register(evaluate.app)
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(prompts.app, name="prompts")
 app.command("logs")(logs.logs_cmd)
+app.command("models")(models.models_cmd)
 
 
 def _version(value: bool) -> None:

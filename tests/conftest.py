@@ -521,3 +521,80 @@ def ml100k_stack(ml100k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> S
         Workspace(root),
     )
     return build_stack(root, ds)
+
+
+# --- Every model, tiny, trained once on the patterned data ----------------------------------
+
+TINY_MODELS = {  # model -> (config values, training options)
+    "sasrec": (
+        {"dim": 16, "layers": 1, "heads": 2, "dropout": 0.0, "max_len": 8, "loss": "full-ce"},
+        {"epochs": 6, "batch_size": 16, "lr": 0.01, "patience": 3},
+    ),
+    "hstu": (
+        {
+            "dim": 16,
+            "layers": 1,
+            "qk_dim": 8,
+            "v_dim": 8,
+            "dropout": 0.0,
+            "max_len": 8,
+            "negatives": 8,
+        },
+        {"epochs": 8, "batch_size": 16, "lr": 0.01, "patience": 3},
+    ),
+    "bert4rec": (
+        {
+            "dim": 16,
+            "layers": 1,
+            "heads": 2,
+            "ff_dim": 32,
+            "dropout": 0.0,
+            "max_len": 8,
+            "mask_prob": 0.3,
+            "last_item_mask": 0.3,
+        },
+        {"epochs": 10, "batch_size": 16, "lr": 0.01, "patience": 4},
+    ),
+    "bst": (
+        {
+            "dim": 12,
+            "gap_dim": 4,
+            "heads": 2,
+            "ff_dim": 16,
+            "mlp": [16],
+            "history": 5,
+            "pool": 10,
+            "negatives": 2,
+            "hard_pool": 5,
+            "dropout": 0.0,
+        },
+        {"epochs": 20, "batch_size": 32, "lr": 0.01, "patience": 20, "lr_patience": None},
+    ),
+}
+
+
+@dataclass
+class TrainedModels:
+    workspace: Workspace
+    dataset: Dataset
+    results: dict  # model -> TrainResult
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TrainedModels:
+    """The patterned dataset and every model trained tiny on it, in one workspace (once per
+    session; read-only for tests)."""
+    from recagent.models.registry import spec
+    from recagent.models.train import train_model
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    ws = Workspace(root / "home")
+    source = write_ml100k(root / "src", sasrec_ratings())
+    ds = prepare(PrepareConfig(dataset="ml-100k", source=source), ws)
+    results = {}
+    for name, (config, options) in TINY_MODELS.items():  # sasrec first: BST reranks it
+        model_spec = spec(name)
+        results[name] = train_model(
+            name, ds, model_spec.config(**config), model_spec.train_type(**options), ws
+        )
+    return TrainedModels(ws, ds, results)

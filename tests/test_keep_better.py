@@ -151,3 +151,36 @@ def test_a_better_run_replaces_and_other_data_never_counts(
     again = train_sasrec(ds2, tiny_sasrec_config, weak, ws)  # the old model is of other data
     assert again.retention.kept == "new" and again.retention.old is None
     assert read_checkpoint(checkpoint_path(ws, "ml-100k"))["fingerprint"] == ds2.fingerprint
+
+
+@pytest.mark.parametrize("name", ["hstu", "bert4rec", "bst"])
+def test_every_model_type_keeps_the_better_checkpoint(tiny_models, name: str, tmp_path) -> None:
+    """The rule is the trainer's, not SASRec's: a worse run of any model leaves its checkpoint
+    and its leaderboard entry alone, and `replace=True` overrides."""
+    import shutil
+
+    from recagent.models import leaderboard
+    from recagent.models.registry import spec
+    from recagent.models.train import train_model
+    from tests.conftest import TINY_MODELS
+
+    ws = Workspace(tmp_path / "home")
+    shutil.copytree(tiny_models.workspace.root, ws.root)
+    ds = tiny_models.dataset
+    path = checkpoint_path(ws, ds.name, name)
+    before, good = _digest(path), tiny_models.results[name].valid["NDCG@10"]
+    values, options = TINY_MODELS[name]
+    model_spec = spec(name)
+    weak = model_spec.train_type(**{**options, "epochs": 1, "lr": 1e-7, "lr_patience": None})
+    run = train_model(name, ds, model_spec.config(**values), weak, ws)
+    assert run.valid["NDCG@10"] < good
+    assert run.retention.kept == "old" and run.retention.old is not None
+    assert run.retention.old.value == pytest.approx(good)
+    assert _digest(path) == before
+    entry = leaderboard.current(ws, ds.name, ds.fingerprint)[name]["valid"]
+    assert entry.metrics["NDCG@10"] == pytest.approx(good)
+
+    forced = train_model(name, ds, model_spec.config(**values), weak, ws, replace=True)
+    assert forced.retention.kept == "new" and _digest(path) != before
+    entry = leaderboard.current(ws, ds.name, ds.fingerprint)[name]["valid"]
+    assert entry.metrics["NDCG@10"] == pytest.approx(forced.valid["NDCG@10"])

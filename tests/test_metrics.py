@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recagent.evals.metrics import hit, ndcg, per_user, reciprocal_rank, summarize, target_ranks
+from recagent.metrics import hit, ndcg, per_user, reciprocal_rank, summarize, target_ranks
 
 INF = -np.inf
 # column 0 is padding; items 1..5

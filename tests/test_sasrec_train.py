@@ -14,7 +14,7 @@ import torch
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.errors import ArtifactError, ConfigError
 from recagent.evals.fullrank import rank_cases
-from recagent.evals.metrics import summarize
+from recagent.metrics import summarize
 from recagent.models.checkpoint import (
     MANIFEST_NAME,
     checkpoint_path,

@@ -70,6 +70,7 @@ class ChatSession:
         profile_writer: object = None,
         pairs: object = None,
         popularity: object = None,
+        scorers: object = None,
     ) -> None:
         self.dataset = dataset
         self.registry = registry
@@ -87,6 +88,7 @@ class ChatSession:
             pairs=pairs,
             profile_writer=profile_writer,
             popularity=popularity,
+            scorers=scorers,
         )
         self.user_history: list[str] = []
         self.user_ratings: list[float | None] | None = None

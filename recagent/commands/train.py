@@ -1,19 +1,31 @@
-"""`recagent train ...`: train the classical models the agent calls as tools."""
+"""`recagent train <model>`: train the classical models the agent calls as tools.
+
+One command per registered model (sasrec, hstu, bert4rec, bst), all with the same training
+options, a `--preset` and `--set KEY=VALUE` for any model setting; SASRec keeps its own flags
+too. `train fusion` fits the fusion of the trained models on the valid split; `train
+popularity` only measures it (there is nothing to learn). Under `torchrun --nproc-per-node N
+-m recagent train <model> ...` the processes train data-parallel; only the first prints and
+writes the checkpoint.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from recagent.commands.context import get_context
+from recagent.commands.context import AppContext, get_context
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
+from recagent.models.registry import MODELS
 from recagent.models.sasrec_config import SASRecConfig, SASRecTrainConfig
+from recagent.progress import Reporter, SilentReporter
 
 app = typer.Typer(help="Train the models the agent uses as tools.", no_args_is_help=True)
 
@@ -29,6 +41,47 @@ class LossName(StrEnum):
     full_ce = "full-ce"
 
 
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help="Dataset in the workspace \\[default: from settings].",
+        show_default=False,
+    ),
+]
+PresetOpt = Annotated[
+    str | None, typer.Option(help="Start from a named model preset.", rich_help_panel=MODEL)
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="Any model or training setting (repeatable), e.g. --set dropout=0.5 "
+        "--set mlp=[256,128].",
+        rich_help_panel=MODEL,
+    ),
+]
+ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="Replace the saved model even if this run's best valid metric is lower "
+        "(default: keep whichever is better).",
+    ),
+]
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="If another process is training this model, exit (code 2) saying who, "
+        "instead of waiting for it.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
 def _problems(exc: ValidationError) -> str:
     return "; ".join(
         f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-') or 'options'}: "
@@ -37,18 +90,120 @@ def _problems(exc: ValidationError) -> str:
     )
 
 
+def _parse_sets(pairs: list[str] | None) -> dict[str, Any]:
+    """`KEY=VALUE` pairs; a value that reads as JSON (numbers, true, [1,2]) is decoded."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE")
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except ValueError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+def _given(ctx: typer.Context, names: list[str]) -> dict[str, Any]:
+    """The options among `names` that were given on the command line (not defaults)."""
+    out = {}
+    for name in names:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP"):
+            out[name] = ctx.params[name]
+    return out
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _run(
+    ctx: typer.Context,
+    name: str,
+    dataset: str | None,
+    preset: str | None,
+    values: dict[str, Any],
+    replace: bool,
+    no_wait: bool,
+    as_json: bool,
+) -> None:
+    """Validate the settings, train, print the outcome (first process only)."""
+    from recagent.models.registry import spec
+
+    app_ctx = get_context(ctx)
+    model_spec = spec(name)
+    model_values = {k: v for k, v in values.items() if k in model_spec.config_type.model_fields}
+    train_values = {k: v for k, v in values.items() if k not in model_values}
+    if "time_limit" in train_values:
+        minutes = train_values.pop("time_limit")
+        train_values["time_limit_s"] = None if minutes is None else minutes * 60
+    if train_values.get("lr_patience") == 0:
+        train_values["lr_patience"] = None
+    try:
+        config = model_spec.config(preset, **model_values)
+        options = model_spec.train_type(**train_values)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid option: {_problems(exc)}") from exc
+    from recagent.models.train import train_model  # torch loads only when a command needs it
+
+    main = _is_main_process()
+    reporter: Reporter = app_ctx.reporter if main else SilentReporter()
+    ds = Dataset.load(app_ctx.workspace, app_ctx.dataset_name(dataset))
+    result = train_model(
+        name, ds, config, options, app_ctx.workspace, reporter, replace=replace, wait=not no_wait
+    )
+    if not main:
+        return
+    _report(app_ctx, result, model_spec.title, as_json)
+
+
+def _report(app_ctx: AppContext, result: Any, title: str, as_json: bool) -> None:
+    if as_json:
+        app_ctx.print_json(result.model_dump(mode="json"))
+    else:
+        table = Table(title=f"{title} on {result.dataset}", show_header=False)
+        table.add_row("best epoch", f"{result.best_epoch} of {result.epochs_run}")
+        table.add_row("stopped by", result.stopped.replace("_", " "))
+        for metric in ("NDCG@10", "HR@10", "MRR"):
+            table.add_row(f"valid {metric}", f"{result.valid[metric]:.4f}")
+        table.add_row("valid users", f"{result.valid_users:,}")
+        table.add_row("time", f"{result.seconds:.1f} s (best after {result.seconds_to_best:.1f} s)")
+        if result.processes > 1:
+            table.add_row("processes", str(result.processes))
+        table.add_row("checkpoint", str(result.checkpoint))
+        app_ctx.out.print(table)
+    for note in result.notes:
+        app_ctx.err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    kept = result.retention
+    style = "yellow" if kept.kept == "old" else "green"
+    prefix = "[yellow]interrupted:[/] " if result.stopped == "interrupted" else ""
+    app_ctx.err.print(f"{prefix}[{style}]{escape(kept.reason)}[/]", soft_wrap=True)
+    if result.stopped == "interrupted":
+        raise typer.Exit(130)
+
+
+_MODEL_FLAGS = ["dim", "layers", "heads", "dropout", "ff_mult", "max_len", "loss", "negatives"]
+_TRAIN_FLAGS = [
+    "epochs",
+    "patience",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "seed",
+    "device",
+    "lr_patience",
+    "time_limit",
+    "metric",
+    "valid_users",
+    "window_step",
+]
+
+
 @app.command("sasrec")
 def sasrec_cmd(
     ctx: typer.Context,
-    dataset: Annotated[
-        str | None,
-        typer.Option(
-            "--dataset",
-            "-d",
-            help="Dataset in the workspace \\[default: from settings].",
-            show_default=False,
-        ),
-    ] = None,
+    dataset: DatasetOpt = None,
     dim: Annotated[int, typer.Option(help="Embedding size.", rich_help_panel=MODEL)] = (
         _MODEL_DEFAULTS.dim
     ),
@@ -72,13 +227,15 @@ def sasrec_cmd(
         int,
         typer.Option(help="Sampled negatives per batch (sampled-softmax).", rich_help_panel=MODEL),
     ] = _MODEL_DEFAULTS.negatives,
+    preset: PresetOpt = None,
+    sets: SetOpt = None,
     epochs: Annotated[
         int, typer.Option(help="Most epochs.", rich_help_panel=TRAINING)
     ] = _TRAIN_DEFAULTS.epochs,
     patience: Annotated[
         int,
         typer.Option(
-            help="Stop after this many epochs without a better valid NDCG@10.",
+            help="Stop after this many epochs without a better valid metric.",
             rich_help_panel=TRAINING,
         ),
     ] = _TRAIN_DEFAULTS.patience,
@@ -97,7 +254,7 @@ def sasrec_cmd(
         int | None,
         typer.Option(
             help="Halve the learning rate after this many epochs without a better valid "
-            "NDCG@10 (0: keep it constant).",
+            "metric (0: keep it constant).",
             rich_help_panel=TRAINING,
         ),
     ] = _TRAIN_DEFAULTS.lr_patience,
@@ -108,23 +265,26 @@ def sasrec_cmd(
             rich_help_panel=TRAINING,
         ),
     ] = None,
-    replace: Annotated[
-        bool,
+    metric: Annotated[
+        str, typer.Option(help="Valid metric that picks the best epoch.", rich_help_panel=TRAINING)
+    ] = _TRAIN_DEFAULTS.metric,
+    valid_users: Annotated[
+        int | None,
         typer.Option(
-            "--replace",
-            help="Replace the saved model even if this run's best valid NDCG@10 is lower "
-            "(default: keep whichever is better).",
+            help="Validate on a fixed sample of this many users when there are more.",
+            rich_help_panel=TRAINING,
         ),
-    ] = False,
-    no_wait: Annotated[
-        bool,
+    ] = _TRAIN_DEFAULTS.valid_users,
+    window_step: Annotated[
+        int | None,
         typer.Option(
-            "--no-wait",
-            help="If another process is training this model, exit (code 2) saying who, "
-            "instead of waiting for it.",
+            help="Items between a long history's windows (default: max_len).",
+            rich_help_panel=TRAINING,
         ),
-    ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    ] = None,
+    replace: ReplaceOpt = False,
+    no_wait: NoWaitOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train SASRec on a prepared dataset; keep the epoch with the best valid NDCG@10.
 
@@ -135,57 +295,144 @@ def sasrec_cmd(
 
     Example: recagent train sasrec --dataset ml-100k --epochs 100
     """
-    app_ctx = get_context(ctx)
-    try:
-        config = SASRecConfig(
-            dim=dim,
-            layers=layers,
-            heads=heads,
-            dropout=dropout,
-            ff_mult=ff_mult,
-            max_len=max_len,
-            loss=loss.value,
-            negatives=negatives,
-        )
-        options = SASRecTrainConfig(
-            epochs=epochs,
-            patience=patience,
-            lr=lr,
-            weight_decay=weight_decay,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            lr_patience=lr_patience or None,
-            time_limit_s=None if time_limit is None else time_limit * 60,
-        )
-    except ValidationError as exc:
-        raise ConfigError(f"invalid option: {_problems(exc)}") from exc
-    from recagent.models.train import train_sasrec  # torch loads only when a command needs it
+    given = _given(ctx, _MODEL_FLAGS + _TRAIN_FLAGS)
+    if "loss" in given:
+        given["loss"] = given["loss"].value
+    values = {**given, **_parse_sets(sets)}
+    _run(ctx, "sasrec", dataset, preset, values, replace, no_wait, as_json)
 
-    ds = Dataset.load(app_ctx.workspace, app_ctx.dataset_name(dataset))
-    result = train_sasrec(
-        ds,
-        config,
-        options,
-        app_ctx.workspace,
-        app_ctx.reporter,
-        replace=replace,
-        wait=not no_wait,
+
+def _generic(name: str, summary: str) -> Any:
+    """`recagent train <name>`: the shared training options plus --preset and --set."""
+
+    def command(
+        ctx: typer.Context,
+        dataset: DatasetOpt = None,
+        preset: PresetOpt = None,
+        sets: SetOpt = None,
+        epochs: Annotated[
+            int | None, typer.Option(help="Most epochs.", rich_help_panel=TRAINING)
+        ] = None,
+        patience: Annotated[
+            int | None,
+            typer.Option(
+                help="Epochs without a better valid metric before stopping.",
+                rich_help_panel=TRAINING,
+            ),
+        ] = None,
+        lr: Annotated[
+            float | None, typer.Option(help="Learning rate.", rich_help_panel=TRAINING)
+        ] = None,
+        weight_decay: Annotated[float | None, typer.Option(rich_help_panel=TRAINING)] = None,
+        batch_size: Annotated[int | None, typer.Option(rich_help_panel=TRAINING)] = None,
+        seed: Annotated[int | None, typer.Option(rich_help_panel=TRAINING)] = None,
+        device: Annotated[
+            str | None,
+            typer.Option(help="cpu, cuda, cuda:N, mps or auto.", rich_help_panel=TRAINING),
+        ] = None,
+        time_limit: Annotated[
+            float | None,
+            typer.Option(
+                help="Stop after this many minutes (keeps the best epoch so far).",
+                rich_help_panel=TRAINING,
+            ),
+        ] = None,
+        metric: Annotated[
+            str | None,
+            typer.Option(help="Valid metric that picks the best epoch.", rich_help_panel=TRAINING),
+        ] = None,
+        valid_users: Annotated[
+            int | None,
+            typer.Option(
+                help="Validate on a fixed sample of this many users when there are more.",
+                rich_help_panel=TRAINING,
+            ),
+        ] = None,
+        replace: ReplaceOpt = False,
+        no_wait: NoWaitOpt = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        values = {**_given(ctx, [f for f in _TRAIN_FLAGS if f in ctx.params]), **_parse_sets(sets)}
+        _run(ctx, name, dataset, preset, values, replace, no_wait, as_json)
+
+    command.__doc__ = (
+        f"Train {summary} on a prepared dataset; keep the epoch with the best valid metric.\n\n"
+        f"The checkpoint goes to <workspace>/models/<dataset>/{name}.pt (with its config, item "
+        "ids and data fingerprint); the test split is not used; a better saved model is kept "
+        "unless --replace. Model settings: --preset, then --set KEY=VALUE.\n\n"
+        f"Example: recagent train {name} --dataset ml-100k --set dropout=0.3"
     )
+    return command
+
+
+for _name in ("hstu", "bert4rec", "bst"):
+    app.command(_name)(_generic(_name, MODELS[_name][1]))
+
+
+@app.command("fusion")
+def fusion_cmd(
+    ctx: typer.Context,
+    dataset: DatasetOpt = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.")] = "cpu",
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit the fusion of the trained models on the valid split (method and members).
+
+    Tries reciprocal-rank and score fusion of every subset of two or more trained models,
+    keeps the best on valid NDCG@10 (in <workspace>/models/<dataset>/fusion.json) and records
+    it; it becomes the default scorer only if it beats every single model on valid.
+
+    Example: recagent train fusion --dataset ml-latest-small
+    """
+    from recagent.locks import build_lock
+    from recagent.models import leaderboard
+    from recagent.models.checkpoint import checkpoint_path, load_scorer
+    from recagent.models.fusion import FusionConfig, fit_fusion, save_fusion
+
+    app_ctx = get_context(ctx)
+    ds = Dataset.load(app_ctx.workspace, app_ctx.dataset_name(dataset))
+    trained = [m for m in MODELS if checkpoint_path(app_ctx.workspace, ds.name, m).is_file()]
+    if len(trained) < 2:
+        raise ConfigError(
+            f"fusion needs two or more trained models of {ds.name!r}; trained: "
+            f"{', '.join(trained) or 'none'} (recagent train sasrec|hstu|bert4rec|bst)"
+        )
+    fusion_file = app_ctx.workspace.models_dir(ds.name) / leaderboard.FUSION
+    with build_lock(
+        fusion_file.with_name(f"{fusion_file.name}.lock"),
+        f"fusion of {ds.name!r}",
+        reporter=app_ctx.reporter,
+    ):  # one fit at a time writes fusion.json and its leaderboard entry
+        scorers = {m: load_scorer(app_ctx.workspace, ds, m, device) for m in trained}
+        with app_ctx.reporter.stage(f"fitting fusion of {', '.join(trained)} on valid", None):
+            trials = fit_fusion(scorers, ds)
+        best = trials[0]
+        config = FusionConfig(members=best.members, method=best.method)
+        save_fusion(app_ctx.workspace, ds.name, config)
+        users = len(ds.split.cases("valid"))
+        leaderboard.record(
+            app_ctx.workspace, ds.name, ds.fingerprint, "fusion", "valid", best.valid, users
+        )
     if as_json:
-        app_ctx.print_json(result.model_dump(mode="json"))
-    else:
-        table = Table(title=f"SASRec on {ds.name}", show_header=False)
-        table.add_row("best epoch", f"{result.best_epoch} of {result.epochs_run}")
-        table.add_row("stopped by", result.stopped.replace("_", " "))
-        for name in ("NDCG@10", "HR@10", "MRR"):
-            table.add_row(f"valid {name}", f"{result.valid[name]:.4f}")
-        table.add_row("time", f"{result.seconds:.1f} s (best after {result.seconds_to_best:.1f} s)")
-        table.add_row("checkpoint", str(result.checkpoint))
-        app_ctx.out.print(table)
-    kept = result.retention
-    style = "yellow" if kept.kept == "old" else "green"
-    prefix = "[yellow]interrupted:[/] " if result.stopped == "interrupted" else ""
-    app_ctx.err.print(f"{prefix}[{style}]{escape(kept.reason)}[/]", soft_wrap=True)
-    if result.stopped == "interrupted":
-        raise typer.Exit(130)
+        app_ctx.print_json([t.model_dump() for t in trials])
+        return
+    table = Table("members", "method", "valid NDCG@10", "valid HR@10", title=f"fusion on {ds.name}")
+    for t in trials[:10]:
+        table.add_row(
+            ",".join(t.members), t.method, f"{t.valid['NDCG@10']:.4f}", f"{t.valid['HR@10']:.4f}"
+        )
+    app_ctx.out.print(table)
+    app_ctx.err.print(f"[green]kept {','.join(best.members)} by {best.method}[/]")
+
+
+@app.command("popularity")
+def popularity_cmd(
+    ctx: typer.Context, dataset: DatasetOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Popularity has nothing to learn: measure it on the valid split and record it."""
+    from recagent.commands.evaluate import evaluate_named
+
+    evaluate_named(ctx, "popularity", dataset, "valid", "cpu", as_json)
+
+
+__all__ = ["app"]

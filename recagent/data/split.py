@@ -25,6 +25,9 @@ class EvalCase:
     user_idx: int
     history: np.ndarray  # item_idx, time order
     target: int  # item_idx
+    # timestamps of the history items and, last, of the target (the request time): only when
+    # the data has real timestamps (time-aware models such as HSTU read them)
+    times: np.ndarray | None = None
 
 
 class LeaveOneOut:
@@ -33,6 +36,11 @@ class LeaveOneOut:
     def __init__(self, interactions: Interactions) -> None:
         self.interactions = interactions
         self._sequences = interactions.sequences()
+        self._times = (
+            np.split(interactions.timestamp, interactions.offsets[1:-1])
+            if interactions.has_timestamps
+            else None
+        )
         lengths = interactions.lengths()
         self.eval_users = np.flatnonzero(lengths >= MIN_EVAL_LENGTH) + 1
 
@@ -50,11 +58,18 @@ class LeaveOneOut:
         if len(seq) < MIN_EVAL_LENGTH:
             raise ValueError(f"user_idx {user_idx} has {len(seq)} interactions; no {split} case")
         cut = len(seq) - (2 if split == "valid" else 1)
-        return EvalCase(user_idx=user_idx, history=seq[:cut], target=int(seq[cut]))
+        times = None if self._times is None else self._times[user_idx - 1][: cut + 1]
+        return EvalCase(user_idx=user_idx, history=seq[:cut], target=int(seq[cut]), times=times)
 
     def cases(self, split: Split) -> list[EvalCase]:
         """One case per user with at least 3 interactions, in user_idx order."""
         return [self.case(int(u), split) for u in self.eval_users]
+
+    def train_times(self) -> list[np.ndarray] | None:
+        """Timestamps aligned with `train_sequences()` (None when the data has none)."""
+        if self._times is None:
+            return None
+        return [t[: len(self.train_sequence(u + 1))] for u, t in enumerate(self._times)]
 
     def full_history(self, user_idx: int) -> np.ndarray:
         """Everything the user did (what chat uses as the user's history)."""

@@ -15,6 +15,7 @@ from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.evals.cache import CachedChatModel, LLMCache, RateLimiter
 from recagent.evals.pipelines import (
+    MODEL_PIPELINES,
     PIPELINES,
     HybridRecommender,
     LLMRerankRecommender,
@@ -26,7 +27,7 @@ from recagent.evals.recommender import Recommender
 from recagent.evals.rerank import LLMRanker
 from recagent.evals.runs import RunConfig
 from recagent.manifest import file_sha256
-from recagent.models.checkpoint import checkpoint_path
+from recagent.models import leaderboard
 from recagent.prompts.registry import PromptRegistry
 from recagent.workspace import Workspace
 
@@ -67,6 +68,20 @@ class EvalEnv:
 
     @property
     def sasrec(self) -> Any:
+        return self.services.sasrec
+
+    def scorer(self, name: str) -> Any:
+        """A model by name (SASRec is trained if missing; the others must be trained)."""
+        return self.services.named(name)
+
+    @property
+    def default_name(self) -> str:
+        """The workspace's best model on valid (`recagent models`), else sasrec."""
+        return self.services.default_name
+
+    @property
+    def default_scorer(self) -> Any:
+        """What the agent, `hybrid` and `llm-rerank` score with."""
         return self.services.scorer
 
     @property
@@ -96,10 +111,13 @@ class EvalEnv:
 
     def fingerprints(self, pipelines: list[str]) -> dict[str, str]:
         out = {"data": self.dataset.fingerprint}
-        if any(p in pipelines for p in ("sasrec", "hybrid", "planner", "llm", "llm-rerank")):
-            self.sasrec  # noqa: B018 - trains one if missing, so the file below exists
-            path = checkpoint_path(self.workspace, self.dataset.name)
-            out["sasrec"] = file_sha256(path) if path.is_file() else "none"
+        agents = ("hybrid", "planner", "llm", "llm-rerank")
+        used = {p for p in pipelines if p in MODEL_PIPELINES and p != "popularity"}
+        if any(p in pipelines for p in agents):
+            used.add(self.default_name)
+        for name in sorted(used):
+            self.scorer(name)  # trains SASRec if missing, so its file exists
+            out[name] = leaderboard.identity(self.workspace, self.dataset.name, name) or "none"
         if any(p in pipelines for p in ("vector", "hybrid", "planner", "llm", "llm-rerank")):
             out["index"] = str(getattr(self.index, "meta", ""))[:200]
         if any(p in pipelines for p in ("llm", "llm-rerank")):
@@ -131,14 +149,12 @@ class EvalEnv:
         return changed + [f"prompt {name}" for name in prompts]
 
     def pipeline(self, name: str) -> Recommender:
-        if name == "popularity":
-            return ScorerRecommender("popularity", self.popularity)
-        if name == "sasrec":
-            return ScorerRecommender("sasrec", self.sasrec)
+        if name in MODEL_PIPELINES:
+            return ScorerRecommender(name, self.scorer(name))
         if name == "vector":
             return VectorRecommender(self.index)
         if name == "hybrid":
-            return HybridRecommender(self.index, self.sasrec)
+            return HybridRecommender(self.index, self.default_scorer)
         if name == "planner":
             return SessionRecommender("planner", lambda: self.session(with_llm=False))
         if name == "llm":
@@ -151,7 +167,7 @@ class EvalEnv:
                 self.settings.llm,
                 self.settings.agent.domain,
             )
-            return LLMRerankRecommender(ranker, HybridRecommender(self.index, self.sasrec))
+            return LLMRerankRecommender(ranker, HybridRecommender(self.index, self.default_scorer))
         raise ConfigError(f"unknown pipeline {name!r}; choose from {', '.join(PIPELINES)}")
 
 

@@ -1,8 +1,10 @@
 """The pipelines the harness ships, each a `Recommender`:
 
-popularity, sasrec  classical scorers over all items (or the candidates)
+popularity, sasrec  classical scorers over all items (or the candidates); likewise hstu,
+                    bert4rec, bst (SASRec's top 100 reranked) and fusion
 vector              vector recall from the history's embeddings
-hybrid              vector recall from the history, then SASRec reranks the recalled items
+hybrid              vector recall from the history, then the default model (the best on
+                    valid) reranks the recalled items
 planner             the offline agent (rule-based planner over the tools)
 llm                 the LLM agent through the configured model
 llm-rerank          an LLM orders a candidate list handed to it (as in LLM-ranking papers)
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
 
 HYBRID_RECALL = 200
 RERANK_CANDIDATES = 20
-PIPELINES = ("popularity", "sasrec", "vector", "hybrid", "planner", "llm", "llm-rerank")
+MODEL_PIPELINES = ("popularity", "sasrec", "hstu", "bert4rec", "bst", "fusion")
+PIPELINES = (*MODEL_PIPELINES, "vector", "hybrid", "planner", "llm", "llm-rerank")
 LLM_PIPELINES = ("llm", "llm-rerank")
 
 
@@ -43,14 +46,15 @@ def _top(ids: Sequence[str], scores: np.ndarray, k: int, exclude: set[str]) -> l
 
 @dataclass
 class ScorerRecommender:
-    """A `Scorer` (popularity, SASRec) as a recommender. `full_rank` gives the exact rank of
-    the target over all items (history excluded), not just its place in a top-k list."""
+    """A `Scorer` (popularity, SASRec, HSTU, ...) as a recommender. `full_rank` gives the exact
+    rank of the target over all items (history excluded), not just its place in a top-k
+    list."""
 
     name: str
     scorer: Any
 
     def full_rank(self, history: list[str], target: str, k: int) -> tuple[float, list[str]]:
-        from recagent.evals.metrics import target_ranks
+        from recagent.metrics import target_ranks
 
         scores = np.asarray(self.scorer.score(history), dtype=np.float64)
         seen = self.scorer.to_idx(history) if history else np.zeros(0, dtype=np.int64)
@@ -102,7 +106,7 @@ class VectorRecommender:
 
 @dataclass
 class HybridRecommender:
-    """Recall from the history's embeddings, then SASRec orders what was recalled."""
+    """Recall from the history's embeddings, then a scorer orders what was recalled."""
 
     index: Any
     scorer: Any

@@ -13,8 +13,8 @@ import yaml
 
 from recagent.data.dataset import Dataset
 from recagent.evals import beyond
-from recagent.evals.metrics import per_user, recall
 from recagent.evals.runs import Record, RunConfig
+from recagent.metrics import per_user, recall
 
 KS = {
     "full-rank": (10, 20, 50),

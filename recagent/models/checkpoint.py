@@ -1,52 +1,66 @@
-"""SASRec checkpoints: self-describing, written atomically, loaded with `weights_only=True`.
+"""Model checkpoints: self-describing, written atomically, loaded with `weights_only=True`.
 
-`<workspace>/models/<dataset>/sasrec.pt` is one `torch.save`d dict of plain values and
-tensors: the model config, the item id map (item_idx order), the dataset name and data
-fingerprint it was trained on, training popularity, how training went, and the state dict.
-`sasrec.manifest.json` beside it records the same provenance for people and tools that do
-not load torch. A checkpoint whose dataset or data version differs from the prepared dataset
-is refused (`ArtifactError`), never silently reused.
+`<workspace>/models/<dataset>/<model>.pt` is one `torch.save`d dict of plain values and
+tensors: the format (`recagent.<model>/1`), the model name and config, the item id map
+(item_idx order), the dataset name and data fingerprint it was trained on, training
+popularity, how training went, and the state dict. `<model>.manifest.json` beside it records
+the same provenance for people and tools that do not load torch. A checkpoint whose dataset
+or data version differs from the prepared dataset is refused (`ArtifactError`), never
+silently reused. Every model (SASRec, HSTU, BERT4Rec, BST) is saved and loaded this way.
 """
 
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from recagent.data.dataset import Dataset
 from recagent.errors import ArtifactError
 from recagent.manifest import Manifest
-from recagent.models.sasrec import SASRec, SASRecConfig
-from recagent.models.sasrec_scorer import SASRecScorer, resolve_device
+from recagent.models.base import Scorer
+from recagent.models.registry import ModelSpec, spec
 from recagent.workspace import Workspace, atomic_path, atomic_write_text
 
-FORMAT = "recagent.sasrec/1"
+if TYPE_CHECKING:
+    from recagent.models.sasrec_scorer import SASRecScorer
+
+FORMAT = "recagent.sasrec/1"  # SASRec's; other models use recagent.<model>/1
 CHECKPOINT_NAME = "sasrec.pt"
 MANIFEST_NAME = "sasrec.manifest.json"
 
 
-def checkpoint_path(workspace: Workspace, dataset_name: str) -> Path:
-    return workspace.models_dir(dataset_name) / CHECKPOINT_NAME
+def format_of(model: str) -> str:
+    return f"recagent.{model}/1"
+
+
+def checkpoint_path(workspace: Workspace, dataset_name: str, model: str = "sasrec") -> Path:
+    return workspace.models_dir(dataset_name) / f"{model}.pt"
+
+
+def manifest_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.manifest.json")
 
 
 def save_checkpoint(
     path: Path,
-    config: SASRecConfig,
+    config: BaseModel,
     state: dict[str, torch.Tensor],
     dataset: Dataset,
     item_counts: np.ndarray,
     training: dict[str, Any],
+    model: str = "sasrec",
 ) -> None:
-    """Write the checkpoint of a model (`config` + `state`, its state dict) trained on
+    """Write the checkpoint of a `model` (`config` + `state`, its state dict) trained on
     `dataset`, then its manifest, each atomically. `training` holds plain values (best epoch,
     valid metrics, training options)."""
     payload = {
-        "format": FORMAT,
+        "format": format_of(model),
+        "model": model,
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint,
         "config": config.model_dump(),
@@ -59,31 +73,34 @@ def save_checkpoint(
         torch.save(payload, tmp)
     manifest = Manifest(
         kind="model",
-        name=f"{dataset.name}/sasrec",
+        name=f"{dataset.name}/{model}",
         fingerprint=f"{dataset.fingerprint[:16]}-epoch{training.get('best_epoch')}",
         config={"model": config.model_dump(), "training": training.get("options", {})},
         inputs={f"dataset:{dataset.name}": dataset.fingerprint},
         stats={k: v for k, v in training.items() if k != "options"},
     )
-    atomic_write_text(path.with_name(MANIFEST_NAME), manifest.model_dump_json(indent=2) + "\n")
+    atomic_write_text(manifest_path(path), manifest.model_dump_json(indent=2) + "\n")
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path, model: str = "sasrec") -> dict[str, Any]:
     """The raw payload (tensors on the CPU); `ArtifactError` if missing or unreadable."""
+    title = model if model != "sasrec" else "SASRec"
     if not path.is_file():
-        raise ArtifactError(f"no SASRec checkpoint at {path}")
+        raise ArtifactError(f"no {title} checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise ArtifactError(f"{path} is not a readable SASRec checkpoint ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ArtifactError(f"{path} is not a {FORMAT} checkpoint; retrain it")
+        raise ArtifactError(f"{path} is not a readable {title} checkpoint ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != format_of(model):
+        raise ArtifactError(f"{path} is not a {format_of(model)} checkpoint; retrain it")
     return payload
 
 
-def check_compatible(payload: dict[str, Any], dataset: Dataset, path: Path) -> None:
+def check_compatible(
+    payload: dict[str, Any], dataset: Dataset, path: Path, model: str = "sasrec"
+) -> None:
     """Refuse a checkpoint trained on another dataset or another version of this one."""
-    retrain = f"retrain with `recagent train sasrec --dataset {dataset.name}`"
+    retrain = f"retrain with `recagent train {model} --dataset {dataset.name}`"
     if payload["dataset"] != dataset.name:
         raise ArtifactError(
             f"{path} was trained on dataset {payload['dataset']!r}, not {dataset.name!r}; {retrain}"
@@ -97,29 +114,57 @@ def check_compatible(payload: dict[str, Any], dataset: Dataset, path: Path) -> N
         raise ArtifactError(f"{path} has a different item catalog than {dataset.name!r}; {retrain}")
 
 
-def model_from_payload(payload: dict[str, Any], device: torch.device) -> SASRec:
+def model_from_payload(
+    payload: dict[str, Any], device: torch.device, model_spec: ModelSpec | None = None
+) -> Any:
+    """The network a payload describes, on `device`, in eval mode."""
+    model_spec = model_spec or spec(payload.get("model", "sasrec"))
     try:
-        config = SASRecConfig.model_validate(payload["config"])
-        model = SASRec(len(payload["item_ids"]), config)
+        config = model_spec.config_type.model_validate(payload["config"])
+        model = model_spec.build(len(payload["item_ids"]), config)
         model.load_state_dict(payload["state_dict"])
     except (ValidationError, RuntimeError, KeyError) as exc:
-        raise ArtifactError(f"SASRec checkpoint does not match its own config ({exc})") from exc
+        raise ArtifactError(
+            f"{model_spec.title} checkpoint does not match its own config ({exc})"
+        ) from exc
     return model.to(device).eval()
 
 
-def load_sasrec_scorer(workspace: Workspace, dataset: Dataset, device: str = "cpu") -> SASRecScorer:
-    """The trained SASRec for `dataset`, ready to score (`ArtifactError` if there is none, or
-    it was trained on other data)."""
-    path = checkpoint_path(workspace, dataset.name)
+def load_scorer(
+    workspace: Workspace, dataset: Dataset, model: str = "sasrec", device: str = "cpu"
+) -> Scorer:
+    """The trained `model` for `dataset`, ready to score (`ArtifactError` if there is none,
+    or it was trained on other data). A model that needs another (BST its retriever) loads
+    that one too."""
+    from recagent.models.sasrec_scorer import resolve_device
+
+    model_spec = spec(model)
+    path = checkpoint_path(workspace, dataset.name, model)
     if not path.is_file():
         raise ArtifactError(
-            f"no SASRec model for dataset {dataset.name!r} in {workspace.root}; train one with "
-            f"`recagent train sasrec --dataset {dataset.name}`"
+            f"no {model_spec.title} model for dataset {dataset.name!r} in {workspace.root}; "
+            f"train one with `recagent train {model} --dataset {dataset.name}`"
         )
-    payload = read_checkpoint(path)
-    check_compatible(payload, dataset, path)
-    model = model_from_payload(payload, resolve_device(device))
-    return SASRecScorer(model, payload["item_ids"], payload["item_counts"].numpy())
+    payload = read_checkpoint(path, model)
+    check_compatible(payload, dataset, path, model)
+    network = model_from_payload(payload, resolve_device(device), model_spec)
+    config = model_spec.config_type.model_validate(payload["config"])
+
+    def resolve(name: str) -> Scorer:
+        return load_scorer(workspace, dataset, name, device)
+
+    return model_spec.scorer(
+        network, payload["item_ids"], payload["item_counts"].numpy(), config, resolve
+    )
+
+
+def load_sasrec_scorer(workspace: Workspace, dataset: Dataset, device: str = "cpu") -> SASRecScorer:
+    """The trained SASRec for `dataset`, ready to score."""
+    from recagent.models.sasrec_scorer import SASRecScorer
+
+    scorer = load_scorer(workspace, dataset, "sasrec", device)
+    assert isinstance(scorer, SASRecScorer)
+    return scorer
 
 
 __all__ = [
@@ -128,7 +173,11 @@ __all__ = [
     "MANIFEST_NAME",
     "check_compatible",
     "checkpoint_path",
+    "format_of",
     "load_sasrec_scorer",
+    "load_scorer",
+    "manifest_path",
+    "model_from_payload",
     "read_checkpoint",
     "save_checkpoint",
 ]

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from recagent.data.dataset import Dataset
-from recagent.models.base import IdScorer
+from recagent.models.base import Scorer, Times
 
 
-class PopularityScorer(IdScorer):
+class PopularityScorer(Scorer):
     """Scores = interaction counts (float), the same for every history."""
 
     name = "popularity"
@@ -40,7 +40,7 @@ class PopularityScorer(IdScorer):
             counts = dataset.popularity
         return cls(dataset.catalog.item_ids, counts)
 
-    def score_batch(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+    def score_batch(self, histories: Sequence[np.ndarray], times: Times = None) -> np.ndarray:
         return np.tile(self.scores, (len(histories), 1))
 
 

@@ -18,13 +18,13 @@ What makes this one correct where compact reference implementations are not:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recagent.models.padding import left_pad, shift
+from recagent.models.recipe import full_ce, sampled_softmax
 from recagent.models.sasrec_config import Loss, SASRecConfig
 
 
@@ -114,6 +114,8 @@ class SASRec(nn.Module):
             for _ in range(config.layers)
         )
         self.final_norm = nn.LayerNorm(dim)
+        # a learned per-item output bias (LRURec's recipe), only when configured
+        self.out_bias = nn.Parameter(torch.zeros(n_items + 1)) if config.output_bias else None
         self.apply(self._init)
 
     @staticmethod
@@ -154,8 +156,35 @@ class SASRec(nn.Module):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores of every item (..., N + 1) for hidden states (..., D); column 0 is -inf."""
         out = hidden @ self.item_emb.weight.T
+        if self.out_bias is not None:
+            out = out + self.out_bias
         out[..., 0] = float("-inf")
         return out
+
+    # --- the NextItemModel interface (recagent.models.sequential) ---------------------------
+
+    @property
+    def history_len(self) -> int:
+        return self.config.max_len
+
+    def score_last(self, seq: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, N + 1) scores of the item after each left-padded history (B, L)."""
+        return self.logits(self.hidden(seq, last_only=True)[0])
+
+    def attention_last(self, seq: torch.Tensor, times: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L) the last block's attention from the last position, averaged over heads."""
+        weights = self.hidden(seq, need_weights=True, last_only=True)[1][-1]  # (B, H, 1, L)
+        return weights[:, :, -1].mean(1)
+
+    def batch_loss(
+        self,
+        items: torch.Tensor,
+        times: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The loss of left-padded training windows (B, L + 1): every position predicts the
+        next item."""
+        return self.loss(*shift(items), generator)
 
     def loss(
         self,
@@ -170,23 +199,24 @@ class SASRec(nn.Module):
         h, pos = h[keep], targets[keep]  # (P, D), (P,)
         n = self.n_items
         if self.config.loss == "full-ce":
-            return F.cross_entropy(self.logits(h), pos)
+            return full_ce(h, pos, self.item_emb.weight, self.out_bias)
+        if self.config.loss == "sampled-softmax":  # one shared pool of negatives per batch
+            return sampled_softmax(
+                h, pos, self.item_emb.weight, self.config.negatives, generator, self.out_bias
+            )
         pos_logit = (h * self.item_emb(pos)).sum(-1)  # (P,)
+        if self.out_bias is not None:
+            pos_logit = pos_logit + self.out_bias[pos]
         if self.config.loss == "bce":
             neg = torch.randint(1, n + 1, pos.shape, device=h.device, generator=generator)
             neg_logit = (h * self.item_emb(neg)).sum(-1)
+            if self.out_bias is not None:
+                neg_logit = neg_logit + self.out_bias[neg]
             return F.binary_cross_entropy_with_logits(
                 torch.cat([pos_logit, neg_logit]),
                 torch.cat([torch.ones_like(pos_logit), torch.zeros_like(neg_logit)]),
             )
-        # sampled-softmax: one shared pool of uniform negatives for the whole batch
-        neg = torch.randint(
-            1, n + 1, (self.config.negatives,), device=h.device, generator=generator
-        )
-        neg_logit = h @ self.item_emb(neg).T  # (P, K)
-        neg_logit = neg_logit.masked_fill(neg[None, :] == pos[:, None], float("-inf"))
-        all_logit = torch.cat([pos_logit[:, None], neg_logit], dim=1)
-        return F.cross_entropy(all_logit, torch.zeros_like(pos))
+        raise ValueError(f"unknown loss {self.config.loss!r}")
 
 
 def attention_mask(real: torch.Tensor) -> torch.Tensor:
@@ -199,17 +229,6 @@ def attention_mask(real: torch.Tensor) -> torch.Tensor:
     allowed = (causal & real[:, None, :]) | eye
     mask = torch.zeros(allowed.shape, device=real.device).masked_fill_(~allowed, float("-inf"))
     return mask[:, None]
-
-
-def left_pad(histories: Sequence[np.ndarray | Sequence[int]], max_len: int) -> torch.Tensor:
-    """Stack item_idx histories into a (B, L) int64 tensor, keeping each one's last `max_len`
-    items, left-padded with 0 to the longest (at least 1 column, so an empty history works)."""
-    rows = [np.asarray(h, dtype=np.int64)[-max_len:] for h in histories]
-    length = max([len(r) for r in rows] + [1])
-    out = np.zeros((len(rows), length), dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, length - len(r) :] = r
-    return torch.from_numpy(out)
 
 
 __all__ = [

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from recagent.models.train_config import TrainConfig
+
 Loss = Literal["bce", "sampled-softmax", "full-ce"]
 
 
@@ -43,6 +45,7 @@ class SASRecConfig(BaseModel):
     negatives: int = Field(
         512, ge=1, le=100_000, description="Sampled negatives per batch (sampled-softmax)."
     )
+    output_bias: bool = Field(False, description="A learned per-item output bias (LRURec).")
 
     @model_validator(mode="after")
     def _heads_divide_dim(self) -> SASRecConfig:
@@ -51,32 +54,9 @@ class SASRecConfig(BaseModel):
         return self
 
 
-class SASRecTrainConfig(BaseModel):
-    """How to train (recorded in the checkpoint; does not change the architecture)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: int = Field(200, ge=1, description="Most epochs to run.")
-    batch_size: int = Field(32, ge=1, le=65_536)
-    lr: float = Field(3e-3, gt=0, le=1.0)
-    weight_decay: float = Field(0.0, ge=0)
-    patience: int = Field(
-        12, ge=1, description="Stop after this many epochs without a better valid NDCG@10."
-    )
-    seed: int = 0
-    device: str = "cpu"
-    windows: Literal["last", "all"] = Field(
-        "all",
-        description="Train on each user's last max_len items only, or on all of a long "
-        "history cut into consecutive windows.",
-    )
-    lr_patience: int | None = Field(
-        4,
-        ge=1,
-        description="Halve the learning rate after this many epochs without a better valid "
-        "NDCG@10 (None: constant rate).",
-    )
-    time_limit_s: float | None = Field(None, gt=0, description="Stop after this much time.")
+class SASRecTrainConfig(TrainConfig):
+    """How to train SASRec (recorded in the checkpoint; does not change the architecture).
+    The defaults are `TrainConfig`'s."""
 
 
 __all__ = ["Loss", "SASRecConfig", "SASRecTrainConfig"]

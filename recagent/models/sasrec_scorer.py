@@ -1,17 +1,20 @@
-"""`SASRecScorer`: a trained SASRec behind the `Scorer` contract, plus device selection."""
+"""`SASRecScorer`: a trained SASRec behind the `Scorer` contract; SASRec's registry entry;
+device selection."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from recagent.errors import ConfigError
-from recagent.models.base import IdScorer
-from recagent.models.sasrec import SASRec, left_pad
-
-SCORE_CHUNK = 128  # histories per forward pass: small enough to stay in the CPU caches
+from recagent.models.registry import ModelSpec, Resolve
+from recagent.models.sasrec import SASRec
+from recagent.models.sasrec_config import SASRecConfig, SASRecTrainConfig
+from recagent.models.sequential import SCORE_CHUNK, SequenceScorer
+from recagent.models.windows import WindowData, window_data
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,7 +38,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-class SASRecScorer(IdScorer):
+class SASRecScorer(SequenceScorer):
     """Scores the next item of any history (item ids in time order) with a trained SASRec.
 
     Only the last `max_len` items of a history are read. An empty history has no sequence to
@@ -43,55 +46,35 @@ class SASRecScorer(IdScorer):
     gets a sensible, finite ranking.
     """
 
-    name = "sasrec"
-
     def __init__(self, model: SASRec, item_ids: Sequence[str], item_counts: np.ndarray) -> None:
-        super().__init__(item_ids)
-        if model.n_items != len(self.item_ids):
-            raise ValueError(f"model has {model.n_items} items, id map has {len(self.item_ids)}")
-        self.model = model.eval()
-        self.prior = np.log1p(np.asarray(item_counts, dtype=np.float32))
-        self.prior[0] = -np.inf
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.item_emb.weight.device
-
-    @property
-    def max_len(self) -> int:
-        return self.model.config.max_len
-
-    @torch.inference_mode()
-    def score_batch(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        out = np.empty((len(histories), self.n_items + 1), dtype=np.float32)
-        lengths = np.array([min(len(h), self.max_len) for h in histories])
-        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: less padding
-        for start in range(0, len(order), SCORE_CHUNK):
-            rows = order[start : start + SCORE_CHUNK]
-            rows = rows[lengths[rows] > 0]
-            if len(rows) == 0:
-                continue
-            seq = left_pad([histories[i] for i in rows], self.max_len).to(self.device)
-            hidden = self.model.hidden(seq, last_only=True)[0]  # (B, D): after the last item
-            out[rows] = self.model.logits(hidden).float().cpu().numpy()
-        out[lengths == 0] = self.prior
-        return out
-
-    @torch.inference_mode()
-    def attended(self, history: Sequence[str], top: int = 3) -> list[tuple[str, float]]:
-        """The history items the last block attends to most when predicting the next item,
-        with their attention weight (averaged over heads), strongest first."""
-        idx = self.to_idx(history, "history")[-self.max_len :]
-        if len(idx) == 0:
-            return []
-        seq = left_pad([idx], self.max_len).to(self.device)
-        weights = self.model.hidden(seq, need_weights=True, last_only=True)[1][-1]
-        weights = weights[0, :, -1].mean(0)  # (L,): the last position, averaged over heads
-        per_item: dict[int, float] = {}
-        for item, w in zip(idx.tolist(), weights[-len(idx) :].tolist(), strict=True):
-            per_item[item] = per_item.get(item, 0.0) + w
-        best = sorted(per_item.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
-        return [(self.item_ids[i - 1], w) for i, w in best]
+        super().__init__(model, item_ids, item_counts, name="sasrec")
+        self.model: SASRec = model
 
 
-__all__ = ["SASRecScorer", "resolve_device"]
+def _scorer(
+    model: SASRec, item_ids: Sequence[str], counts: np.ndarray, config: Any, resolve: Resolve
+) -> SASRecScorer:
+    return SASRecScorer(model, item_ids, counts)
+
+
+def _data(
+    dataset: Any, config: SASRecConfig, options: SASRecTrainConfig, resolve: Resolve
+) -> WindowData:
+    return window_data(dataset, config.max_len, options.windows, options.window_step, False)
+
+
+SPEC = ModelSpec(
+    name="sasrec",
+    title="SASRec",
+    config_type=SASRecConfig,
+    train_type=SASRecTrainConfig,
+    build=SASRec,
+    scorer=_scorer,
+    data=_data,
+    presets={
+        # LRURec's recipe on SASRec: full cross-entropy, a per-item output bias, dropout 0.2
+        "lrurec-recipe": {"loss": "full-ce", "output_bias": True},
+    },
+)
+
+__all__ = ["SCORE_CHUNK", "SPEC", "SASRecScorer", "resolve_device"]

@@ -1,26 +1,29 @@
-"""Training SASRec on a prepared dataset's leave-one-out split.
+"""Training any registered model on a prepared dataset's leave-one-out split.
 
-`train_sasrec` trains on every user's training sequence (the valid and test targets held
-out), scores the valid split after each epoch (NDCG@10, full ranking, history excluded),
-keeps the best epoch's weights in `<workspace>/models/<dataset>/sasrec.pt` (rewritten
-atomically whenever valid NDCG@10 improves) and stops after `patience` epochs without
-improvement. The test split is never read here. Ctrl-C stops training and keeps the best
-checkpoint so far. A time limit stops within one batch of it (the epoch it cuts short is
-validated and counts like any other).
+`train_model` trains on every user's training sequence (the valid and test targets held
+out), scores the valid split after each epoch (full ranking, history excluded; on a fixed
+seeded sample of users when there are more than `valid_users`), keeps the best epoch's
+weights in `<workspace>/models/<dataset>/<model>.pt` (rewritten atomically whenever the valid
+metric improves) and stops after `patience` epochs without improvement. The test split is
+never read here. Ctrl-C stops training and keeps the best checkpoint so far. A time limit
+stops within one batch of it (the epoch it cuts short is validated and counts like any
+other). Under torchrun it trains data-parallel (`recagent.models.distributed`).
 
 A checkpoint already saved for the same data is replaced only by a run whose best valid
-NDCG@10 is at least as good, or when `replace=True` (`recagent.models.retention`); the run
+metric is at least as good, or when `replace=True` (`recagent.models.retention`); the run
 holds the model's build lock throughout.
 
-`ensure_sasrec_scorer` is what the agent calls: the saved model if it is fresh, otherwise
-train one (with a progress bar) and return it.
+What differs between models is in their `ModelSpec` (`recagent.models.registry`): the
+network, its training data and batches (`batch_loss`), and its scorer. `ensure_scorer` is
+what the agent calls: the saved model if it is fresh, otherwise train one (with a progress
+bar) and return it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -30,19 +33,33 @@ from pydantic import BaseModel, Field
 
 from recagent.data.dataset import Dataset
 from recagent.errors import ArtifactError, ConfigError
-from recagent.evals.fullrank import rank_cases
-from recagent.evals.metrics import summarize
-from recagent.models.checkpoint import checkpoint_path, load_sasrec_scorer, save_checkpoint
+from recagent.metrics import summarize
+from recagent.models import distributed, leaderboard
+from recagent.models.base import Scorer
+from recagent.models.checkpoint import checkpoint_path, load_scorer, save_checkpoint
+from recagent.models.evaluation import rank_cases
+from recagent.models.loop import (
+    Best,
+    LossModule,
+    NoLock,
+    cpu_state,
+    resolver,
+    train_epoch,
+    valid_cases,
+    validate_keys,
+)
+from recagent.models.recipe import param_groups
+from recagent.models.registry import ModelSpec, spec
 from recagent.models.retention import KeepBetter, Retention, ValidScore, model_lock
-from recagent.models.sasrec import SASRec, left_pad
 from recagent.models.sasrec_config import SASRecConfig, SASRecTrainConfig
 from recagent.models.sasrec_scorer import SASRecScorer, resolve_device
+from recagent.models.train_config import TrainConfig
+from recagent.models.windows import length_batches, training_windows
 from recagent.progress import Reporter, SilentReporter
 from recagent.workspace import Workspace
 
 log = logging.getLogger(__name__)
 Stopped = Literal["early_stopping", "max_epochs", "time_limit", "interrupted"]
-METRIC = "NDCG@10"  # what selects the best epoch, and decides which checkpoint to keep
 
 
 class EpochLog(BaseModel):
@@ -50,113 +67,226 @@ class EpochLog(BaseModel):
     lr: float = Field(description="Learning rate during this epoch.")
     loss: float
     valid_ndcg10: float
+    valid_metric: float | None = Field(None, description="The valid metric that selects.")
     seconds: float = Field(description="Wall time of this epoch, validation included.")
     complete: bool = Field(True, description="False for an epoch the time limit cut short.")
 
 
 class TrainResult(BaseModel):
+    model: str = "sasrec"
     dataset: str
     checkpoint: Path
     best_epoch: int
     epochs_run: int
     stopped: Stopped
+    metric: str = "NDCG@10"
     valid: dict[str, float] = Field(description="Valid metrics of the best epoch.")
+    valid_users: int = Field(0, description="Users the valid metrics are over.")
     seconds: float
     seconds_to_best: float = Field(description="Wall time until the best epoch was validated.")
     history: list[EpochLog]
     retention: Retention = Field(description="Which checkpoint is in place now, and why.")
+    processes: int = Field(1, description="Data-parallel processes (torchrun).")
+    notes: list[str] = Field(default_factory=list, description="What the run wants said.")
 
 
-def training_windows(
-    sequences: list[np.ndarray], max_len: int, windows: Literal["last", "all"]
-) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """(inputs, targets, lengths): left-padded (W, max_len) item_idx windows where
-    `targets[w, t]` is the item after `inputs[w, t]`. A long sequence gives one window ending
-    at its last item, or (`all`) consecutive windows whose targets cover every item once."""
-    rows = []
-    for seq in sequences:
-        ends = [len(seq)] if windows == "last" else range(len(seq), 1, -max_len)
-        for end in ends:
-            if end >= 2:
-                rows.append(seq[max(0, end - max_len - 1) : end])
-    inputs = left_pad([r[:-1] for r in rows], max_len)
-    targets = left_pad([r[1:] for r in rows], max_len)
-    lengths = np.array([len(r) - 1 for r in rows], dtype=np.int64)
-    return inputs, targets, lengths
+def train_model(
+    name: str,
+    dataset: Dataset,
+    config: BaseModel | None = None,
+    options: TrainConfig | None = None,
+    workspace: Workspace | None = None,
+    reporter: Reporter | None = None,
+    checkpoint: Path | None = None,
+    *,
+    replace: bool = False,
+    wait: bool = True,
+) -> TrainResult:
+    """Train model `name` on `dataset` and save the best epoch (by `options.metric` on
+    valid).
 
-
-def length_batches(rng: np.random.Generator, lengths: np.ndarray, size: int) -> list[np.ndarray]:
-    """One epoch of batches, each of windows of similar length (less padding to compute).
-
-    Windows are shuffled, sorted by length with random tie order, cut into batches, and the
-    batches shuffled: every window once per epoch, in a new batch order each time."""
-    order = rng.permutation(len(lengths))
-    order = order[np.argsort(lengths[order], kind="stable")]
-    batches = [order[i : i + size] for i in range(0, len(order), size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _seed_everything(seed: int, device: torch.device) -> torch.Generator:
-    """Seed torch's global generator (initial weights, dropout) and return a generator for
-    negative sampling on `device`."""
-    torch.manual_seed(seed)
-    return torch.Generator(device=device).manual_seed(seed)
-
-
-def _valid_metrics(model: SASRec, dataset: Dataset) -> dict[str, float]:
-    """Full-ranking metrics of the model on the valid split (every valid history is
-    non-empty, so the popularity prior of an empty history is never used)."""
-    model.eval()
-    item_ids = dataset.catalog.item_ids
-    scorer = SASRecScorer(model, item_ids, np.zeros(len(item_ids) + 1))
-    return summarize(rank_cases(scorer, dataset.split.cases("valid")))
-
-
-def _train_epoch(
-    model: SASRec,
-    optimizer: torch.optim.Optimizer,
-    windows: tuple[torch.Tensor, torch.Tensor, np.ndarray],
-    batch_size: int,
-    rng: np.random.Generator,
-    generator: torch.Generator,
-    deadline: float = float("inf"),
-) -> tuple[float, bool]:
-    """One pass over the training windows, or fewer batches if `deadline` (a
-    `time.perf_counter()` value) passes first: (mean batch loss, whether it was complete)."""
-    inputs, targets, lengths = windows
-    device = model.item_emb.weight.device
-    model.train()
-    losses: list[float] = []
-    batches = length_batches(rng, lengths, batch_size)
-    for batch in batches:
-        if losses and time.perf_counter() >= deadline:
-            return float(np.mean(losses)), False
-        width = int(lengths[batch].max())  # left-padded: the last `width` columns hold data
-        rows = torch.as_tensor(batch)
-        loss = model.loss(
-            inputs[rows, -width:].to(device), targets[rows, -width:].to(device), generator
+    The checkpoint goes to `checkpoint`, else `workspace.models_dir(dataset)/<name>.pt`; one
+    already there for the same data is replaced only by a better run, or with `replace`.
+    Another run training it: wait for it, or (`wait=False`) `LockedError`. Returns how
+    training went and which checkpoint was kept; load the model with `load_scorer`.
+    `ConfigError` if the dataset has nothing to train or validate on."""
+    model_spec = spec(name)
+    config = config or model_spec.config_type()
+    options = options or model_spec.train_type()
+    reporter = reporter or SilentReporter()
+    if checkpoint is None:
+        if workspace is None:
+            raise ValueError("pass a workspace or a checkpoint path")
+        checkpoint = checkpoint_path(workspace, dataset.name, name)
+    group, device = distributed.join(resolve_device(options.device))
+    if len(dataset.split.eval_users) == 0:
+        raise ConfigError(
+            f"dataset {dataset.name!r} has no user with 3+ interactions: nothing to validate on"
         )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return float(np.mean(losses)), True
+    resolve = resolver(workspace, dataset, options.device)
+    data = model_spec.data(dataset, config, options, resolve)
+    if len(data) == 0:
+        raise ConfigError(f"dataset {dataset.name!r} has no training sequence of 2+ items")
+    for note in getattr(data, "notes", []):
+        log.warning("%s", note)
+    train_seqs = dataset.split.train_sequences()
+    counts = np.bincount(np.concatenate(train_seqs), minlength=dataset.n_items + 1)
+    cases = valid_cases(dataset, options.valid_users)
 
+    torch.manual_seed(options.seed)  # initial weights and dropout, the same on every process
+    generator = torch.Generator(device=device).manual_seed(options.seed + group.rank)
+    rng = np.random.default_rng(options.seed)
+    model = model_spec.build(dataset.n_items, config).to(device)
+    loss_module = distributed.wrap(LossModule(model), group, device)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, options.weight_decay), lr=options.lr, betas=(0.9, 0.98)
+    )
+    metric = options.metric
+    progress_key = re.sub(r"[^a-z0-9]", "", metric.lower())  # NDCG@10 -> ndcg10, as it prints
+    history: list[EpochLog] = []
+    best = Best()
+    stopped: Stopped = "max_epochs"
+    started = time.perf_counter()
+    deadline = started + options.time_limit_s if options.time_limit_s else float("inf")
+    validation_s = 0.0  # how long validating takes, kept free at the end of a time limit
 
-def _cpu_state(model: SASRec) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    def validate() -> dict[str, float]:
+        model.eval()
+        scorer = model_spec.scorer(model, dataset.catalog.item_ids, counts, config, resolve)
+        return summarize(rank_cases(scorer, cases))
 
+    def write_best(path: Path) -> None:
+        assert best.state is not None
+        training = {
+            "best_epoch": best.epoch,
+            "valid": best.valid,
+            "valid_users": len(cases),
+            "seconds_to_best": round(best.at, 2),
+            "processes": group.world,
+            "options": options.model_dump(),
+        }
+        save_checkpoint(path, config, best.state, dataset, counts, training, name)
 
-@dataclass
-class _Best:
-    """The best epoch so far and whether its checkpoint is on disk."""
+    def offer_best() -> None:
+        if group.main:
+            keeper.offer(ValidScore(metric=metric, value=best.value, epoch=best.epoch), write_best)
+        best.saved = True
 
-    epoch: int = 0
-    ndcg: float = -1.0
-    valid: dict[str, float] = field(default_factory=dict)
-    state: dict[str, torch.Tensor] | None = None
-    at: float = 0.0
-    saved: bool = True
+    keeper = KeepBetter(
+        checkpoint, dataset.fingerprint, metric, replace=replace, wait=wait, reporter=reporter
+    )
+    title = f"training {model_spec.title} on {dataset.name}"
+    if group.active:
+        title += f" (process {group.rank + 1} of {group.world})"
+    with keeper if group.main else NoLock():
+        try:
+            with reporter.stage(title, total=options.epochs) as adv:
+                for epoch in range(1, options.epochs + 1):
+                    epoch_start = time.perf_counter()
+                    lr = optimizer.param_groups[0]["lr"]
+                    loss, complete = train_epoch(
+                        loss_module,
+                        optimizer,
+                        data,
+                        options.batch_size,
+                        rng,
+                        generator,
+                        device,
+                        group,
+                        deadline - validation_s,
+                    )
+                    valid_start = time.perf_counter()
+                    valid = validate() if group.main else {}
+                    if group.active:
+                        keys = sorted(validate_keys(valid, metric))
+                        values = group.broadcast([valid.get(k, 0.0) for k in keys])
+                        valid = dict(zip(keys, values, strict=True))
+                    validation_s = time.perf_counter() - valid_start
+                    value = valid[metric]
+                    if value > best.value:
+                        at = time.perf_counter() - started
+                        best = Best(epoch, value, valid, cpu_state(model), at, saved=False)
+                        offer_best()
+                    seconds = time.perf_counter() - epoch_start
+                    history.append(
+                        EpochLog(
+                            epoch=epoch,
+                            lr=lr,
+                            loss=loss,
+                            valid_ndcg10=valid["NDCG@10"],
+                            valid_metric=value,
+                            seconds=seconds,
+                            complete=complete,
+                        )
+                    )
+                    log.info(
+                        "epoch %d: loss %.4f, valid %s %.4f (best %.4f at epoch %d)",
+                        epoch,
+                        loss,
+                        metric,
+                        value,
+                        best.value,
+                        best.epoch,
+                    )
+                    adv(
+                        1,
+                        loss=f"{loss:.4f}",
+                        **{progress_key: f"{value:.4f}"},
+                        best=f"{best.value:.4f}@{best.epoch}",
+                    )
+                    stale = epoch - best.epoch
+                    if stale >= options.patience:
+                        stopped = "early_stopping"
+                        break
+                    late = not complete or time.perf_counter() >= deadline - validation_s
+                    if group.broadcast([float(late)])[0]:
+                        stopped = "time_limit"
+                        break
+                    if options.lr_patience and stale and stale % options.lr_patience == 0:
+                        for param_group in optimizer.param_groups:
+                            param_group["lr"] *= 0.5
+        except KeyboardInterrupt:
+            stopped = "interrupted"
+            if best.state is not None and not best.saved:
+                offer_best()  # the interrupt hit while saving: offer the best state again
+        retention = keeper.outcome()
+    if best.state is None:
+        raise KeyboardInterrupt  # stopped before the first epoch ended: nothing written
+    in_workspace = workspace is not None and checkpoint == checkpoint_path(
+        workspace, dataset.name, name
+    )
+    if group.main and in_workspace and retention.kept == "new":
+        assert workspace is not None
+        leaderboard.record(
+            workspace, dataset.name, dataset.fingerprint, name, "valid", best.valid, len(cases)
+        )
+    seconds = time.perf_counter() - started
+    log.info(
+        "%s on %s: stopped by %s after %d epochs and %.1f s; %s",
+        model_spec.title,
+        dataset.name,
+        stopped.replace("_", " "),
+        len(history),
+        seconds,
+        retention.reason,
+    )
+    return TrainResult(
+        model=name,
+        dataset=dataset.name,
+        checkpoint=checkpoint,
+        best_epoch=best.epoch,
+        epochs_run=len(history),
+        stopped=stopped,
+        metric=metric,
+        valid=best.valid,
+        valid_users=len(cases),
+        seconds=seconds,
+        seconds_to_best=best.at,
+        history=history,
+        retention=retention,
+        processes=group.world,
+        notes=list(getattr(data, "notes", [])),
+    )
 
 
 def train_sasrec(
@@ -170,149 +300,51 @@ def train_sasrec(
     replace: bool = False,
     wait: bool = True,
 ) -> TrainResult:
-    """Train SASRec on `dataset` and save the best epoch (by valid NDCG@10).
+    """`train_model("sasrec", ...)`."""
+    return train_model(
+        "sasrec",
+        dataset,
+        config,
+        options,
+        workspace,
+        reporter,
+        checkpoint,
+        replace=replace,
+        wait=wait,
+    )
 
-    The checkpoint goes to `checkpoint`, else `workspace.models_dir(dataset)/sasrec.pt`; one
-    already there for the same data is replaced only by a better run, or with `replace`.
-    Another run training it: wait for it, or (`wait=False`) `LockedError`. Returns how
-    training went and which checkpoint was kept; load the model with `load_sasrec_scorer`.
-    `ConfigError` if the dataset has nothing to train or validate on."""
-    config = config or SASRecConfig()
-    options = options or SASRecTrainConfig()
-    reporter = reporter or SilentReporter()
-    if checkpoint is None:
-        if workspace is None:
-            raise ValueError("pass a workspace or a checkpoint path")
-        checkpoint = checkpoint_path(workspace, dataset.name)
-    device = resolve_device(options.device)
-    if len(dataset.split.eval_users) == 0:
-        raise ConfigError(
-            f"dataset {dataset.name!r} has no user with 3+ interactions: nothing to validate on"
+
+def ensure_scorer(
+    workspace: Workspace,
+    dataset: Dataset,
+    name: str = "sasrec",
+    reporter: Reporter | None = None,
+    config: BaseModel | None = None,
+    options: TrainConfig | None = None,
+    notes: list[str] | None = None,
+) -> Scorer:
+    """The saved model `name` for `dataset` if it matches the prepared data; otherwise
+    (missing or stale) train one first, reporting progress, and return that. A training cut
+    short by `options.time_limit_s` adds a line to `notes` saying how to finish it."""
+    device = options.device if options else "cpu"
+    try:
+        return load_scorer(workspace, dataset, name, device)
+    except ArtifactError:
+        pass
+    with model_lock(checkpoint_path(workspace, dataset.name, name), reporter=reporter):
+        try:  # another process may have trained it while this one waited for the lock
+            return load_scorer(workspace, dataset, name, device)
+        except ArtifactError:
+            pass
+        result = train_model(name, dataset, config, options, workspace, reporter)
+    if result.stopped == "time_limit" and notes is not None:
+        notes.append(
+            f"{spec(name).title} trained for {result.seconds:.0f} s only (best epoch "
+            f"{result.best_epoch}, valid NDCG@10 {result.valid.get('NDCG@10', 0.0):.4f}) to "
+            f"start quickly; `recagent train {name} --dataset {dataset.name}` trains it to "
+            "convergence"
         )
-    train_seqs = dataset.split.train_sequences()
-    windows = training_windows(train_seqs, config.max_len, options.windows)
-    if int((windows[1] > 0).sum()) == 0:
-        raise ConfigError(f"dataset {dataset.name!r} has no training sequence of 2+ items")
-    counts = np.bincount(np.concatenate(train_seqs), minlength=dataset.n_items + 1)
-
-    generator = _seed_everything(options.seed, device)
-    rng = np.random.default_rng(options.seed)
-    model = SASRec(dataset.n_items, config).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=options.lr, betas=(0.9, 0.98), weight_decay=options.weight_decay
-    )
-    history: list[EpochLog] = []
-    best = _Best()
-    stopped: Stopped = "max_epochs"
-    started = time.perf_counter()
-    deadline = started + options.time_limit_s if options.time_limit_s else float("inf")
-    validation_s = 0.0  # how long validating takes, kept free at the end of a time limit
-
-    def write_best(path: Path) -> None:
-        assert best.state is not None
-        training = {
-            "best_epoch": best.epoch,
-            "valid": best.valid,
-            "seconds_to_best": round(best.at, 2),
-            "options": options.model_dump(),
-        }
-        save_checkpoint(path, config, best.state, dataset, counts, training)
-
-    def offer_best() -> None:
-        score = ValidScore(metric=METRIC, value=best.ndcg, epoch=best.epoch)
-        keeper.offer(score, write_best)
-        best.saved = True
-
-    keeper = KeepBetter(
-        checkpoint, dataset.fingerprint, METRIC, replace=replace, wait=wait, reporter=reporter
-    )
-    with keeper:
-        try:
-            with reporter.stage(f"training SASRec on {dataset.name}", total=options.epochs) as adv:
-                for epoch in range(1, options.epochs + 1):
-                    epoch_start = time.perf_counter()
-                    lr = optimizer.param_groups[0]["lr"]
-                    loss, complete = _train_epoch(
-                        model,
-                        optimizer,
-                        windows,
-                        options.batch_size,
-                        rng,
-                        generator,
-                        deadline - validation_s,
-                    )
-                    valid_start = time.perf_counter()
-                    valid = _valid_metrics(model, dataset)
-                    validation_s = time.perf_counter() - valid_start
-                    ndcg = valid[METRIC]
-                    if ndcg > best.ndcg:
-                        at = time.perf_counter() - started
-                        best = _Best(epoch, ndcg, valid, _cpu_state(model), at, saved=False)
-                        offer_best()
-                    seconds = time.perf_counter() - epoch_start
-                    history.append(
-                        EpochLog(
-                            epoch=epoch,
-                            lr=lr,
-                            loss=loss,
-                            valid_ndcg10=ndcg,
-                            seconds=seconds,
-                            complete=complete,
-                        )
-                    )
-                    log.info(
-                        "epoch %d: loss %.4f, valid %s %.4f (best %.4f at epoch %d)",
-                        epoch,
-                        loss,
-                        METRIC,
-                        ndcg,
-                        best.ndcg,
-                        best.epoch,
-                    )
-                    adv(
-                        1,
-                        loss=f"{loss:.4f}",
-                        ndcg10=f"{ndcg:.4f}",
-                        best=f"{best.ndcg:.4f}@{best.epoch}",
-                    )
-                    stale = epoch - best.epoch
-                    if stale >= options.patience:
-                        stopped = "early_stopping"
-                        break
-                    if not complete or time.perf_counter() >= deadline - validation_s:
-                        stopped = "time_limit"
-                        break
-                    if options.lr_patience and stale and stale % options.lr_patience == 0:
-                        for group in optimizer.param_groups:
-                            group["lr"] *= 0.5
-        except KeyboardInterrupt:
-            stopped = "interrupted"
-            if best.state is not None and not best.saved:
-                offer_best()  # the interrupt hit while saving: offer the best state again
-        retention = keeper.outcome()
-    if best.state is None:
-        raise KeyboardInterrupt  # stopped before the first epoch ended: nothing written
-    seconds = time.perf_counter() - started
-    log.info(
-        "SASRec on %s: stopped by %s after %d epochs and %.1f s; %s",
-        dataset.name,
-        stopped.replace("_", " "),
-        len(history),
-        seconds,
-        retention.reason,
-    )
-    return TrainResult(
-        dataset=dataset.name,
-        checkpoint=checkpoint,
-        best_epoch=best.epoch,
-        epochs_run=len(history),
-        stopped=stopped,
-        valid=best.valid,
-        seconds=seconds,
-        seconds_to_best=best.at,
-        history=history,
-        retention=retention,
-    )
+    return load_scorer(workspace, dataset, name, device)
 
 
 def ensure_sasrec_scorer(
@@ -323,34 +355,23 @@ def ensure_sasrec_scorer(
     options: SASRecTrainConfig | None = None,
     notes: list[str] | None = None,
 ) -> SASRecScorer:
-    """The saved SASRec for `dataset` if it matches the prepared data; otherwise (missing or
-    stale) train one first, reporting progress, and return that. A training cut short by
-    `options.time_limit_s` adds a line to `notes` saying how to finish it."""
-    try:
-        return load_sasrec_scorer(workspace, dataset)
-    except ArtifactError:
-        pass
-    options = options or SASRecTrainConfig()
-    with model_lock(checkpoint_path(workspace, dataset.name), reporter=reporter):
-        try:  # another process may have trained it while this one waited for the lock
-            return load_sasrec_scorer(workspace, dataset, options.device)
-        except ArtifactError:
-            pass
-        result = train_sasrec(dataset, config, options, workspace, reporter)
-    if result.stopped == "time_limit" and notes is not None:
-        notes.append(
-            f"SASRec trained for {result.seconds:.0f} s only (best epoch {result.best_epoch}, "
-            f"valid NDCG@10 {result.valid.get('NDCG@10', 0.0):.4f}) to start quickly; "
-            f"`recagent train sasrec --dataset {dataset.name}` trains it to convergence"
-        )
-    return load_sasrec_scorer(workspace, dataset, options.device)
+    """`ensure_scorer` for SASRec."""
+    scorer = ensure_scorer(workspace, dataset, "sasrec", reporter, config, options, notes)
+    assert isinstance(scorer, SASRecScorer)
+    return scorer
 
 
 __all__ = [
     "EpochLog",
+    "ModelSpec",
     "SASRecTrainConfig",
+    "TrainConfig",
     "TrainResult",
     "ensure_sasrec_scorer",
+    "ensure_scorer",
+    "length_batches",
+    "train_model",
     "train_sasrec",
     "training_windows",
+    "valid_cases",
 ]

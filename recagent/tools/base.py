@@ -164,7 +164,8 @@ class ToolContext:
     dataset: Dataset
     user_id: str | None = None
     history: list[str] = field(default_factory=list)
-    scorer: Any = None  # recagent.models.base.Scorer
+    scorer: Any = None  # recagent.models.base.Scorer: the default (best on valid)
+    scorers: Any = None  # recagent.models.scorers.ScorerShelf: any model by name, on first use
     index: Any = None  # recagent.index.store.ItemIndex
     pairs: Any = None  # recagent.data.pairs.ItemPairs: items people consume together
     candidates: CandidateSet = field(default_factory=CandidateSet)

@@ -1,12 +1,18 @@
-"""`score_candidates`: rank items for a user's next pick with the sequential model."""
+"""`score_candidates`: rank items for a user's next pick with a trained model (the workspace's
+best on valid unless the caller names one).
+
+What the tool says about a score depends on what the scorer can do, asked through the
+capability protocols of `recagent.models.base`, never its class: a scorer that reads the
+order of the history (`ReadsSequence`) gives "sequential" evidence, one that can say which
+history items drove its scores (`ExplainsScores`) cites them as `because_of`."""
 
 from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from recagent.models.base import IdScorer
-from recagent.models.sasrec_scorer import SASRecScorer
+from recagent.errors import RecagentError
+from recagent.models.base import ExplainsScores, ReadsSequence, Scorer
 from recagent.tools.base import (
     Evidence,
     EvidenceKind,
@@ -39,6 +45,11 @@ class ScoreCandidatesArgs(BaseModel):
         None, description="Use this known user's history instead (not with `history`)."
     )
     k: int = Field(10, ge=1, le=100, description="How many of the best-scored items to return.")
+    model: str | None = Field(
+        None,
+        description="Which trained model scores: sasrec, hstu, bert4rec, bst (reranks the "
+        "candidates), fusion, or popularity. Default: the best one on validation.",
+    )
 
 
 class ScoredItem(BaseModel):
@@ -52,7 +63,7 @@ class ScoredItem(BaseModel):
 class ScoreCandidatesResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description="The scoring model: sasrec, or popularity as a fallback.")
+    model: str = Field(description="The scoring model (popularity when no model is trained).")
     history_used: int = Field(description="History items the model read (0: popularity).")
     scored: int = Field(description="How many items were ranked.")
     items: list[ScoredItem] = Field(description="The best `k` scored items, best first.")
@@ -81,18 +92,16 @@ def _history(args: ScoreCandidatesArgs, ctx: ToolContext) -> list[str] | ToolErr
 @register_tool(TOOL, ScoreCandidatesArgs)
 def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
     """Rank items by how likely this user is to pick them next, with a sequential model
-    (SASRec) trained on the order in which people watched things. By default it scores the
+    trained on the order in which people watched things (by default the best one on
+    validation; `model` picks another). By default it scores the
     candidates found so far this turn (or the `item_ids` you pass; with no candidates at all,
     the whole catalog) against the current user's history (or the `history` you pass, oldest
     first, e.g. items the user just mentioned). Returns the best `k` with score and rank, the
     history items the model weighed most (cite them when explaining), and requested items
     the user has already seen (skipped). Use it after finding candidates, to order them."""
-    scorer = ctx.scorer
-    if not isinstance(scorer, IdScorer):
-        return ToolError(
-            error="no scoring model is loaded",
-            hint="order candidates another way; to enable this tool run `recagent train sasrec`",
-        )
+    scorer = _scorer(args, ctx)
+    if not isinstance(scorer, Scorer):
+        return scorer
     history = _history(args, ctx)
     if isinstance(history, ToolError):
         return history
@@ -116,11 +125,12 @@ def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
         ranked = [(candidates[i], float(scores[i])) for i in order]
         scored_count = len(candidates)
 
-    sequential = isinstance(scorer, SASRecScorer) and bool(history)
+    sequential = isinstance(scorer, ReadsSequence | ExplainsScores) and bool(history)
     attended: list[str] = []
     history_used = 0
-    if isinstance(scorer, SASRecScorer) and history:
-        attended = [i for i, _ in scorer.attended(history, ATTENDED)]
+    if isinstance(scorer, ExplainsScores) and history and ranked:
+        attended = [i for i, _ in scorer.attended(history, ATTENDED, candidate=ranked[0][0])]
+    if isinstance(scorer, ReadsSequence) and history:
         history_used = min(len(history), scorer.max_len)
     kind: EvidenceKind = "sequential" if sequential else "popularity"
     items = []
@@ -141,6 +151,32 @@ def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
         attended=[ctx.ref(i) for i in attended],
         seen=seen,
     )
+
+
+def _scorer(args: ScoreCandidatesArgs, ctx: ToolContext) -> Scorer | ToolError:
+    """The default scorer, or the one `args.model` names (loaded on first use)."""
+    if args.model is None or args.model == getattr(ctx.scorer, "name", None):
+        if isinstance(ctx.scorer, Scorer):
+            return ctx.scorer
+        return ToolError(
+            error="no scoring model is loaded",
+            hint="order candidates another way; to enable this tool run `recagent train sasrec`",
+        )
+    default = getattr(ctx.scorer, "name", None)
+    if ctx.scorers is None:
+        return ToolError(
+            error=f"only the default model ({default}) can score here, not {args.model!r}",
+            hint="omit model to use the default",
+        )
+    try:
+        named: Scorer = ctx.scorers.get(args.model)
+    except RecagentError as exc:
+        usable = ", ".join(ctx.scorers.available())
+        return ToolError(
+            error=str(exc),
+            hint=f"models available here: {usable}; omit model to use the default ({default})",
+        )
+    return named
 
 
 def _finite(value: float) -> float:

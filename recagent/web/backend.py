@@ -141,7 +141,7 @@ class Backend:
             datasets=datasets,
             mode="llm" if self.llm else "planner",
             model=self.llm.name if self.llm else None,
-            scorer="SASRec" if default.has_sasrec else "popularity",
+            scorer=default.scorer_title,
             index=str(meta.embedder) if meta is not None else None,
             auth=self.settings.server.api_key is not None,
             notes=list(default.notes),

@@ -152,7 +152,10 @@ class InfoOut(Body):
     datasets: list[DatasetOut]
     mode: Literal["llm", "planner"]
     model: str | None = None
-    scorer: str = Field(description="What ranks candidates: SASRec, or popularity.")
+    scorer: str = Field(
+        description="What ranks candidates: the best trained model (SASRec, HSTU, ...), or "
+        "popularity."
+    )
     index: str | None = Field(None, description="The vector index's embedder (None: off).")
     auth: bool = Field(description="Whether requests need `Authorization: Bearer <key>`.")
     notes: list[str] = Field(default_factory=list)

@@ -1,0 +1,292 @@
+"""Every registered model under one contract: training past popularity, self-describing
+checkpoints that round-trip, the leaderboard and the default model, fusion, and the
+`recagent train|eval <model>` and `recagent models` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recagent.metrics import summarize
+from recagent.models import leaderboard
+from recagent.models.base import ExplainsScores, ReadsSequence, Reranks, Scorer
+from recagent.models.checkpoint import (
+    checkpoint_path,
+    load_scorer,
+    manifest_path,
+    read_checkpoint,
+)
+from recagent.models.evaluation import rank_cases
+from recagent.models.fusion import FusionConfig, FusionScorer, fit_fusion, fuse, rank_matrix
+from recagent.models.popularity import PopularityScorer
+from recagent.models.registry import MODELS
+from recagent.models.scorers import default_name, load_named
+
+MODEL_NAMES = list(MODELS)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_model_trains_past_popularity_on_valid(tiny_models, name: str) -> None:
+    ds, result = tiny_models.dataset, tiny_models.results[name]
+    assert result.model == name and result.best_epoch >= 1
+    assert result.valid["NDCG@10"] == max(h.valid_ndcg10 for h in result.history)
+    popularity = summarize(rank_cases(PopularityScorer.from_dataset(ds), ds.split.cases("valid")))
+    assert result.valid["MRR"] > popularity["MRR"] + 0.1
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_checkpoint_is_self_describing_and_round_trips(tiny_models, name: str) -> None:
+    ws, ds = tiny_models.workspace, tiny_models.dataset
+    path = checkpoint_path(ws, ds.name, name)
+    payload = read_checkpoint(path, name)
+    assert payload["format"] == f"recagent.{name}/1" and payload["model"] == name
+    assert payload["fingerprint"] == ds.fingerprint and payload["item_ids"] == ds.catalog.item_ids
+    assert payload["training"]["best_epoch"] == tiny_models.results[name].best_epoch
+    manifest = json.loads(manifest_path(path).read_text())
+    assert manifest["name"] == f"{ds.name}/{name}"
+    first, again = load_scorer(ws, ds, name), load_scorer(ws, ds, name)
+    assert isinstance(first, Scorer) and first.name == name
+    for key, value in first.model.state_dict().items():  # type: ignore[attr-defined]
+        torch.testing.assert_close(again.model.state_dict()[key], value)  # type: ignore[attr-defined]
+    cases = ds.split.cases("valid")
+    valid = summarize(rank_cases(again, cases))
+    assert valid == pytest.approx(tiny_models.results[name].valid)
+    scores = again.score(ds.catalog.ids_at(cases[0].history))
+    assert scores.shape == (ds.n_items + 1,) and np.isneginf(scores[0])
+
+
+def test_capabilities_are_protocols_not_classes(tiny_models) -> None:
+    ws, ds = tiny_models.workspace, tiny_models.dataset
+    scorers = {n: load_scorer(ws, ds, n) for n in MODEL_NAMES}
+    for name in ("sasrec", "hstu", "bert4rec"):
+        assert isinstance(scorers[name], ReadsSequence | ExplainsScores)
+        assert not isinstance(scorers[name], Reranks)
+    assert isinstance(scorers["bst"], Reranks) and isinstance(scorers["bst"], ExplainsScores)
+    popularity = PopularityScorer.from_dataset(ds)
+    assert not isinstance(popularity, ReadsSequence | ExplainsScores | Reranks)
+    history = ds.catalog.ids_at(ds.split.cases("test")[0].history)
+    for scorer in scorers.values():
+        attended = scorer.attended(history, 2)  # type: ignore[attr-defined]
+        assert 1 <= len(attended) <= 2 and all(i in history for i, _ in attended)
+
+
+def test_training_records_valid_and_the_best_is_the_default(tiny_models) -> None:
+    ws, ds = tiny_models.workspace, tiny_models.dataset
+    entries = leaderboard.current(ws, ds.name, ds.fingerprint)
+    for name in MODEL_NAMES:
+        assert entries[name]["valid"].metrics == pytest.approx(tiny_models.results[name].valid)
+    best = max(MODEL_NAMES, key=lambda n: tiny_models.results[n].valid["NDCG@10"])
+    assert default_name(ws, ds) in (best, "fusion")
+
+
+def test_a_retrained_model_is_not_judged_by_its_predecessor(tiny_models, tmp_path: Path) -> None:
+    import shutil
+
+    from recagent.workspace import Workspace
+
+    ws = Workspace(tmp_path / "copy")
+    shutil.copytree(
+        tiny_models.workspace.models_dir(tiny_models.dataset.name),
+        ws.models_dir("ml-100k"),
+        dirs_exist_ok=True,
+    )
+    ds = tiny_models.dataset
+    assert set(leaderboard.current(ws, ds.name, ds.fingerprint)) >= set(MODEL_NAMES)
+    path = checkpoint_path(ws, ds.name, "hstu")
+    path.write_bytes(path.read_bytes() + b"\0")  # another checkpoint now
+    assert "hstu" not in leaderboard.current(ws, ds.name, ds.fingerprint)
+    assert "sasrec" in leaderboard.current(ws, ds.name, ds.fingerprint)
+    assert leaderboard.current(ws, ds.name, "other data") == {}
+
+
+def test_fusion_of_ranks_and_scores() -> None:
+    a = np.array([[-np.inf, 3.0, 2.0, 1.0]])
+    b = np.array([[-np.inf, 1.0, 2.0, 3.0]])
+    assert rank_matrix(a).tolist() == [[4, 1, 2, 3]]
+    rrf = fuse([a, b], "rrf", k=60)
+    assert rrf[0, 1] == pytest.approx(1 / 61 + 1 / 63) and rrf[0, 2] == pytest.approx(2 / 62)
+    assert np.isneginf(rrf[0, 0])
+    z = fuse([a, a], "score")
+    assert list(np.argsort(-z[0, 1:])) == [0, 1, 2]
+
+
+def test_fitted_fusion_scores_like_its_members(tiny_models) -> None:
+    ws, ds = tiny_models.workspace, tiny_models.dataset
+    members = {n: load_scorer(ws, ds, n) for n in ("sasrec", "hstu")}
+    trials = fit_fusion(members, ds)
+    assert len(trials) == 2 and {t.method for t in trials} == {"rrf", "score"}
+    assert trials[0].valid["NDCG@10"] >= trials[1].valid["NDCG@10"]
+    fusion = FusionScorer(
+        list(members.values()), FusionConfig(members=list(members), method=trials[0].method)
+    )
+    valid = summarize(rank_cases(fusion, ds.split.cases("valid")))
+    assert valid == pytest.approx(trials[0].valid)
+    assert fusion.max_len == 8 and fusion.attended(ds.catalog.ids_at([1, 2]), 1)
+
+
+def test_cli_trains_evaluates_and_lists_every_model(cli, sasrec_source: Path) -> None:
+    assert (
+        cli("data", "prepare", "--dataset", "ml-100k", "--source", str(sasrec_source)).exit_code
+        == 0
+    )
+    common = ["--epochs", "2", "--batch-size", "16", "--lr", "0.01", "--json"]
+    out = cli("train", "sasrec", "--dim", "16", "--layers", "1", "--max-len", "8", *common)
+    assert out.exit_code == 0, out.output
+    out = cli(
+        "train",
+        "hstu",
+        "--set",
+        "dim=16",
+        "--set",
+        "qk_dim=8",
+        "--set",
+        "v_dim=8",
+        "--set",
+        "max_len=8",
+        *common,
+    )
+    assert out.exit_code == 0, out.output
+    trained = json.loads(out.stdout)
+    assert trained["model"] == "hstu" and trained["epochs_run"] == 2
+    out = cli(
+        "train",
+        "bert4rec",
+        "--preset",
+        "hf",
+        "--set",
+        "dim=16",
+        "--set",
+        "max_len=8",
+        "--set",
+        "ff_dim=16",
+        *common,
+    )
+    assert out.exit_code == 0, out.output
+    out = cli(
+        "train",
+        "bst",
+        "--set",
+        "dim=12",
+        "--set",
+        "gap_dim=4",
+        "--set",
+        "mlp=[8]",
+        "--set",
+        "heads=2",
+        *common,
+    )
+    assert out.exit_code == 0, out.output
+
+    report = json.loads(cli("eval", "hstu", "--split", "valid", "--json").stdout)
+    assert set(report["models"]) == {"hstu", "popularity"}
+    assert report["models"]["hstu"]["NDCG@10"] == pytest.approx(trained["valid"]["NDCG@10"])
+    bst = json.loads(cli("eval", "bst", "--json").stdout)
+    assert bst["retriever"]["name"] == "sasrec" and bst["retriever"]["pool"] == 100
+    table = cli("eval", "bst")
+    assert "reranked" in " ".join(table.stdout.split()) or "bst" in table.stdout
+    assert "sasrec's top 100" in table.stderr and "recall@100" in table.stderr
+
+    fused = cli("train", "fusion", "--json")
+    assert fused.exit_code == 0, fused.output
+    assert len(json.loads(fused.stdout)) == 2 * (6 + 4 + 1)  # subsets of 4 models x 2 methods
+    assert cli("eval", "fusion", "--split", "valid").exit_code == 0
+
+    listed = json.loads(cli("models", "--json").stdout)
+    rows = {r["model"]: r for r in listed["models"]}
+    assert all(rows[m]["trained"] for m in ("sasrec", "hstu", "bert4rec", "bst", "fusion"))
+    assert "test_NDCG@10" in rows["bst"] and "valid_NDCG@10" in rows["hstu"]
+    valid = {
+        m: r["valid_NDCG@10"] for m, r in rows.items() if "valid_NDCG@10" in r and m != "popularity"
+    }
+    assert listed["default"] == max(valid, key=lambda m: valid[m])
+    assert "models of ml-100k" in cli("models").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["hstu", "--set", "heads"], "KEY=VALUE"),
+        (["hstu", "--set", "nope=1"], "--nope"),
+        (["hstu", "--preset", "huge"], "no preset 'huge'"),
+        (["bst", "--set", "retriever=bst"], "cannot rerank its own"),
+        (["bert4rec", "--set", "dim=10", "--set", "heads=3"], "must divide"),
+        (["fusion"], "two or more trained models"),
+    ],
+)
+def test_bad_model_options_are_one_line_errors(cli, sasrec_source: Path, args, message) -> None:
+    assert (
+        cli("data", "prepare", "--dataset", "ml-100k", "--source", str(sasrec_source)).exit_code
+        == 0
+    )
+    result = cli("train", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_unknown_and_untrained_models(tiny_models) -> None:
+    from recagent.errors import ArtifactError, ConfigError
+
+    with pytest.raises(ConfigError, match="unknown model"):
+        load_named(tiny_models.workspace, tiny_models.dataset, "lru")
+    from recagent.workspace import Workspace
+
+    with pytest.raises(ArtifactError, match="recagent train hstu"):
+        load_named(
+            Workspace(tiny_models.workspace.root.parent / "empty"), tiny_models.dataset, "hstu"
+        )
+
+
+def test_chat_services_and_eval_pipelines_use_the_default_model(tiny_models) -> None:
+    from recagent.app import build_session, eval_services, load_services
+    from recagent.config import load_settings
+    from recagent.evals.env import EvalEnv
+    from recagent.progress import SilentReporter
+
+    ws, ds = tiny_models.workspace, tiny_models.dataset
+    best = default_name(ws, ds)
+    assert best is not None
+    settings = load_settings(home=ws.root)
+    services = load_services(ws, settings, ds.name, SilentReporter(), build_missing=False)
+    assert services.scorer.name == best
+    session = build_session(services, settings, ws, "offline")
+    assert session.ctx.scorer is services.scorer
+    assert session.ctx.scorers.get("hstu").name == "hstu"
+    env = EvalEnv(eval_services(ws, settings, ds))
+    assert env.default_name == best and env.default_scorer.name == best
+    history = ds.catalog.ids_at(ds.split.cases("test")[0].history)
+    for name in ("hstu", "bert4rec", "bst"):
+        top = env.pipeline(name).recommend(history, 5).item_ids
+        assert len(top) == 5 and not set(top) & set(history)
+    assert set(env.fingerprints(["hstu", "planner"])) >= {"data", "hstu", best}
+
+
+def test_leaderboard_records_from_two_runs_at_once_both_stay(tiny_models, tmp_path: Path) -> None:
+    import shutil
+    import threading
+
+    from recagent.workspace import Workspace
+
+    ws = Workspace(tmp_path / "home")
+    shutil.copytree(tiny_models.workspace.root, ws.root)
+    ds = tiny_models.dataset
+    (ws.models_dir(ds.name) / leaderboard.LEADERBOARD).unlink()
+
+    def record(name: str) -> None:
+        for n in range(40):
+            metrics = {"NDCG@10": n / 100}
+            leaderboard.record(ws, ds.name, ds.fingerprint, name, "valid", metrics, 1)
+
+    threads = [threading.Thread(target=record, args=(m,)) for m in ("hstu", "bert4rec")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    board = leaderboard.current(ws, ds.name, ds.fingerprint)
+    assert {m: board[m]["valid"].metrics["NDCG@10"] for m in board} == {
+        "hstu": 0.39,
+        "bert4rec": 0.39,
+    }
