@@ -4,6 +4,7 @@ answer, scoring that never returns padding, [MASK] or seen items, and learning a
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,9 +12,16 @@ import torch
 import torch.nn.functional as F
 from pydantic import ValidationError
 
-from recagent.models.bert4rec import IGNORE, BERT4Rec, BERT4RecConfig
+from recagent.models.bert4rec import (
+    IGNORE,
+    SPEC,
+    BERT4Rec,
+    BERT4RecConfig,
+    BERT4RecTrainConfig,
+)
 from recagent.models.padding import left_pad
 from recagent.models.sequential import SequenceScorer
+from recagent.models.windows import WindowData, Windows
 
 N_ITEMS = 12
 
@@ -110,6 +118,39 @@ def test_learns_a_toy_cycle_to_hit_at_1() -> None:
             scores = model.score_last(cycle[:1, :t])
             assert scores.argmax(-1).item() == cycle[0, t].item()
             assert F.softmax(scores[0, 1:], -1).max() > 0.5
+
+
+def test_an_epoch_holds_each_window_copies_times_each_masked_anew() -> None:
+    lengths = np.array([3, 5, 5, 7, 2, 9])
+    items = left_pad([np.arange(1, n + 1) for n in lengths], 10)
+    for copies in (1, 4):
+        data = WindowData(Windows(items, None, lengths), copies)
+        batches = data.epoch(np.random.default_rng(0), 5)
+        assert np.bincount(np.concatenate(batches)).tolist() == [copies] * len(lengths)
+        assert all(len(b) <= 5 for b in batches)
+    model = _model(mask_prob=0.5, last_item_mask=0.0)
+    copies_of_one = data.batch(np.full(8, 5))[0]  # one 9-item window, 8 times in a batch
+    _, labels = model.cloze(copies_of_one, torch.Generator().manual_seed(0))
+    assert (labels != IGNORE).sum(1).tolist() == [4] * 8  # round(0.5 * 9) each
+    assert len({tuple(row) for row in labels.tolist()}) > 4  # masked independently
+
+
+def test_training_data_takes_the_copies_option() -> None:
+    dataset = SimpleNamespace(
+        split=SimpleNamespace(train_sequences=lambda: [np.arange(1, 8), np.arange(2, 5)])
+    )
+    config = BERT4RecConfig(max_len=10)
+    data = SPEC.data(dataset, config, BERT4RecTrainConfig(copies=3), None)
+    assert len(data) == 2 and data.copies == 3
+    assert len(np.concatenate(data.epoch(np.random.default_rng(0), 4))) == 6
+
+
+def test_default_patience_outlasts_a_few_hundred_steps_on_a_small_dataset() -> None:
+    """ml-latest-small (610 users, one 200-item window each at least): one copy per epoch
+    was 5 steps, and patience 20 stopped training after ~100 steps, far from converged."""
+    options = BERT4RecTrainConfig()
+    steps_per_epoch = math.ceil(610 * options.copies / options.batch_size)
+    assert options.patience * steps_per_epoch >= 800
 
 
 def test_config_is_validated() -> None:

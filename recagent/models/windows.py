@@ -78,12 +78,15 @@ def training_windows(
     return inputs, targets, made.lengths - 1
 
 
-def length_batches(rng: np.random.Generator, lengths: np.ndarray, size: int) -> list[np.ndarray]:
+def length_batches(
+    rng: np.random.Generator, lengths: np.ndarray, size: int, copies: int = 1
+) -> list[np.ndarray]:
     """One epoch of batches, each of windows of similar length (less padding to compute).
 
     Windows are shuffled, sorted by length with random tie order, cut into batches, and the
-    batches shuffled: every window once per epoch, in a new batch order each time."""
-    order = rng.permutation(len(lengths))
+    batches shuffled: every window `copies` times per epoch (once by default), in a new batch
+    order each time."""
+    order = np.tile(np.arange(len(lengths)), copies)[rng.permutation(len(lengths) * copies)]
     order = order[np.argsort(lengths[order], kind="stable")]
     batches = [order[i : i + size] for i in range(0, len(order), size)]
     return [batches[i] for i in rng.permutation(len(batches))]
@@ -91,10 +94,13 @@ def length_batches(rng: np.random.Generator, lengths: np.ndarray, size: int) -> 
 
 class WindowData:
     """The training data of a next-item model: its windows, batched by similar length. A
-    batch is `(items, times)` for the model's `batch_loss`."""
+    batch is `(items, times)` for the model's `batch_loss`. An epoch holds each window
+    `copies` times (a model that masks at random, like BERT4Rec, masks each copy anew: the
+    original's "dupe factor")."""
 
-    def __init__(self, windows: Windows) -> None:
+    def __init__(self, windows: Windows, copies: int = 1) -> None:
         self.windows = windows
+        self.copies = copies
         self.notes: list[str] = []  # what training should say about the data (e.g. no times)
 
     def __len__(self) -> int:
@@ -106,19 +112,25 @@ class WindowData:
         return int((self.windows.lengths - 1).sum())
 
     def epoch(self, rng: np.random.Generator, batch_size: int) -> list[np.ndarray]:
-        return length_batches(rng, self.windows.lengths, batch_size)
+        return length_batches(rng, self.windows.lengths, batch_size, self.copies)
 
     def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.windows.batch(rows)
 
 
 def window_data(
-    dataset: Any, max_len: int, mode: WindowMode, step: int | None, with_times: bool
+    dataset: Any,
+    max_len: int,
+    mode: WindowMode,
+    step: int | None,
+    with_times: bool,
+    copies: int = 1,
 ) -> WindowData:
     """The windows of every user's training sequence in `dataset` (with timestamps if asked
-    and the data has them)."""
+    and the data has them), each `copies` times per epoch."""
     times = dataset.split.train_times() if with_times else None
-    return WindowData(make_windows(dataset.split.train_sequences(), max_len, mode, step, times))
+    windows = make_windows(dataset.split.train_sequences(), max_len, mode, step, times)
+    return WindowData(windows, copies)
 
 
 __all__ = [
