@@ -63,6 +63,34 @@ SetOpt = Annotated[
         rich_help_panel=MODEL,
     ),
 ]
+# the training options every model's command takes (`train sasrec` shows its defaults,
+# the other models default to None: their own config's value)
+EpochsOpt = Annotated[int | None, typer.Option(help="Most epochs.", rich_help_panel=TRAINING)]
+LrOpt = Annotated[float | None, typer.Option(help="Learning rate.", rich_help_panel=TRAINING)]
+WeightDecayOpt = Annotated[float | None, typer.Option(rich_help_panel=TRAINING)]
+BatchSizeOpt = Annotated[int | None, typer.Option(rich_help_panel=TRAINING)]
+SeedOpt = Annotated[int | None, typer.Option(rich_help_panel=TRAINING)]
+DeviceOpt = Annotated[
+    str | None, typer.Option(help="cpu, cuda, cuda:N, mps or auto.", rich_help_panel=TRAINING)
+]
+TimeLimitOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Stop after this many minutes (keeps the best epoch so far).",
+        rich_help_panel=TRAINING,
+    ),
+]
+MetricOpt = Annotated[
+    str | None,
+    typer.Option(help="Valid metric that picks the best epoch.", rich_help_panel=TRAINING),
+]
+ValidUsersOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Validate on a fixed sample of this many users when there are more.",
+        rich_help_panel=TRAINING,
+    ),
+]
 ReplaceOpt = Annotated[
     bool,
     typer.Option(
@@ -229,9 +257,7 @@ def sasrec_cmd(
     ] = _MODEL_DEFAULTS.negatives,
     preset: PresetOpt = None,
     sets: SetOpt = None,
-    epochs: Annotated[
-        int, typer.Option(help="Most epochs.", rich_help_panel=TRAINING)
-    ] = _TRAIN_DEFAULTS.epochs,
+    epochs: EpochsOpt = _TRAIN_DEFAULTS.epochs,
     patience: Annotated[
         int,
         typer.Option(
@@ -239,17 +265,11 @@ def sasrec_cmd(
             rich_help_panel=TRAINING,
         ),
     ] = _TRAIN_DEFAULTS.patience,
-    lr: Annotated[
-        float, typer.Option(help="Learning rate.", rich_help_panel=TRAINING)
-    ] = _TRAIN_DEFAULTS.lr,
-    weight_decay: Annotated[
-        float, typer.Option(rich_help_panel=TRAINING)
-    ] = _TRAIN_DEFAULTS.weight_decay,
-    batch_size: Annotated[int, typer.Option(rich_help_panel=TRAINING)] = _TRAIN_DEFAULTS.batch_size,
-    seed: Annotated[int, typer.Option(rich_help_panel=TRAINING)] = _TRAIN_DEFAULTS.seed,
-    device: Annotated[
-        str, typer.Option(help="cpu, cuda, cuda:N, mps or auto.", rich_help_panel=TRAINING)
-    ] = _TRAIN_DEFAULTS.device,
+    lr: LrOpt = _TRAIN_DEFAULTS.lr,
+    weight_decay: WeightDecayOpt = _TRAIN_DEFAULTS.weight_decay,
+    batch_size: BatchSizeOpt = _TRAIN_DEFAULTS.batch_size,
+    seed: SeedOpt = _TRAIN_DEFAULTS.seed,
+    device: DeviceOpt = _TRAIN_DEFAULTS.device,
     lr_patience: Annotated[
         int | None,
         typer.Option(
@@ -258,23 +278,9 @@ def sasrec_cmd(
             rich_help_panel=TRAINING,
         ),
     ] = _TRAIN_DEFAULTS.lr_patience,
-    time_limit: Annotated[
-        float | None,
-        typer.Option(
-            help="Stop after this many minutes (keeps the best epoch so far).",
-            rich_help_panel=TRAINING,
-        ),
-    ] = None,
-    metric: Annotated[
-        str, typer.Option(help="Valid metric that picks the best epoch.", rich_help_panel=TRAINING)
-    ] = _TRAIN_DEFAULTS.metric,
-    valid_users: Annotated[
-        int | None,
-        typer.Option(
-            help="Validate on a fixed sample of this many users when there are more.",
-            rich_help_panel=TRAINING,
-        ),
-    ] = _TRAIN_DEFAULTS.valid_users,
+    time_limit: TimeLimitOpt = None,
+    metric: MetricOpt = _TRAIN_DEFAULTS.metric,
+    valid_users: ValidUsersOpt = _TRAIN_DEFAULTS.valid_users,
     window_step: Annotated[
         int | None,
         typer.Option(
@@ -310,9 +316,7 @@ def _generic(name: str, summary: str) -> Any:
         dataset: DatasetOpt = None,
         preset: PresetOpt = None,
         sets: SetOpt = None,
-        epochs: Annotated[
-            int | None, typer.Option(help="Most epochs.", rich_help_panel=TRAINING)
-        ] = None,
+        epochs: EpochsOpt = None,
         patience: Annotated[
             int | None,
             typer.Option(
@@ -320,34 +324,14 @@ def _generic(name: str, summary: str) -> Any:
                 rich_help_panel=TRAINING,
             ),
         ] = None,
-        lr: Annotated[
-            float | None, typer.Option(help="Learning rate.", rich_help_panel=TRAINING)
-        ] = None,
-        weight_decay: Annotated[float | None, typer.Option(rich_help_panel=TRAINING)] = None,
-        batch_size: Annotated[int | None, typer.Option(rich_help_panel=TRAINING)] = None,
-        seed: Annotated[int | None, typer.Option(rich_help_panel=TRAINING)] = None,
-        device: Annotated[
-            str | None,
-            typer.Option(help="cpu, cuda, cuda:N, mps or auto.", rich_help_panel=TRAINING),
-        ] = None,
-        time_limit: Annotated[
-            float | None,
-            typer.Option(
-                help="Stop after this many minutes (keeps the best epoch so far).",
-                rich_help_panel=TRAINING,
-            ),
-        ] = None,
-        metric: Annotated[
-            str | None,
-            typer.Option(help="Valid metric that picks the best epoch.", rich_help_panel=TRAINING),
-        ] = None,
-        valid_users: Annotated[
-            int | None,
-            typer.Option(
-                help="Validate on a fixed sample of this many users when there are more.",
-                rich_help_panel=TRAINING,
-            ),
-        ] = None,
+        lr: LrOpt = None,
+        weight_decay: WeightDecayOpt = None,
+        batch_size: BatchSizeOpt = None,
+        seed: SeedOpt = None,
+        device: DeviceOpt = None,
+        time_limit: TimeLimitOpt = None,
+        metric: MetricOpt = None,
+        valid_users: ValidUsersOpt = None,
         replace: ReplaceOpt = False,
         no_wait: NoWaitOpt = False,
         as_json: JsonOpt = False,
