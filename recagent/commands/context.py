@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,6 +16,17 @@ from recagent.errors import ConfigError
 from recagent.progress import RichReporter
 from recagent.terminal import PrintableLogFilter, SafeConsole
 from recagent.workspace import Workspace
+
+# --dataset as the model commands (train, eval <model>, models) take it
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        "-d",
+        help="Dataset in the workspace \\[default: from settings].",
+        show_default=False,
+    ),
+]
 
 NOISY_LOGGERS = ("chromadb", "httpx", "httpcore", "openai", "urllib3", "langchain", "langgraph")
 

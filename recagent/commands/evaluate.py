@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from recagent.commands.context import get_context
+from recagent.commands.context import DatasetOpt, get_context
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.metrics import DEFAULT_KS, summarize
@@ -113,15 +113,7 @@ DESCRIPTIONS = {
 def _command(name: str) -> Any:
     def command(
         ctx: typer.Context,
-        dataset: Annotated[
-            str | None,
-            typer.Option(
-                "--dataset",
-                "-d",
-                help="Dataset in the workspace \\[default: from settings].",
-                show_default=False,
-            ),
-        ] = None,
+        dataset: DatasetOpt = None,
         split: Annotated[SplitName, typer.Option(help="Leave-one-out split to score.")] = (
             SplitName.test
         ),

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from recagent.commands.context import get_context
+from recagent.commands.context import DatasetOpt, get_context
 from recagent.data.dataset import Dataset
 from recagent.models import leaderboard
 from recagent.models.registry import ALL
@@ -15,15 +15,7 @@ from recagent.models.registry import ALL
 
 def models_cmd(
     ctx: typer.Context,
-    dataset: Annotated[
-        str | None,
-        typer.Option(
-            "--dataset",
-            "-d",
-            help="Dataset in the workspace \\[default: from settings].",
-            show_default=False,
-        ),
-    ] = None,
+    dataset: DatasetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the models of a dataset: trained or not, their last valid and test metrics, and

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 
-from recagent.commands.context import AppContext, get_context
+from recagent.commands.context import AppContext, DatasetOpt, get_context
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.models.registry import MODELS
@@ -41,15 +41,6 @@ class LossName(StrEnum):
     full_ce = "full-ce"
 
 
-DatasetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--dataset",
-        "-d",
-        help="Dataset in the workspace \\[default: from settings].",
-        show_default=False,
-    ),
-]
 PresetOpt = Annotated[
     str | None, typer.Option(help="Start from a named model preset.", rich_help_panel=MODEL)
 ]
