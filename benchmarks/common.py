@@ -96,7 +96,7 @@ def add_set_option(parser: Any) -> None:
 
 
 def training_record(result: Any, config: Any, options: Any) -> dict[str, Any]:
-    """What every SASRec benchmark run records about its training (a `TrainResult` and the
+    """What every model benchmark run records about its training (a `TrainResult` and the
     model and training settings it came from)."""
     return {
         "config": config.model_dump(),
