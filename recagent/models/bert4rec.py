@@ -231,12 +231,11 @@ def _scorer(
 
 
 def _data(
-    dataset: Any, config: BERT4RecConfig, options: TrainConfig, resolve: Resolve
+    dataset: Any, config: BERT4RecConfig, options: BERT4RecTrainConfig, resolve: Resolve
 ) -> WindowData:
-    # windows of max_len items: read whole, with some of them masked
-    copies = getattr(options, "copies", 1)
+    # windows of max_len items: read whole, with some of them masked (each `copies` times)
     return window_data(
-        dataset, config.max_len - 1, options.windows, options.window_step, False, copies
+        dataset, config.max_len - 1, options.windows, options.window_step, False, options.copies
     )
 
 
