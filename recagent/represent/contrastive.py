@@ -49,11 +49,12 @@ class Projection(nn.Module):
         super().__init__()
         hidden = hidden or max(in_dim, out_dim)
         self.in_dim, self.out_dim = in_dim, out_dim
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+        last = nn.Linear(hidden, out_dim)
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), last)
         self.residual = in_dim == out_dim
         if self.residual:
-            nn.init.zeros_(self.net[2].weight)
-            nn.init.zeros_(self.net[2].bias)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.net(x)
