@@ -218,6 +218,29 @@ class Services:
             return None
 
     @cached_property
+    def similar_index(self) -> Any:
+        """The space "more like this" searches: the item encoder's co-watch space when one is
+        trained and beat the text vectors on valid (recagent.represent.space), else None
+        (the text index serves)."""
+        if self.index is None:
+            return None
+        from recagent.represent.space import open_cowatch_index
+
+        try:
+            return open_cowatch_index(
+                self.workspace,
+                self.dataset,
+                self.settings.index,
+                embedder=self.index.embedder,
+                reporter=self.reporter,
+            )
+        except ArtifactError as exc:
+            if self.strict:
+                raise
+            self.notes.append(f"{exc}; similar items come from the text space")
+            return None
+
+    @cached_property
     def pairs(self) -> Any:
         """Items people consume together (ItemPairs)."""
         from recagent.data.pairs import ItemPairs, PairsConfig
@@ -239,7 +262,8 @@ class Services:
 
     def warm(self) -> Services:
         """Build (or load) every piece now, with progress, instead of on first use."""
-        for piece in ("scorer", "scorers", "index", "pairs", "popularity", "registry"):
+        pieces = ("scorer", "scorers", "index", "similar_index", "pairs", "popularity", "registry")
+        for piece in pieces:
             getattr(self, piece)
         return self
 
@@ -282,6 +306,7 @@ class Services:
             runlog=runlog,
             profile_writer=writer,
             pairs=self.pairs,
+            similar_index=self.similar_index,
             popularity=self.popularity,
             scorers=self.scorers,
         )

@@ -20,6 +20,7 @@ from recagent.commands import (
     logs,
     models,
     prompts,
+    represent,
     serve,
     train,
 )
@@ -58,6 +59,8 @@ app.command("chat")(chat.chat_cmd)
 app.command("recommend")(chat.recommend_cmd)
 app.command("serve")(serve.serve_cmd)
 app.add_typer(data.app, name="data")
+train.app.command("item-encoder")(represent.train_item_encoder_cmd)
+evaluate.app.command("item-to-item")(represent.eval_item_to_item_cmd)
 app.add_typer(train.app, name="train")
 app.add_typer(index.app, name="index")
 eval_runs.register(evaluate.app)

@@ -71,6 +71,7 @@ class ChatSession:
         pairs: object = None,
         popularity: object = None,
         scorers: object = None,
+        similar_index: object = None,
     ) -> None:
         self.dataset = dataset
         self.registry = registry
@@ -89,6 +90,7 @@ class ChatSession:
             profile_writer=profile_writer,
             popularity=popularity,
             scorers=scorers,
+            similar_index=similar_index,
         )
         self.user_history: list[str] = []
         self.user_ratings: list[float | None] | None = None

@@ -90,11 +90,17 @@ class ItemPairs:
 
     @classmethod
     def load_or_build(
-        cls, workspace: Workspace, dataset: Dataset, config: PairsConfig, train_only: bool
+        cls,
+        workspace: Workspace,
+        dataset: Dataset,
+        config: PairsConfig,
+        train_only: bool,
+        name: str = "pairs",
     ) -> ItemPairs:
         """The cached pairs when their manifest matches (data, options), else built and
-        cached (atomically)."""
-        folder = workspace.models_dir(dataset.name) / ("pairs-train" if train_only else "pairs")
+        cached (atomically). `name`: the cache folder, one per use (the agent's pairs, the
+        item encoder's), so two configurations never evict each other."""
+        folder = workspace.models_dir(dataset.name) / (f"{name}-train" if train_only else name)
         key = Fingerprint().json(config.model_dump()).text(str(train_only)).hexdigest()
         try:
             manifest = Manifest.read(folder)

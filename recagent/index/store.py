@@ -53,33 +53,50 @@ CHROMA_DIR = "chroma"
 State = Literal["fresh", "missing", "foreign", "mismatch", "stale"]
 
 
+TEXT = "text"
+
+
 @dataclass(frozen=True)
 class IndexLocation:
-    """Where the index of one dataset lives."""
+    """Where one vector space of one dataset lives. The text space is the index; another
+    space (`cowatch`: the item encoder's) is its own collection next to it, named
+    `<collection>-<space>`, in its own versioned folder (`index/<dataset>.<space>`), so
+    building one never touches the other."""
 
     dataset: str
     collection: str
     server: str | None
     workspace: Workspace
+    space: str = TEXT
 
     @classmethod
-    def of(cls, workspace: Workspace, dataset: str, config: IndexConfig) -> IndexLocation:
+    def of(
+        cls, workspace: Workspace, dataset: str, config: IndexConfig, space: str = TEXT
+    ) -> IndexLocation:
         name = config.collection or f"recagent-{check_name(dataset, 'dataset name')}"
+        if space != TEXT:
+            name = f"{name}-{check_name(space, 'space name')}"
         if len(name) < 3 or not (name[0].isalnum() and name[-1].isalnum()):
             raise ArtifactError(f"invalid collection name {name!r}")
-        return cls(dataset, check_name(name, "collection name"), config.chroma_url, workspace)
+        name = check_name(name, "collection name")
+        return cls(dataset, name, config.chroma_url, workspace, space)
+
+    @property
+    def folder(self) -> str:
+        """The workspace folder (and build-lock) name of this space."""
+        return self.dataset if self.space == TEXT else f"{self.dataset}.{self.space}"
 
     def describe(self) -> str:
         if self.server:
             return f"collection {self.collection!r} on {self.server}"
-        return f"collection {self.collection!r} in {self.workspace.index(self.dataset).base}"
+        return f"collection {self.collection!r} in {self.workspace.index(self.folder).base}"
 
     def open_store(self) -> tuple[ClientAPI | None, Lease | None]:
         """A client of the store holding the live index (None: nothing built yet), and for
         the workspace store the lease that keeps that version on disk until released."""
         if self.server:
             return http_client(self.server), None
-        lease = self.workspace.index(self.dataset).open_current()
+        lease = self.workspace.index(self.folder).open_current()
         if lease is None:
             return None, None
         try:
@@ -149,9 +166,10 @@ def index_status(
     dataset: Dataset | tuple[str, Catalog],
     config: IndexConfig,
     embedder: Embedder | None = None,
+    space: str = TEXT,
 ) -> IndexStatus:
-    """Is there an index for `dataset`, and does it match the configuration?"""
-    location = IndexLocation.of(workspace, _named(dataset)[0], config)
+    """Is there an index (of `space`) for `dataset`, and does it match the configuration?"""
+    location = IndexLocation.of(workspace, _named(dataset)[0], config, space)
     client, lease = location.open_store()
     try:
         have = None if client is None else _live_meta(client, location)
@@ -174,15 +192,16 @@ def build_index(
     embedder: Embedder | None = None,
     reporter: Reporter | None = None,
     wait: bool = True,
+    space: str = TEXT,
 ) -> IndexMeta:
     """Embed every item and commit a new index, replacing the live one only at the end.
 
     Holds the index's build lock: another build of it waits (or, `wait=False`, is refused
     with `LockedError` naming this one)."""
-    name, _ = _named(dataset)
+    location = IndexLocation.of(workspace, _named(dataset)[0], config, space)
     report = reporter or SilentReporter()
-    with workspace.build_lock("index", name, wait=wait, reporter=report):
-        return _build(workspace, dataset, config, embedder, report)
+    with workspace.build_lock("index", location.folder, wait=wait, reporter=report):
+        return _build(workspace, dataset, config, embedder, report, location)
 
 
 def _build(
@@ -191,12 +210,12 @@ def _build(
     config: IndexConfig,
     embedder: Embedder | None,
     report: Reporter,
+    location: IndexLocation,
 ) -> IndexMeta:
     name, catalog = _named(dataset)
     embedder = embedder or make_embedder(config)
     template = load_template(config.template)
     meta = wanted_meta((name, catalog), embedder, template, config)
-    location = IndexLocation.of(workspace, name, config)
     if location.server:
         client = http_client(location.server)
         try:
@@ -204,7 +223,7 @@ def _build(
         finally:
             _close(client)
         return meta
-    with workspace.index(name).stage() as staging:
+    with workspace.index(location.folder).stage() as staging:
         client = local_client(staging / CHROMA_DIR)
         try:
             _fill(client, location, catalog, embedder, template, meta, config, report)
@@ -292,6 +311,7 @@ def open_index(
     reporter: Reporter | None = None,
     build_if_missing: bool = False,
     rebuild_if_stale: bool = False,
+    space: str = TEXT,
 ) -> ItemIndex:
     """The fresh index of `dataset`, ready to query.
 
@@ -302,7 +322,7 @@ def open_index(
     name, catalog = _named(dataset)
     embedder = embedder or make_embedder(config)
     template = load_template(config.template)
-    location = IndexLocation.of(workspace, name, config)
+    location = IndexLocation.of(workspace, name, config, space)
     want = wanted_meta(dataset, embedder, template, config)
     client, lease = location.open_store()
     try:
@@ -343,11 +363,11 @@ def open_index(
             f"the index of {name!r} is stale ({detail}); rebuild it with "
             f"`recagent index build --dataset {name}`"
         )
-    with workspace.build_lock("index", name, reporter=reporter):
+    with workspace.build_lock("index", location.folder, reporter=reporter):
         # another process may have built it while this one waited for the lock
-        if index_status(workspace, dataset, config, embedder).state != "fresh":
-            build_index(workspace, dataset, config, embedder=embedder, reporter=reporter)
-    return open_index(workspace, dataset, config, embedder=embedder)
+        if index_status(workspace, dataset, config, embedder, space).state != "fresh":
+            _build(workspace, dataset, config, embedder, reporter or SilentReporter(), location)
+    return open_index(workspace, dataset, config, embedder=embedder, space=space)
 
 
 def _named(dataset: Dataset | tuple[str, Catalog]) -> tuple[str, Catalog]:
@@ -364,6 +384,7 @@ def _close(client: ClientAPI | None, lease: Lease | None = None) -> None:
 
 
 __all__ = [
+    "TEXT",
     "Hit",
     "IndexLocation",
     "IndexStatus",

@@ -167,6 +167,9 @@ class ToolContext:
     scorer: Any = None  # recagent.models.base.Scorer: the default (best on valid)
     scorers: Any = None  # recagent.models.scorers.ScorerShelf: any model by name, on first use
     index: Any = None  # recagent.index.store.ItemIndex
+    # the space "more like this" searches when it is not the text index (the item
+    # encoder's co-watch space, recagent.represent.space)
+    similar_index: Any = None
     pairs: Any = None  # recagent.data.pairs.ItemPairs: items people consume together
     candidates: CandidateSet = field(default_factory=CandidateSet)
     calls: list[ToolCall] = field(default_factory=list)

@@ -67,7 +67,11 @@ class RecallHit(BaseModel):
 
     item: ItemRef
     score: float
-    how: str = Field("similar text", description="similar text, or watched together.")
+    how: str = Field(
+        "similar text",
+        description="similar text; liked by the same people (the learned co-watch space); "
+        "or watched together.",
+    )
     matched_text: str = ""
     because_of: list[ItemRef] = Field(default_factory=list)
 
@@ -187,12 +191,16 @@ def similar_items(args: SimilarItemsArgs, ctx: ToolContext) -> BaseModel:
     try:
         filters = _filters(args.filters, ctx, args.exclude_seen)
         hits: list[Hit] = []
-        if ctx.index is not None:
+        space = ctx.similar_index or ctx.index
+        if space is not None:
             if args.use_history:
-                hits = ctx.index.similar_to_history(ctx.history, args.k, filters)
+                hits = space.similar_to_history(ctx.history, args.k, filters)
             else:
-                hits = ctx.index.similar_to_items(args.item_ids, args.k, filters)
+                hits = space.similar_to_items(args.item_ids, args.k, filters)
         result = _result("similar_items", kind, hits, ctx, args.k)
+        if ctx.similar_index is not None:
+            for hit in result.items:
+                hit.how = "liked by the same people"
         if ctx.pairs is not None:
             together = ctx.pairs.related(seeds, args.k, filters.excluding(seeds))
             _add_co_watched(result, together, ctx)
@@ -219,7 +227,7 @@ def _add_co_watched(
             ),
         )
         if item_id in by_id:
-            by_id[item_id].how = "similar text, watched together"
+            by_id[item_id].how = f"{by_id[item_id].how}, watched together"
             continue
         result.items.append(
             RecallHit(

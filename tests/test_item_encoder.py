@@ -1,0 +1,227 @@
+"""NoteLLM-lite: the item encoder learns who co-watches what, where text cannot tell.
+
+The fixture hides six groups of items behind titles that say nothing about the group: people
+only ever watch inside one group, so the raw text vectors rank group mates no better than
+strangers, and anything that does must have learned it from the pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recagent.config import IndexConfig
+from recagent.data.dataset import Dataset
+from recagent.data.prepare import PrepareConfig, prepare
+from recagent.errors import ArtifactError
+from recagent.represent.encoder import (
+    EncoderConfig,
+    encode,
+    load_item_encoder,
+    train_item_encoder,
+)
+from recagent.represent.item_to_item import (
+    cooccurrence_scores,
+    evaluate_spaces,
+    heldout_pairs,
+    target_ranks,
+    vector_scores,
+)
+from recagent.represent.space import SPACE, open_cowatch_index
+from recagent.represent.text_vectors import text_vectors
+from recagent.workspace import Workspace
+from tests.conftest import HashEmbedder, write_ml100k
+
+GROUPS, PER_GROUP = 6, 10
+WORDS = [
+    *("amber", "birch", "cedar", "delta", "ember", "flint"),
+    *("grove", "harbor", "iris", "juniper", "kestrel", "lumen"),
+]
+FAST = EncoderConfig(
+    epochs=60, select_k=10, alphas=[0.0, 0.5], lr=1e-2, batch_size=64, hidden=64, eval_every=2
+)
+
+
+def group_of(item: int) -> int:
+    return (item - 1) // PER_GROUP
+
+
+@pytest.fixture
+def hidden_groups(tmp_path: Path, workspace: Workspace) -> Dataset:
+    rng = np.random.default_rng(3)
+    n = GROUPS * PER_GROUP
+    items = [
+        (
+            i,
+            f"{' '.join(rng.choice(WORDS, 2, replace=False))} {i} (1990)",
+            [1 + int(rng.integers(0, 4))],
+        )
+        for i in range(1, n + 1)
+    ]
+    ratings = []
+    for user in range(1, 121):
+        group = user % GROUPS
+        members = rng.permutation(np.arange(group * PER_GROUP + 1, (group + 1) * PER_GROUP + 1))
+        for t, item in enumerate(members[:8]):
+            ratings.append((user, int(item), 5.0, 1000 * user + t))
+    folder = write_ml100k(tmp_path / "groups", ratings, items)
+    return prepare(PrepareConfig(dataset="ml-100k", source=folder, name="groups"), workspace)
+
+
+def _group_gap(vectors: np.ndarray, dataset: Dataset) -> float:
+    """Mean cosine to group mates minus mean cosine to everyone else."""
+    ids = [int(dataset.catalog.id_at(i)) for i in range(1, dataset.n_items + 1)]
+    groups = np.array([group_of(i) for i in ids])
+    sims = vectors[1:] @ vectors[1:].T
+    same = groups[:, None] == groups[None, :]
+    np.fill_diagonal(same, False)
+    other = groups[:, None] != groups[None, :]
+    return float(sims[same].mean() - sims[other].mean())
+
+
+def test_heldout_pairs_come_from_valid_and_test_only(hidden_groups: Dataset) -> None:
+    split = hidden_groups.split
+    for name in ("valid", "test"):
+        pairs = heldout_pairs(hidden_groups, name, window=3)  # type: ignore[arg-type]
+        cases = {c.user_idx: c for c in split.cases(name)}  # type: ignore[arg-type]
+        assert len(pairs) == 3 * len(cases)
+        for q, t, u in zip(pairs.queries, pairs.targets, pairs.users, strict=True):
+            assert t == cases[u].target and q in cases[u].history[-3:] and q != t
+    # a perfect space (group mates identical) ranks every held-out target near the top
+    ids = [int(hidden_groups.catalog.id_at(i)) for i in range(1, hidden_groups.n_items + 1)]
+    perfect = np.zeros((hidden_groups.n_items + 1, GROUPS), dtype=np.float32)
+    perfect[np.arange(1, hidden_groups.n_items + 1), [group_of(i) for i in ids]] = 1.0
+    ranks = target_ranks(vector_scores(perfect), heldout_pairs(hidden_groups, "test"))
+    assert ranks.max() <= PER_GROUP - 1  # ties count against the target: at most 9 mates
+
+
+def test_encoder_learns_co_watching_the_text_cannot_show(
+    hidden_groups: Dataset, workspace: Workspace
+) -> None:
+    embedder = HashEmbedder(32)
+    raw = text_vectors(workspace, hidden_groups, IndexConfig(), embedder).matrix
+    assert abs(_group_gap(raw, hidden_groups)) < 0.1
+
+    result = train_item_encoder(workspace, hidden_groups, IndexConfig(), FAST, embedder=embedder)
+    assert result.won_on_valid and result.valid["encoder"] > result.valid["text"] + 0.2
+    assert set(result.sweep) == {"0.0", "0.5"} and result.retention.kept == "new"
+    encoder = load_item_encoder(workspace, hidden_groups, IndexConfig(), embedder)
+    assert encoder is not None and encoder.dim == 32
+    learned = encode(encoder.projection, raw)
+    assert _group_gap(learned, hidden_groups) > 0.3
+    # the Embedder face gives the same vectors from text
+    item = hidden_groups.catalog.at(1)
+    from recagent.index.text import load_template
+
+    one = encoder.embed([load_template(IndexConfig().template).render(item)])
+    assert np.allclose(one[0], learned[1], atol=1e-5)
+
+    # on held-out test pairs it beats the raw text, and item-CF (the reference) does too
+    results, versus = evaluate_spaces(
+        hidden_groups,
+        [
+            ("text", vector_scores(raw)),
+            ("encoder", vector_scores(learned)),
+            ("cf", cooccurrence_scores(_pairs(workspace, hidden_groups))),
+        ],
+    )
+    assert results[1].metrics["all"]["R@10"] > results[0].metrics["all"]["R@10"] + 0.3
+    assert versus[0].intervals["all"][0] > 0 or versus[0].diff["all"] >= 0  # R@50 saturates
+
+
+def _pairs(workspace: Workspace, dataset: Dataset):  # type: ignore[no-untyped-def]
+    from recagent.data.pairs import ItemPairs, PairsConfig
+
+    return ItemPairs.load_or_build(workspace, dataset, PairsConfig(), train_only=True).matrix
+
+
+def test_a_worse_run_keeps_the_better_encoder_and_other_embedders_are_refused(
+    hidden_groups: Dataset, workspace: Workspace
+) -> None:
+    embedder = HashEmbedder(32)
+    train_item_encoder(workspace, hidden_groups, IndexConfig(), FAST, embedder=embedder)
+    first = load_item_encoder(workspace, hidden_groups, IndexConfig(), embedder)
+    weak = FAST.model_copy(update={"epochs": 1, "lr": 1e-5, "alphas": [0.0]})
+    again = train_item_encoder(workspace, hidden_groups, IndexConfig(), weak, embedder=embedder)
+    assert again.retention.kept == "old" and "worse" in again.retention.reason
+    kept = load_item_encoder(workspace, hidden_groups, IndexConfig(), embedder)
+    assert first is not None and kept is not None and kept.encoder_id == first.encoder_id
+    with pytest.raises(ArtifactError, match="retrain"):
+        load_item_encoder(workspace, hidden_groups, IndexConfig(), HashEmbedder(32, "test:other"))
+
+
+def test_cowatch_space_serves_similar_items_and_follows_a_retrained_encoder(
+    hidden_groups: Dataset, workspace: Workspace
+) -> None:
+    import recagent.tools  # noqa: F401  (registers the tools)
+    from recagent.index.store import index_status, open_index
+    from recagent.tools.base import ToolContext
+    from recagent.tools.recall import SimilarItemsArgs, similar_items
+
+    embedder = HashEmbedder(32)
+    config = IndexConfig()
+    assert open_cowatch_index(workspace, hidden_groups, config, embedder) is None  # none yet
+    train_item_encoder(workspace, hidden_groups, config, FAST, embedder=embedder)
+    text = open_index(workspace, hidden_groups, config, embedder=embedder, build_if_missing=True)
+    cowatch = open_cowatch_index(workspace, hidden_groups, config, embedder)
+    assert cowatch is not None
+    try:
+        ctx = ToolContext(dataset=hidden_groups, index=text, similar_index=cowatch)
+        out = similar_items(SimilarItemsArgs(item_ids=["1"], k=5), ctx)
+        found = [h for h in out.items if h.how.startswith("liked by the same people")]  # type: ignore[attr-defined]
+        assert len(found) == 5
+        assert sum(group_of(int(h.item.item_id)) == 0 for h in found) >= 4
+        # free-text search stays in the text space: the text index is untouched
+        assert text.meta.embedder == embedder.name
+    finally:
+        cowatch.close()
+        text.close()
+    old_name = load_item_encoder(workspace, hidden_groups, config, embedder).name  # type: ignore[union-attr]
+    update = {"seed": 1, "alphas": [0.0]}
+    train_item_encoder(
+        workspace,
+        hidden_groups,
+        config,
+        FAST.model_copy(update=update),
+        embedder=embedder,
+        replace=True,
+    )
+    new = load_item_encoder(workspace, hidden_groups, config, embedder)
+    assert new is not None and new.name != old_name
+    assert index_status(workspace, hidden_groups, config, new, SPACE).state == "mismatch"
+    rebuilt = open_cowatch_index(workspace, hidden_groups, config, embedder)
+    assert rebuilt is not None and rebuilt.meta.embedder == new.name
+    rebuilt.close()
+
+
+def test_cli_trains_the_encoder_and_evaluates_item_to_item(hidden_groups: Dataset, cli) -> None:  # type: ignore[no-untyped-def]
+    bad = cli("eval", "item-to-item", "--dataset", "groups", "--split", "train")
+    assert bad.exit_code == 2 and "valid or test" in bad.output and "Traceback" not in bad.output
+    none = cli("eval", "item-to-item", "--dataset", "groups", "--json")
+    assert none.exit_code == 0, none.output
+    assert [s["name"] for s in json.loads(none.stdout)["spaces"]] == ["text", "item-cf"]
+    trained = cli(
+        "train",
+        "item-encoder",
+        "--dataset",
+        "groups",
+        "--epochs",
+        "20",
+        "--alpha",
+        "0",
+        "--lr",
+        "0.003",
+        "--batch-size",
+        "64",
+        "--json",
+    )
+    assert trained.exit_code == 0, trained.output
+    result = json.loads(trained.stdout)
+    assert result["sweep"].keys() == {"0.0"} and result["pairs"] > 0
+    evaluated = cli("eval", "item-to-item", "--dataset", "groups", "--json")
+    payload = json.loads(evaluated.stdout)
+    assert [s["name"] for s in payload["spaces"]] == ["text", "encoder", "item-cf"]
+    assert Path(payload["path"]).is_file()
+    assert payload["versus_text"][0]["diff"]["all"] > 0
