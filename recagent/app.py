@@ -222,7 +222,7 @@ class Services:
         """The space "more like this" searches: the item encoder's co-watch space when one is
         trained and beat the text vectors on valid (recagent.represent.space), else None
         (the text index serves)."""
-        if self.index is None:
+        if self.index is None or self.settings.index.similar_space == "text":
             return None
         from recagent.represent.space import open_cowatch_index
 
@@ -384,7 +384,7 @@ def resolve_agent_llm(
     return AgentLLM(
         model=make_chat_model(choice, settings.llm),
         name=choice.model,
-        profile_cache=workspace.root / "cache" / "profiles",
+        profile_cache=workspace.cache_dir / "profiles",
     )
 
 

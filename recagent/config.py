@@ -140,6 +140,12 @@ class IndexConfig(Section):
         description="Filtered queries fetch up to this many unfiltered neighbours and filter "
         "them here before falling back to a Chroma `where` query (0: always `where`).",
     )
+    similar_space: Literal["auto", "text"] = Field(
+        "auto",
+        description="What 'more like this' and history similarity search: auto (the item "
+        "encoder's co-watch space when `recagent train item-encoder` made one that beat the "
+        "text vectors on valid, else the text index) or text (always the text index).",
+    )
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")

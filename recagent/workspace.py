@@ -169,6 +169,11 @@ class Workspace:
         return self._dir("runs")
 
     @property
+    def cache_dir(self) -> Path:
+        """Things that are only ever recomputed, never lost work (LLM answers, embeddings)."""
+        return self._dir("cache")
+
+    @property
     def downloads_dir(self) -> Path:
         return self._dir("downloads")
 

@@ -53,7 +53,7 @@ def test_projection_starts_as_identity_and_round_trips(tmp_path) -> None:
     assert torch.equal(loaded(x), wider(x))
 
 
-def test_text_vectors_are_cached_per_catalog_and_embedder(
+def test_text_vectors_are_cached_per_text_and_embedder(
     recall_dataset: Dataset, workspace: Workspace
 ) -> None:
     embedder = HashEmbedder(dim=32)
@@ -61,14 +61,60 @@ def test_text_vectors_are_cached_per_catalog_and_embedder(
     assert first.matrix.shape == (recall_dataset.n_items + 1, 32)
     assert not first.matrix[0].any()
     assert np.allclose(np.linalg.norm(first.matrix[1:], axis=1), 1.0)
+    # row item_idx holds that item's text: the two horror titles are close
+    near = (
+        first.matrix[recall_dataset.catalog.idx("3")]
+        @ first.matrix[recall_dataset.catalog.idx("4")]
+    )
+    assert near > 0.2
     calls = embedder.calls
     again = text_vectors(workspace, recall_dataset, IndexConfig(), embedder=embedder)
     assert embedder.calls == calls and np.array_equal(again.matrix, first.matrix)
-    other = text_vectors(
-        workspace, recall_dataset, IndexConfig(), embedder=HashEmbedder(32, name="test:other")
+    assert again.key == first.key
+    # another embedder has its own cache
+    other = HashEmbedder(32, name="test:other")
+    assert text_vectors(workspace, recall_dataset, IndexConfig(), embedder=other).key != first.key
+    assert other.calls == 1
+
+
+def test_only_changed_texts_are_embedded_again(
+    recall_dataset: Dataset, workspace: Workspace
+) -> None:
+    seen: list[str] = []
+
+    class Counting(HashEmbedder):
+        def embed(self, texts):  # type: ignore[no-untyped-def]
+            seen.extend(texts)
+            return super().embed(texts)
+
+    embedder = Counting(32)
+    text_vectors(workspace, recall_dataset, IndexConfig(template="{{ label }}"), embedder)
+    assert len(seen) == recall_dataset.n_items
+    seen.clear()
+    # a template that renders one item differently: only that item is embedded again
+    one_changed = "{{ label }}{% if item_id == '3' %} Scary.{% endif %}"
+    text_vectors(workspace, recall_dataset, IndexConfig(template=one_changed), embedder)
+    assert seen == ["Haunted House of Horror (1980) Scary."]
+
+
+def test_notellm_prompt_front_end_through_an_embeddings_endpoint(
+    recall_dataset: Dataset, workspace: Workspace, openai_server, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The faithful front end: NoteLLM's compression prompt sent to an OpenAI-compatible
+    embeddings endpoint, each item's answer cached."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    config = IndexConfig(
+        embedder="openai",
+        template="notellm",
+        openai_base_url=openai_server.url,
+        openai_model="local",
+        openai_dimensions=openai_server.dim,
     )
-    assert other.key != first.key
-    # row item_idx holds that item's text
-    idx = recall_dataset.catalog.idx("3")
-    assert "haunted" in recall_dataset.catalog["3"].title.lower()
-    assert first.matrix[idx] @ first.matrix[recall_dataset.catalog.idx("4")] > 0.2
+    first = text_vectors(workspace, recall_dataset, config)
+    sent = [t for r in openai_server.requests for t in r["input"]]
+    assert len(sent) == recall_dataset.n_items
+    assert all(t.endswith('The compression word is: "') for t in sent)
+    assert any('"title": "Space Wars"' in t for t in sent)
+    again = text_vectors(workspace, recall_dataset, config)
+    assert sum(len(r["input"]) for r in openai_server.requests) == len(sent)  # all cached
+    assert np.array_equal(again.matrix, first.matrix)

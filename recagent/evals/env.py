@@ -88,6 +88,11 @@ class EvalEnv:
     def index(self) -> Any:
         return self.services.index
 
+    @property
+    def similar_index(self) -> Any:
+        """What history similarity searches (the `similar_items` tool's space)."""
+        return self.services.similar_index or self.services.index
+
     @cached_property
     def llm(self) -> CachedChatModel:
         choice = resolve_llm(self.llm_spec, self.settings.llm)
@@ -96,7 +101,7 @@ class EvalEnv:
                 "the llm pipelines need an LLM: set OPENAI_BASE_URL (and OPENAI_API_KEY) or "
                 "pass --llm openai:<model>"
             )
-        cache = LLMCache(self.workspace.root / "cache" / "llm.sqlite") if self.use_cache else None
+        cache = LLMCache(self.workspace.cache_dir / "llm.sqlite") if self.use_cache else None
         return CachedChatModel(
             inner=make_chat_model(choice, self.settings.llm),
             model_name=choice.model or "",
@@ -120,6 +125,8 @@ class EvalEnv:
             out[name] = leaderboard.identity(self.workspace, self.dataset.name, name) or "none"
         if any(p in pipelines for p in ("vector", "hybrid", "planner", "llm", "llm-rerank")):
             out["index"] = str(getattr(self.index, "meta", ""))[:200]
+            if self.services.similar_index is not None:
+                out["similar_index"] = str(self.services.similar_index.meta.embedder)
         if any(p in pipelines for p in ("llm", "llm-rerank")):
             out["llm"] = self.llm.model_name
         return out
@@ -152,9 +159,9 @@ class EvalEnv:
         if name in MODEL_PIPELINES:
             return ScorerRecommender(name, self.scorer(name))
         if name == "vector":
-            return VectorRecommender(self.index)
+            return VectorRecommender(self.similar_index)
         if name == "hybrid":
-            return HybridRecommender(self.index, self.default_scorer)
+            return HybridRecommender(self.similar_index, self.default_scorer)
         if name == "planner":
             return SessionRecommender("planner", lambda: self.session(with_llm=False))
         if name == "llm":
@@ -167,7 +174,8 @@ class EvalEnv:
                 self.settings.llm,
                 self.settings.agent.domain,
             )
-            return LLMRerankRecommender(ranker, HybridRecommender(self.index, self.default_scorer))
+            recall = HybridRecommender(self.similar_index, self.default_scorer)
+            return LLMRerankRecommender(ranker, recall)
         raise ConfigError(f"unknown pipeline {name!r}; choose from {', '.join(PIPELINES)}")
 
 

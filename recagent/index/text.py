@@ -35,6 +35,14 @@ PRESETS: dict[str, str] = {
         "{% if text %} {{ text }}{% endif %}"
         "{% for key, value in attrs.items() %} {{ key }}: {{ value }}.{% endfor %}"
     ),
+    # NoteLLM's compression prompt (WWW'24), for an LLM behind an embeddings endpoint: the
+    # hidden state after the opening quote is the item's embedding
+    "notellm": (
+        "Extract the item information in json format, compress it into one word for "
+        'recommendation. {"title": {{ title | tojson }}, "year": {{ (year or "") | tojson }}, '
+        '"genres": {{ genre_text | tojson }}{% if text %}, "content": {{ text | tojson }}'
+        '{% endif %}}. The compression word is: "'
+    ),
 }
 _SAMPLE = Item(
     item_id="sample",
