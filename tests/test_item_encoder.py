@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from recagent.config import IndexConfig
 from recagent.data.dataset import Dataset
@@ -18,6 +19,7 @@ from recagent.data.prepare import PrepareConfig, prepare
 from recagent.errors import ArtifactError
 from recagent.represent.encoder import (
     EncoderConfig,
+    checkpoint_path,
     encode,
     load_item_encoder,
     train_item_encoder,
@@ -225,3 +227,75 @@ def test_cli_trains_the_encoder_and_evaluates_item_to_item(hidden_groups: Datase
     assert [s["name"] for s in payload["spaces"]] == ["text", "encoder", "item-cf"]
     assert Path(payload["path"]).is_file()
     assert payload["versus_text"][0]["diff"]["all"] > 0
+
+
+def test_withheld_items_are_stratified_and_never_trained_on(
+    hidden_groups: Dataset, workspace: Workspace
+) -> None:
+    from recagent.represent.item_to_item import train_counts, withheld_items, withheld_pairs
+
+    hidden = withheld_items(hidden_groups, 0.1, seed=0)
+    assert len(hidden) == hidden_groups.n_items // 10
+    assert np.array_equal(hidden, withheld_items(hidden_groups, 0.1, seed=0))
+    assert not np.array_equal(hidden, withheld_items(hidden_groups, 0.1, seed=1))
+    counts = train_counts(hidden_groups)
+    ranks = np.argsort(np.argsort(counts[1:], kind="stable"))  # popularity rank of each item
+    assert sorted(ranks[hidden - 1] // 10) == list(range(len(hidden)))  # one per block
+    pairs = withheld_pairs(hidden_groups, hidden, window=3)
+    assert len(pairs) and np.isin(pairs.targets, hidden).all()
+    assert not np.isin(pairs.queries, hidden).any()
+    full = train_item_encoder(
+        workspace, hidden_groups, IndexConfig(), FAST, embedder=HashEmbedder(32)
+    )
+    cold = train_item_encoder(
+        workspace,
+        hidden_groups,
+        IndexConfig(),
+        FAST,
+        embedder=HashEmbedder(32),
+        replace=True,
+        withhold=hidden,
+    )
+    from recagent.data.pairs import ItemPairs
+
+    edges = ItemPairs.load_or_build(
+        workspace, hidden_groups, FAST.pairs, train_only=True, name="encoder-pairs"
+    ).matrix.tocoo()
+    touching = np.isin(edges.row, hidden) | np.isin(edges.col, hidden)
+    assert full.pairs == edges.nnz and cold.pairs == int((~touching).sum()) < full.pairs
+
+
+def test_services_use_the_cowatch_space_only_when_it_won_and_is_wanted(
+    hidden_groups: Dataset, workspace: Workspace
+) -> None:
+    from recagent.app import Services
+    from recagent.config import load_settings
+    from recagent.index.store import open_index
+
+    embedder = HashEmbedder(32)
+    text = open_index(
+        workspace, hidden_groups, IndexConfig(), embedder=embedder, build_if_missing=True
+    )
+
+    def services(**index: str) -> Services:
+        settings = load_settings(home=workspace.root)
+        settings.index = settings.index.model_copy(update=index)
+        made = Services(workspace, settings, hidden_groups)
+        made.index = text  # the text index built with the test embedder
+        return made
+
+    try:
+        assert services().similar_index is None  # no encoder yet
+        train_item_encoder(workspace, hidden_groups, IndexConfig(), FAST, embedder=embedder)
+        # the same encoder, had it not beaten the text vectors on valid
+        path = checkpoint_path(workspace, hidden_groups)
+        payload = torch.load(path, weights_only=True)
+        torch.save({**payload, "won_on_valid": False}, path)
+        assert services().similar_index is None
+        torch.save(payload, path)
+        chosen = services().similar_index
+        assert chosen is not None and chosen.meta.embedder.startswith("notellm-lite:")
+        chosen.close()
+        assert services(similar_space="text").similar_index is None
+    finally:
+        text.close()

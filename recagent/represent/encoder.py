@@ -13,7 +13,7 @@ learnable temperature; L_gen = a genre prediction head (multi-label cross-entrop
 Early stopping and the choice of a (swept, a = 0 included) are on the valid split's held-out
 pairs (recagent.represent.item_to_item), never on test. The checkpoint records the valid
 Recall@50 of the raw text vectors too: the encoder's space is used for "more like this" only
-when it won there. It is written under the rule every trained model follows (KeepBetter):
+when it won there (by 2% relative or more: a tie is no reason to switch spaces). It is written under the rule every trained model follows (KeepBetter):
 a worse run never replaces a better encoder of the same data.
 """
 
@@ -41,11 +41,12 @@ from recagent.manifest import Fingerprint
 from recagent.models.retention import KeepBetter, Retention, ValidScore
 from recagent.progress import Reporter, SilentReporter
 from recagent.represent.contrastive import Projection, info_nce
-from recagent.represent.item_to_item import heldout_pairs, recall_at, vector_scores
+from recagent.represent.item_to_item import heldout_pairs, recall_at, vector_scores, without
 from recagent.represent.text_vectors import TextVectors, text_vectors
 from recagent.workspace import Workspace, atomic_path
 
 CHECKPOINT = "item-encoder.pt"
+MIN_GAIN = 0.02  # the encoder "won" when it beats the text vectors by 2% (relative) or more
 PAIR_DEFAULTS = PairsConfig(window=10, min_rating=4.0, partners=10, damping=0.0, drop_quantile=0.99)
 
 
@@ -217,9 +218,11 @@ def train_item_encoder(
     reporter: Reporter | None = None,
     replace: bool = False,
     time_limit_s: float | None = None,
+    withhold: np.ndarray | None = None,
 ) -> EncoderResult:
     """Train the encoder on the training split's pairs, sweep alpha on valid, and save the
-    best under KeepBetter (see the module docstring)."""
+    best under KeepBetter (see the module docstring). `withhold`: item_idx whose pairs are
+    left out of training and of the valid choice (the cold-item benchmark)."""
     config = config or EncoderConfig()
     report = reporter or SilentReporter()
     started = time.monotonic()
@@ -230,7 +233,10 @@ def train_item_encoder(
         workspace, dataset, config.pairs, train_only=True, name="encoder-pairs"
     )
     coo = item_pairs.matrix.tocoo()
-    pairs = torch.from_numpy(np.stack([coo.row, coo.col], axis=1).astype(np.int64))
+    edges = np.stack([coo.row, coo.col], axis=1).astype(np.int64)
+    if withhold is not None:
+        edges = edges[~np.isin(edges, withhold).any(axis=1)]
+    pairs = torch.from_numpy(edges)
     if len(pairs) < 2:
         raise ArtifactError(
             f"{dataset.name} has {len(pairs)} item pairs in its training split; the item "
@@ -239,6 +245,8 @@ def train_item_encoder(
     x = torch.from_numpy(vectors.matrix)
     genres = _genre_targets(dataset)
     valid = heldout_pairs(dataset, "valid", config.valid_window)
+    if withhold is not None:
+        valid = without(valid, withhold)
     if not len(valid):
         raise ArtifactError(f"{dataset.name} has no valid cases to choose the encoder on")
     raw = recall_at(vector_scores(vectors.matrix), valid, config.select_k)
@@ -251,7 +259,7 @@ def train_item_encoder(
             runs[alpha] = _train_one(alpha, x, pairs, genres, valid, config, deadline, advance)
     alpha = max(runs, key=lambda a: (runs[a].valid, -a))
     best = runs[alpha]
-    won = best.valid > raw
+    won = best.valid >= raw * (1 + MIN_GAIN) and best.valid > raw
     path = checkpoint_path(workspace, dataset)
     fingerprint = _fingerprint(dataset, vectors)
     metric = f"R@{config.select_k}"

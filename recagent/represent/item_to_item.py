@@ -62,6 +62,46 @@ def heldout_pairs(dataset: Dataset, split: Split, window: int = 10) -> HeldOutPa
     )
 
 
+def withheld_items(dataset: Dataset, share: float = 0.1, seed: int = 0) -> np.ndarray:
+    """A popularity-stratified `share` of the items (item_idx): items sorted by training
+    interactions, one drawn from every consecutive block of 1 / share of them."""
+    counts = train_counts(dataset)[1:]
+    order = np.argsort(counts, kind="stable") + 1
+    block = max(round(1 / share), 1)
+    rng = np.random.default_rng(seed)
+    picks = [rng.choice(order[i : i + block]) for i in range(0, len(order), block)]
+    return np.sort(np.asarray(picks, dtype=np.int64))
+
+
+def withheld_pairs(dataset: Dataset, withheld: np.ndarray, window: int = 10) -> HeldOutPairs:
+    """Every later consumption of a withheld item, paired with the up to `window` distinct
+    other items before it in that person's whole sequence (withheld ones skipped): how well
+    a space places items it never saw consumed next to the items people had before them."""
+    hidden = set(withheld.tolist())
+    queries, targets, users = [], [], []
+    for u in range(1, dataset.interactions.n_users + 1):
+        seq = dataset.split.full_history(u).tolist()
+        for t, item in enumerate(seq):
+            if item not in hidden:
+                continue
+            before = [i for i in dict.fromkeys(seq[:t][::-1]) if i not in hidden and i != item]
+            for q in before[:window]:
+                queries.append(q)
+                targets.append(item)
+                users.append(u)
+    return HeldOutPairs(
+        np.asarray(queries, dtype=np.int64),
+        np.asarray(targets, dtype=np.int64),
+        np.asarray(users, dtype=np.int64),
+    )
+
+
+def without(pairs: HeldOutPairs, items: np.ndarray) -> HeldOutPairs:
+    """`pairs` with every pair touching `items` left out."""
+    keep = ~(np.isin(pairs.queries, items) | np.isin(pairs.targets, items))
+    return HeldOutPairs(pairs.queries[keep], pairs.targets[keep], pairs.users[keep])
+
+
 def train_counts(dataset: Dataset) -> np.ndarray:
     """Training interactions per item_idx."""
     counts = np.zeros(dataset.n_items + 1, dtype=np.int64)
@@ -208,4 +248,7 @@ __all__ = [
     "target_ranks",
     "train_counts",
     "vector_scores",
+    "withheld_items",
+    "withheld_pairs",
+    "without",
 ]
