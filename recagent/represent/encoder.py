@@ -13,8 +13,9 @@ learnable temperature; L_gen = a genre prediction head (multi-label cross-entrop
 Early stopping and the choice of a (swept, a = 0 included) are on the valid split's held-out
 pairs (recagent.represent.item_to_item), never on test. The checkpoint records the valid
 Recall@50 of the raw text vectors too: the encoder's space is used for "more like this" only
-when it won there (by 2% relative or more: a tie is no reason to switch spaces). It is written under the rule every trained model follows (KeepBetter):
-a worse run never replaces a better encoder of the same data.
+when it won there (by 2% relative or more: a tie is no reason to switch spaces). It is
+written under the rule every trained model follows (KeepBetter): a worse run never replaces
+a better encoder of the same data.
 """
 
 from __future__ import annotations

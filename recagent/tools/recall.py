@@ -94,12 +94,22 @@ def _filters(args_filters: Constraints | None, ctx: ToolContext, exclude_seen: b
     return filters
 
 
+COWATCH = "liked by the same people"  # how a hit from the item encoder's space is described
+
+
 def _result(
-    tool: str, kind: str, hits: list[Hit], ctx: ToolContext, k: int, weak_below: float = 0.0
+    tool: str,
+    kind: str,
+    hits: list[Hit],
+    ctx: ToolContext,
+    k: int,
+    weak_below: float = 0.0,
+    how: str | None = None,
 ) -> RecallResult:
     items = []
     for rank, hit in enumerate(hits, start=1):
         weak = hit.score < weak_below
+        detail = f"weak match (below {weak_below:.2f})" if weak else how
         ctx.candidates.add(
             hit.item_id,
             Evidence(
@@ -109,13 +119,14 @@ def _result(
                 rank=rank,
                 matched_text=hit.text,
                 because_of=hit.because_of,
-                detail=f"weak match (below {weak_below:.2f})" if weak else None,
+                detail=detail,
             ),
         )
         items.append(
             RecallHit(
                 item=ctx.ref(hit.item_id),
                 score=round(hit.score, 4),
+                how=how or "similar text",
                 matched_text=hit.text,
                 because_of=[ctx.ref(i) for i in hit.because_of],
             )
@@ -197,10 +208,8 @@ def similar_items(args: SimilarItemsArgs, ctx: ToolContext) -> BaseModel:
                 hits = space.similar_to_history(ctx.history, args.k, filters)
             else:
                 hits = space.similar_to_items(args.item_ids, args.k, filters)
-        result = _result("similar_items", kind, hits, ctx, args.k)
-        if ctx.similar_index is not None:
-            for hit in result.items:
-                hit.how = "liked by the same people"
+        how = COWATCH if ctx.similar_index is not None else None
+        result = _result("similar_items", kind, hits, ctx, args.k, how=how)
         if ctx.pairs is not None:
             together = ctx.pairs.related(seeds, args.k, filters.excluding(seeds))
             _add_co_watched(result, together, ctx)
