@@ -121,6 +121,10 @@ def prepare_dataset(name: str) -> Any:
     configs = {
         # ML-100k as distributed: every rating, same-second ties in file order
         "ml-100k": PrepareConfig(dataset="ml-100k", source=SHARED / "ml-100k"),
+        # the whole catalog as people chat with it (no k-core): `recagent data prepare`
+        "ml-latest-small": PrepareConfig(
+            dataset="ml-latest-small", source=SHARED / "ml-latest-small"
+        ),
         # the LlamaRec protocol: all ratings, 5-core users and items, ties by item id
         "ml-latest-small-5core": PrepareConfig(
             dataset="ml-latest-small",

@@ -26,13 +26,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-DATASETS = ("ml-100k", "ml-latest-small-5core")
+DATASETS = ("ml-100k", "ml-latest-small", "ml-latest-small-5core")
 
 
 def _config(pairs: list[str], seed: int) -> Any:
     """The encoder's settings: its defaults, `key=value` overrides (JSON values: numbers,
     lists such as alphas=[0,0.1]; pairs.<key>=... for the pair builder) and the seed."""
-    from recagent.represent.encoder import EncoderConfig
+    from recagent.represent.encoder_config import EncoderConfig
 
     values: dict[str, Any] = {"seed": seed}
     pair_values: dict[str, Any] = {}

@@ -18,12 +18,12 @@ from recagent.data.dataset import Dataset
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.errors import ArtifactError
 from recagent.represent.encoder import (
-    EncoderConfig,
     checkpoint_path,
     encode,
     load_item_encoder,
     train_item_encoder,
 )
+from recagent.represent.encoder_config import EncoderConfig
 from recagent.represent.item_to_item import (
     cooccurrence_scores,
     evaluate_spaces,

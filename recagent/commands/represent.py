@@ -12,13 +12,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from recagent.commands.context import DatasetOpt, get_context
 from recagent.commands.train import JsonOpt, ReplaceOpt, TimeLimitOpt
 from recagent.data.dataset import Dataset
 from recagent.errors import ArtifactError, ConfigError
+from recagent.represent.encoder_config import EncoderConfig
 from recagent.workspace import atomic_write_json
+
+_DEFAULTS = EncoderConfig()
+
+
+def _default(name: str) -> str:
+    return f"\\[default: {getattr(_DEFAULTS, name)}]"
 
 
 def train_item_encoder_cmd(
@@ -28,13 +36,19 @@ def train_item_encoder_cmd(
         list[float] | None,
         typer.Option(
             help="Weight of the genre loss (repeat to sweep; the best on valid is kept) "
-            "\\[default: 0, 0.1 and 0.5]."
+            f"{_default('alphas')}."
         ),
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Most epochs per alpha.", min=1)] = 40,
-    hidden: Annotated[int, typer.Option(help="Hidden width of the projection.", min=8)] = 512,
-    lr: Annotated[float, typer.Option(help="Learning rate.", min=0.0)] = 1e-3,
-    batch_size: Annotated[int, typer.Option(help="Pairs per in-batch InfoNCE.", min=2)] = 512,
+    epochs: Annotated[
+        int | None, typer.Option(help=f"Most epochs per alpha {_default('epochs')}.", min=1)
+    ] = None,
+    hidden: Annotated[
+        int | None, typer.Option(help=f"Projection width {_default('hidden')}.", min=8)
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help=f"Learning rate {_default('lr')}.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help=f"Pairs per InfoNCE batch {_default('batch_size')}.", min=2)
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     time_limit: TimeLimitOpt = None,
     replace: ReplaceOpt = False,
@@ -45,20 +59,24 @@ def train_item_encoder_cmd(
     Each item's text (the index template, embedded by the configured embedder) goes through
     a small trainable projection, trained with in-batch InfoNCE on item pairs from the
     training split (items a person rated 4+ within 10 positions of each other, 1/N per
-    person, top 10 partners per item) plus alpha x a genre-prediction loss. Alpha and the
+    person, top 20 partners per item) plus alpha x a genre-prediction loss. Alpha and the
     stopping epoch are chosen on the valid split's held-out pairs. When the encoder beats
     the raw text vectors there, its vectors become the co-watch space that `similar_items`
     searches ("more like X", history); free-text search keeps the text space.
 
     Example: recagent train item-encoder --dataset ml-100k
     """
-    from recagent.represent.encoder import EncoderConfig, load_item_encoder, train_item_encoder
+    from recagent.represent.encoder import load_item_encoder, train_item_encoder
     from recagent.represent.space import build_cowatch_index
 
     app_ctx = get_context(ctx)
     ds = Dataset.load(app_ctx.workspace, app_ctx.dataset_name(dataset))
-    values = {"epochs": epochs, "hidden": hidden, "lr": lr, "batch_size": batch_size}
-    config = EncoderConfig(seed=seed, **values, **({"alphas": alpha} if alpha else {}))
+    given = {"epochs": epochs, "hidden": hidden, "lr": lr, "batch_size": batch_size}
+    values = {k: v for k, v in {**given, "alphas": alpha}.items() if v is not None}
+    try:
+        config = EncoderConfig(seed=seed, **values)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid encoder settings: {exc.errors()[0]['msg']}") from exc
     settings = app_ctx.settings.index
     result = train_item_encoder(
         app_ctx.workspace,

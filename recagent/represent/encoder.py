@@ -7,7 +7,8 @@ from the co-occurrence training. This is that recipe on a CPU budget: the base e
 text vector (WordLlama by default, frozen) -> a small trainable projection (2-layer MLP,
 starting as the identity) -> a unit vector; L_cl = symmetric in-batch InfoNCE over the item
 pairs of the training split (recagent.data.pairs: window, ratings >= 4 where there are
-ratings, 1/N_u per user, the top 1% of pair scores dropped, 10 partners per item) with a
+ratings, 1/N_u per user, the top 1% of pair scores dropped, damped by the partner's total,
+20 partners per item) with a
 learnable temperature; L_gen = a genre prediction head (multi-label cross-entropy).
 
 Early stopping and the choice of a (swept, a = 0 included) are on the valid split's held-out
@@ -31,48 +32,24 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from recagent.config import IndexConfig
 from recagent.data.dataset import Dataset
-from recagent.data.pairs import ItemPairs, PairsConfig
+from recagent.data.pairs import ItemPairs
 from recagent.errors import ArtifactError
 from recagent.index.embedders import Embedder, checked_embed, make_embedder
 from recagent.manifest import Fingerprint
 from recagent.models.retention import KeepBetter, Retention, ValidScore
 from recagent.progress import Reporter, SilentReporter
 from recagent.represent.contrastive import Projection, info_nce
+from recagent.represent.encoder_config import EncoderConfig
 from recagent.represent.item_to_item import heldout_pairs, recall_at, vector_scores, without
 from recagent.represent.text_vectors import TextVectors, text_vectors
 from recagent.workspace import Workspace, atomic_path
 
 CHECKPOINT = "item-encoder.pt"
 MIN_GAIN = 0.02  # the encoder "won" when it beats the text vectors by 2% (relative) or more
-PAIR_DEFAULTS = PairsConfig(window=10, min_rating=4.0, partners=10, damping=0.0, drop_quantile=0.99)
-
-
-class EncoderConfig(BaseModel):
-    """How the item encoder is trained (recorded in its checkpoint)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    hidden: int = Field(512, ge=8, le=8192, description="Hidden width of the projection.")
-    alphas: list[float] = Field(
-        default_factory=lambda: [0.0, 0.1, 0.5],
-        min_length=1,
-        description="Weights of the genre loss to try; the best on valid is kept.",
-    )
-    epochs: int = Field(40, ge=1, le=1000, description="Most passes over the pairs per alpha.")
-    batch_size: int = Field(512, ge=2, le=65536, description="Pairs per in-batch InfoNCE.")
-    lr: float = Field(1e-3, gt=0, le=1)
-    weight_decay: float = Field(1e-4, ge=0, le=1)
-    temperature: float = Field(0.07, gt=0, le=1, description="Initial (learnable) temperature.")
-    eval_every: int = Field(2, ge=1, description="Epochs between valid evaluations.")
-    patience: int = Field(3, ge=1, description="Evaluations without improvement before stopping.")
-    valid_window: int = Field(10, ge=1, description="History items paired with a held-out one.")
-    select_k: int = Field(50, ge=1, description="Valid Recall@k that picks the epoch and alpha.")
-    seed: int = 0
-    pairs: PairsConfig = Field(default_factory=lambda: PAIR_DEFAULTS.model_copy())
 
 
 class EncoderResult(BaseModel):
@@ -335,7 +312,6 @@ def load_item_encoder(
 
 
 __all__ = [
-    "EncoderConfig",
     "EncoderResult",
     "ItemEncoder",
     "checkpoint_path",
