@@ -201,6 +201,7 @@ def test_cowatch_space_serves_similar_items_and_follows_a_retrained_encoder(
 def test_cli_trains_the_encoder_and_evaluates_item_to_item(hidden_groups: Dataset, cli) -> None:  # type: ignore[no-untyped-def]
     bad = cli("eval", "item-to-item", "--dataset", "groups", "--split", "train")
     assert bad.exit_code == 2 and "valid or test" in bad.output and "Traceback" not in bad.output
+    assert "no item encoder" in cli("index", "status", "--dataset", "groups").output
     none = cli("eval", "item-to-item", "--dataset", "groups", "--json")
     assert none.exit_code == 0, none.output
     assert [s["name"] for s in json.loads(none.stdout)["spaces"]] == ["text", "item-cf"]
@@ -222,6 +223,9 @@ def test_cli_trains_the_encoder_and_evaluates_item_to_item(hidden_groups: Datase
     assert trained.exit_code == 0, trained.output
     result = json.loads(trained.stdout)
     assert result["sweep"].keys() == {"0.0"} and result["pairs"] > 0
+    assert result["similar_items_space"] == "co-watch (built)"
+    status = cli("index", "status", "--dataset", "groups", "--json")
+    assert json.loads(status.stdout)["similar_space"].startswith("the co-watch space of notellm")
     evaluated = cli("eval", "item-to-item", "--dataset", "groups", "--json")
     payload = json.loads(evaluated.stdout)
     assert [s["name"] for s in payload["spaces"]] == ["text", "encoder", "item-cf"]

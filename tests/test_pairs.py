@@ -91,3 +91,13 @@ def test_popularity_lately(tiny: Dataset) -> None:
     held = popularity(tiny, train_only=True)
     assert held[tiny.catalog.idx("7")] == 0 and held[tiny.catalog.idx("5")] == 0
     assert np.all(held <= counts)
+
+
+def test_extreme_pair_scores_are_dropped(tiny: Dataset) -> None:
+    plain = ItemPairs.build(tiny, PairsConfig(window=1, damping=0.0), train_only=False)
+    capped = ItemPairs.build(
+        tiny, PairsConfig(window=1, damping=0.0, drop_quantile=0.9), train_only=False
+    )
+    # the strongest pair (1, 2: 1/5 + 1/2) is above the 90th percentile of pair scores
+    assert "2" in dict(plain.partners("1")) and "2" not in dict(capped.partners("1"))
+    assert dict(capped.partners("3")) == dict(plain.partners("3"))  # the rest is untouched

@@ -16,7 +16,7 @@ from recagent.commands.context import AppContext, get_context
 from recagent.config import IndexConfig
 from recagent.data.constraints import Constraints
 from recagent.data.dataset import Dataset
-from recagent.errors import ConfigError
+from recagent.errors import ConfigError, RecagentError
 from recagent.index.embedders import Embedder, make_embedder
 from recagent.index.item_index import Hit
 from recagent.index.store import build_index, index_status, open_index
@@ -329,8 +329,9 @@ def status_cmd(
     )
     ds = Dataset.load(app_ctx.workspace, app_ctx.dataset_name(dataset))
     status = index_status(app_ctx.workspace, ds, cfg)
+    similar = _similar_space(app_ctx, ds, cfg)
     if as_json:
-        app_ctx.print_json({"dataset": ds.name, **status.model_dump()})
+        app_ctx.print_json({"dataset": ds.name, **status.model_dump(), "similar_space": similar})
         return
     colour = {"fresh": "green", "missing": "yellow"}.get(status.state, "red")
     app_ctx.out.print(
@@ -346,3 +347,26 @@ def status_cmd(
         app_ctx.out.print(f"  {key}: {escape(value)}")
     if status.state == "missing":
         app_ctx.out.print(f"  build it with `recagent index build --dataset {ds.name}`")
+    app_ctx.out.print(f"similar items search: {escape(similar)}")
+
+
+def _similar_space(app_ctx: AppContext, ds: Dataset, cfg: IndexConfig) -> str:
+    """Which space `similar_items` searches, and why (see recagent.represent.space)."""
+    from recagent.represent.encoder_config import checkpoint_path
+
+    if cfg.similar_space == "text":
+        return "the text index (index.similar_space = text)"
+    if not checkpoint_path(app_ctx.workspace, ds).is_file():
+        return "the text index (no item encoder: `recagent train item-encoder`)"
+    from recagent.represent.encoder import load_item_encoder
+    from recagent.represent.space import SPACE
+
+    try:
+        encoder = load_item_encoder(app_ctx.workspace, ds, cfg)
+    except RecagentError as exc:
+        return f"the text index ({exc})"
+    if encoder is None or not encoder.won_on_valid:
+        return "the text index (the item encoder did not beat it on valid)"
+    state = index_status(app_ctx.workspace, ds, cfg, encoder, SPACE).state
+    built = "fresh" if state == "fresh" else f"{state}: rebuilt on first use"
+    return f"the co-watch space of {encoder.name} ({built})"

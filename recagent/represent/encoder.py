@@ -43,12 +43,11 @@ from recagent.manifest import Fingerprint
 from recagent.models.retention import KeepBetter, Retention, ValidScore
 from recagent.progress import Reporter, SilentReporter
 from recagent.represent.contrastive import Projection, info_nce
-from recagent.represent.encoder_config import EncoderConfig
+from recagent.represent.encoder_config import EncoderConfig, checkpoint_path
 from recagent.represent.item_to_item import heldout_pairs, recall_at, vector_scores, without
 from recagent.represent.text_vectors import TextVectors, text_vectors
 from recagent.workspace import Workspace, atomic_path
 
-CHECKPOINT = "item-encoder.pt"
 MIN_GAIN = 0.02  # the encoder "won" when it beats the text vectors by 2% (relative) or more
 
 
@@ -110,10 +109,6 @@ class ItemEncoder:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return encode(self.projection, checked_embed(self.base, list(texts), self.base.dim))
-
-
-def checkpoint_path(workspace: Workspace, dataset: Dataset) -> Path:
-    return workspace.models_dir(dataset.name) / CHECKPOINT
 
 
 def _fingerprint(dataset: Dataset, vectors: TextVectors) -> str:

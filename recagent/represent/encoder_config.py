@@ -3,9 +3,21 @@ command line can show and validate them without loading it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from recagent.data.dataset import Dataset
 from recagent.data.pairs import PairsConfig
+from recagent.workspace import Workspace
+
+CHECKPOINT = "item-encoder.pt"
+
+
+def checkpoint_path(workspace: Workspace, dataset: Dataset) -> Path:
+    """Where the item encoder of `dataset` is saved."""
+    return workspace.models_dir(dataset.name) / CHECKPOINT
+
 
 # chosen on ML-100k's valid pairs (benchmarks/RESULTS.md, "Item representations"): 20
 # partners and damping by the partner's total ** 0.3 (as the agent's co-watched lists) beat
@@ -37,4 +49,4 @@ class EncoderConfig(BaseModel):
     pairs: PairsConfig = Field(default_factory=lambda: PAIR_DEFAULTS.model_copy())
 
 
-__all__ = ["PAIR_DEFAULTS", "EncoderConfig"]
+__all__ = ["CHECKPOINT", "PAIR_DEFAULTS", "EncoderConfig", "checkpoint_path"]
