@@ -7,6 +7,7 @@ strangers, and anything that does must have learned it from the pairs."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +304,39 @@ def test_services_use_the_cowatch_space_only_when_it_won_and_is_wanted(
         assert services(similar_space="text").similar_index is None
     finally:
         text.close()
+
+
+class _StopAt:
+    """A reporter whose progress callback is interrupted (as Ctrl-C would) at epoch `n`."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.epochs = 0
+
+    @contextmanager
+    def stage(self, description: str, total: float | None = None):  # type: ignore[no-untyped-def]
+        def advance(k: int = 1, **fields: object) -> None:
+            if description.startswith("training"):
+                self.epochs += k
+                if self.epochs >= self.n:
+                    raise KeyboardInterrupt
+
+        yield advance
+
+
+def test_ctrl_c_keeps_the_best_epoch_so_far_or_writes_nothing(
+    hidden_groups: Dataset, workspace: Workspace
+) -> None:
+    embedder = HashEmbedder(32)
+    with pytest.raises(KeyboardInterrupt):  # before any epoch was evaluated
+        train_item_encoder(
+            workspace, hidden_groups, IndexConfig(), FAST, embedder=embedder, reporter=_StopAt(1)
+        )
+    assert not checkpoint_path(workspace, hidden_groups).exists()
+    result = train_item_encoder(
+        workspace, hidden_groups, IndexConfig(), FAST, embedder=embedder, reporter=_StopAt(9)
+    )
+    assert result.stopped == "interrupted" and result.best_epoch in (2, 4, 6, 8)
+    assert list(result.sweep) == ["0.0"]  # the next alpha was never started
+    assert checkpoint_path(workspace, hidden_groups).is_file()
+    assert load_item_encoder(workspace, hidden_groups, IndexConfig(), embedder) is not None

@@ -101,6 +101,9 @@ def train_item_encoder_cmd(
     for a, value in result.sweep.items():
         table.add_row(f"encoder, alpha {a}", f"{value:.4f}")
     app_ctx.out.print(table)
+    if result.stopped in ("interrupted", "time_limit"):
+        why = "interrupted" if result.stopped == "interrupted" else "time limit reached"
+        app_ctx.err.print(f"[yellow]{why}:[/] kept the best epoch so far; untried alphas skipped")
     app_ctx.err.print(
         f"kept alpha {result.alpha} (best epoch {result.best_epoch}, {result.seconds:.0f} s); "
         f"{result.retention.reason}; similar_items searches the {space} space",

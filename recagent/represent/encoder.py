@@ -8,8 +8,8 @@ text vector (WordLlama by default, frozen) -> a small trainable projection (2-la
 starting as the identity) -> a unit vector; L_cl = symmetric in-batch InfoNCE over the item
 pairs of the training split (recagent.data.pairs: window, ratings >= 4 where there are
 ratings, 1/N_u per user, the top 1% of pair scores dropped, damped by the partner's total,
-20 partners per item) with a
-learnable temperature; L_gen = a genre prediction head (multi-label cross-entropy).
+20 partners per item) with a learnable temperature; L_gen = a genre prediction head
+(multi-label cross-entropy).
 
 Early stopping and the choice of a (swept, a = 0 included) are on the valid split's held-out
 pairs (recagent.represent.item_to_item), never on test. The checkpoint records the valid
@@ -62,6 +62,10 @@ class EncoderResult(BaseModel):
     valid: dict[str, float] = Field(description="That metric for raw text and the encoder.")
     sweep: dict[str, float] = Field(description="That metric per alpha.")
     best_epoch: int
+    stopped: str = Field(
+        description="early_stopping, max_epochs, time_limit or interrupted (Ctrl-C): the "
+        "best evaluated epoch so far is what was kept"
+    )
     won_on_valid: bool
     seconds: float
     retention: Retention
@@ -128,8 +132,9 @@ def _genre_targets(dataset: Dataset) -> torch.Tensor:
 @dataclass
 class _Run:
     state: dict[str, torch.Tensor]
-    valid: float
+    valid: float  # -1 until an epoch was evaluated
     epoch: int
+    stopped: str = "early_stopping"  # or max_epochs, time_limit, interrupted
 
 
 def _train_one(
@@ -148,37 +153,54 @@ def _train_one(
     gen = torch.Generator().manual_seed(config.seed)
     best = _Run({k: v.clone() for k, v in head.projection.state_dict().items()}, -1.0, 0)
     stale = 0
-    for epoch in range(1, config.epochs + 1):
-        head.train()
-        order = torch.randperm(len(pairs), generator=gen)
-        for start in range(0, len(order) - 1, config.batch_size):
-            batch = pairs[order[start : start + config.batch_size]]
-            if len(batch) < 2:
+    try:
+        for epoch in range(1, config.epochs + 1):
+            head.train()
+            order = torch.randperm(len(pairs), generator=gen)
+            for start in range(0, len(order) - 1, config.batch_size):
+                batch = pairs[order[start : start + config.batch_size]]
+                if len(batch) < 2:
+                    continue
+                opt.zero_grad(set_to_none=True)
+                _loss(head, x, batch, genres, alpha).backward()
+                opt.step()
+            advance(1)
+            timed_out = time.monotonic() > deadline
+            last = epoch == config.epochs or timed_out
+            if epoch % config.eval_every and not last:
                 continue
-            a, b = head.projection(x[batch[:, 0]]), head.projection(x[batch[:, 1]])
-            loss = info_nce(a, b, head.log_scale, symmetric=True)
-            if head.genre is not None:
-                both = torch.cat([a, b])
-                labels = genres[torch.cat([batch[:, 0], batch[:, 1]])]
-                gen_loss = F.binary_cross_entropy_with_logits(head.genre(both), labels)
-                loss = (loss + alpha * gen_loss) / (1 + alpha)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        advance(1)
-        last = epoch == config.epochs or time.monotonic() > deadline
-        if epoch % config.eval_every and not last:
-            continue
-        head.eval()
-        score = recall_at(vector_scores(encode(head.projection, x.numpy())), valid, config.select_k)
-        if score > best.valid:
-            state = {k: v.clone() for k, v in head.projection.state_dict().items()}
-            best, stale = _Run(state, score, epoch), 0
+            head.eval()
+            vectors = encode(head.projection, x.numpy())
+            score = recall_at(vector_scores(vectors), valid, config.select_k)
+            if score > best.valid:
+                state = {k: v.clone() for k, v in head.projection.state_dict().items()}
+                best, stale = _Run(state, score, epoch), 0
+            else:
+                stale += 1
+            if timed_out:
+                best.stopped = "time_limit"
+                break
+            if stale >= config.patience:
+                break
         else:
-            stale += 1
-        if stale >= config.patience or last:
-            break
+            best.stopped = "max_epochs"
+    except KeyboardInterrupt:
+        best.stopped = "interrupted"  # the best evaluated epoch so far is kept
     return best
+
+
+def _loss(
+    head: _Head, x: torch.Tensor, batch: torch.Tensor, genres: torch.Tensor, alpha: float
+) -> torch.Tensor:
+    """(L_cl + alpha L_gen) / (1 + alpha) of one batch of pairs (B, 2)."""
+    a, b = head.projection(x[batch[:, 0]]), head.projection(x[batch[:, 1]])
+    loss = info_nce(a, b, head.log_scale, symmetric=True)
+    if head.genre is None:
+        return loss
+    both = torch.cat([a, b])
+    labels = genres[torch.cat([batch[:, 0], batch[:, 1]])]
+    gen_loss = F.binary_cross_entropy_with_logits(head.genre(both), labels)
+    return (loss + alpha * gen_loss) / (1 + alpha)
 
 
 def train_item_encoder(
@@ -230,8 +252,17 @@ def train_item_encoder(
     ) as advance:
         for alpha in alphas:
             runs[alpha] = _train_one(alpha, x, pairs, genres, valid, config, deadline, advance)
+            if runs[alpha].stopped in ("interrupted", "time_limit"):
+                break  # the alphas not tried yet are skipped; the best so far is kept
+    runs = {a: r for a, r in runs.items() if r.valid >= 0}
+    if not runs:
+        raise KeyboardInterrupt  # stopped before any epoch was evaluated: nothing written
     alpha = max(runs, key=lambda a: (runs[a].valid, -a))
     best = runs[alpha]
+    stopped = next(
+        (r.stopped for r in runs.values() if r.stopped in ("interrupted", "time_limit")),
+        best.stopped,
+    )
     won = best.valid >= raw * (1 + MIN_GAIN) and best.valid > raw
     path = checkpoint_path(workspace, dataset)
     fingerprint = _fingerprint(dataset, vectors)
@@ -265,6 +296,7 @@ def train_item_encoder(
         valid={"text": raw, "encoder": best.valid},
         sweep={str(a): r.valid for a, r in runs.items()},
         best_epoch=best.epoch,
+        stopped=stopped,
         won_on_valid=won,
         seconds=time.monotonic() - started,
         retention=keep.outcome(),
