@@ -156,7 +156,7 @@ def _train_one(
     try:
         for epoch in range(1, config.epochs + 1):
             head.train()
-            order = torch.randperm(len(pairs), generator=gen)
+            order = torch.randperm(len(pairs), generator=gen)[: config.pairs_per_epoch]
             for start in range(0, len(order) - 1, config.batch_size):
                 batch = pairs[order[start : start + config.batch_size]]
                 if len(batch) < 2:

@@ -41,6 +41,12 @@ class EncoderConfig(BaseModel):
     lr: float = Field(3e-3, gt=0, le=1)
     weight_decay: float = Field(1e-4, ge=0, le=1)
     temperature: float = Field(0.07, gt=0, le=1, description="Initial (learnable) temperature.")
+    pairs_per_epoch: int = Field(
+        50_000,
+        ge=2,
+        description="Most pairs one epoch trains on (a fresh random sample each epoch), so "
+        "a large catalog is evaluated, and stopped, as often as a small one.",
+    )
     eval_every: int = Field(2, ge=1, description="Epochs between valid evaluations.")
     patience: int = Field(5, ge=1, description="Evaluations without improvement before stopping.")
     valid_window: int = Field(10, ge=1, description="History items paired with a held-out one.")
