@@ -118,3 +118,12 @@ def test_notellm_prompt_front_end_through_an_embeddings_endpoint(
     again = text_vectors(workspace, recall_dataset, config)
     assert sum(len(r["input"]) for r in openai_server.requests) == len(sent)  # all cached
     assert np.array_equal(again.matrix, first.matrix)
+
+
+def test_projection_dropout_only_while_training() -> None:
+    torch.manual_seed(0)
+    p = Projection(8, 16, dropout=0.5)
+    x = torch.randn(4, 8)
+    assert not torch.equal(p(x), p(x))  # training: a fresh mask each call
+    p.eval()
+    assert torch.equal(p(x), p(x))

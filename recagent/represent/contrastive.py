@@ -43,12 +43,16 @@ def info_nce(
 
 class Projection(nn.Module):
     """A 2-layer MLP (in -> hidden -> out, GELU) with a residual path when in == out, so a
-    fresh projection starts close to the identity of the text space it refines."""
+    fresh projection starts close to the identity of the text space it refines; `dropout` on
+    the hidden layer while training."""
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: int | None = None) -> None:
+    def __init__(
+        self, in_dim: int, out_dim: int, hidden: int | None = None, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         hidden = hidden or max(in_dim, out_dim)
         self.in_dim, self.out_dim = in_dim, out_dim
+        self.dropout = dropout
         last = nn.Linear(hidden, out_dim)
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), last)
         self.residual = in_dim == out_dim
@@ -57,7 +61,9 @@ class Projection(nn.Module):
             nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.net(x)
+        first, act, last = self.net
+        h = F.dropout(act(first(x)), self.dropout, self.training)
+        y = last(h)
         return x + y if self.residual else y
 
 

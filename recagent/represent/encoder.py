@@ -75,9 +75,11 @@ class EncoderResult(BaseModel):
 class _Head(torch.nn.Module):
     """Projection + genre head + learnable log(1 / temperature)."""
 
-    def __init__(self, dim: int, hidden: int, genres: int, temperature: float) -> None:
+    def __init__(
+        self, dim: int, hidden: int, genres: int, temperature: float, dropout: float = 0.0
+    ) -> None:
         super().__init__()
-        self.projection = Projection(dim, dim, hidden)
+        self.projection = Projection(dim, dim, hidden, dropout)
         self.genre = torch.nn.Linear(dim, genres) if genres else None
         self.log_scale = torch.nn.Parameter(torch.tensor(math.log(1 / temperature)))
 
@@ -148,7 +150,8 @@ def _train_one(
     advance: Any,
 ) -> _Run:
     torch.manual_seed(config.seed)
-    head = _Head(x.shape[1], config.hidden, genres.shape[1] if alpha > 0 else 0, config.temperature)
+    genre_count = genres.shape[1] if alpha > 0 else 0
+    head = _Head(x.shape[1], config.hidden, genre_count, config.temperature, config.dropout)
     opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
     best = _Run({k: v.clone() for k, v in head.projection.state_dict().items()}, -1.0, 0)

@@ -31,6 +31,7 @@ class EncoderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hidden: int = Field(512, ge=8, le=8192, description="Hidden width of the projection.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the hidden layer.")
     alphas: list[float] = Field(
         default_factory=lambda: [0.0, 0.1, 0.5],
         min_length=1,
