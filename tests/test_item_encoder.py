@@ -176,6 +176,13 @@ def test_cowatch_space_serves_similar_items_and_follows_a_retrained_encoder(
         found = [h for h in out.items if h.how.startswith("liked by the same people")]  # type: ignore[attr-defined]
         assert len(found) == 5
         assert sum(group_of(int(h.item.item_id)) == 0 for h in found) >= 4
+        # explanations say what the space means: the same people liked them, not look-alikes
+        from recagent.agent.graph import evidence_line
+        from recagent.tools.base import COWATCH
+
+        first = found[0].item.item_id
+        assert any(ev.detail == COWATCH for ev in ctx.candidates.evidence(first))
+        assert evidence_line(ctx, first).startswith("people who liked")
         # free-text search stays in the text space: the text index is untouched
         assert text.meta.embedder == embedder.name
     finally:

@@ -35,7 +35,7 @@ from recagent.agent.schema import FinalAnswer, FinalPick
 from recagent.agent.turn import Turn
 from recagent.config import AgentConfig, LLMConfig
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import ToolContext, llm_schema
+from recagent.tools.base import COWATCH, ToolContext, llm_schema
 from recagent.tools.profile import current_profile
 
 FINAL_TOOL = "final_answer"
@@ -152,7 +152,8 @@ def evidence_line(ctx: ToolContext, item_id: str) -> str:
     """What the tools found for an item, in words the model can cite."""
     reasons: list[str] = []
     for ev in ctx.candidates.evidence(item_id):
-        template = EVIDENCE_WORDS.get(ev.kind)
+        kind = "co_watched" if ev.detail == COWATCH else ev.kind  # the co-watch space's hits
+        template = EVIDENCE_WORDS.get(kind)
         if template is None:
             continue
         titles = ", ".join(ctx.catalog[i].title for i in ev.because_of[:2] if i in ctx.catalog)

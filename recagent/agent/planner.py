@@ -18,7 +18,7 @@ from recagent.agent.ranking import GENRE_FIT, BlendConfig, Ranking, blend, order
 from recagent.agent.turn import Turn
 from recagent.data.profile import UserProfile
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import Evidence, ToolContext, ToolError, run_tool
+from recagent.tools.base import COWATCH, Evidence, ToolContext, ToolError, run_tool
 from recagent.tools.profile import current_profile
 
 RECALL_K = 100
@@ -180,10 +180,15 @@ class Planner:
         for ev in evidence:
             if ev.kind == "text_match" and (ev.score or 0) >= ctx.match_threshold:
                 values["query"] = turn.request.query or ev.matched_text or ""
+            elif ev.kind == "similar_to_items" and ev.detail == COWATCH:
+                # from the item encoder's space: learned from co-watching, not look-alike text
+                values.setdefault("watched_with", titles(ev.because_of))
             elif ev.kind == "similar_to_items":
                 values["similar_to"] = titles(ev.because_of)
             elif ev.kind == "co_watched":
-                values["watched_with"] = titles(ev.because_of)
+                values["watched_with"] = list(
+                    dict.fromkeys([*titles(ev.because_of), *values.get("watched_with", [])])
+                )
             elif ev.kind == "similar_to_history":
                 values["history_items"] = titles(ev.because_of)
             elif ev.kind == "sequential" and turn.history:

@@ -51,6 +51,11 @@ class ItemRef(BaseModel):
         return cls(item_id=item.item_id, title=item.title, year=item.year, genres=list(item.genres))
 
 
+# Evidence.detail of a similar_items hit from the item encoder's co-watch space
+# (recagent.represent.space): similar because the same people liked both, not by text
+COWATCH = "liked by the same people"
+
+
 class Evidence(BaseModel):
     """Why a tool returned an item. Explanations may only cite evidence like this."""
 
@@ -315,6 +320,7 @@ def langchain_tools(ctx: ToolContext, names: Sequence[str] | None = None) -> lis
 
 
 __all__ = [
+    "COWATCH",
     "TOOLS",
     "Candidate",
     "CandidateSet",

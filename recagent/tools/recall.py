@@ -13,7 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from recagent.data.constraints import ConstraintError, Constraints
 from recagent.errors import RecagentError
 from recagent.index.item_index import Hit
-from recagent.tools.base import Evidence, ItemRef, ToolContext, ToolError, register_tool
+from recagent.tools.base import (
+    COWATCH,
+    Evidence,
+    ItemRef,
+    ToolContext,
+    ToolError,
+    register_tool,
+)
 
 MAX_TOOL_K = 100
 HISTORY_SEEDS = 20  # the most recent history items that "watched together" starts from
@@ -92,9 +99,6 @@ def _filters(args_filters: Constraints | None, ctx: ToolContext, exclude_seen: b
     if exclude_seen and ctx.history:
         filters = filters.excluding(i for i in ctx.history if i in ctx.catalog)
     return filters
-
-
-COWATCH = "liked by the same people"  # how a hit from the item encoder's space is described
 
 
 def _result(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recagent.agent.schema import RankedItem
 from recagent.data.catalog import Catalog, Item
-from recagent.tools.base import Evidence
+from recagent.tools.base import COWATCH, Evidence
 from recagent.web.models import EvidenceOut, ItemOut, WhyOut
 
 MATCHED_CHARS = 120
@@ -44,6 +44,8 @@ def evidence_words(ev: Evidence, catalog: Catalog) -> str:
         if ev.detail and ev.detail.startswith("weak"):
             return f"only a weak match for the request{similarity}, not a reason{text}"
         return f"its description is close to the request{similarity}{text}"
+    if kind == "similar_to_items" and ev.detail == COWATCH:
+        return f"liked by the same people as {because or 'the reference items'}{score}"
     if kind == "similar_to_items":
         return f"similar to {because or 'the reference items'}{score}"
     if kind == "similar_to_history":
