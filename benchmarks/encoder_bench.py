@@ -115,7 +115,7 @@ def report(args: argparse.Namespace) -> None:
         kind = "withheld" if r.get("withhold") else "test"
         by.setdefault((r["dataset"], kind, ",".join(r["settings"])), []).append(r)
     print(
-        "| dataset | setting | slice | users | text R@50 | encoder R@50 (median) | "
+        "| dataset | setting | slice | users | text R@50 (median) | encoder R@50 (median) | "
         "encoder - text per seed [95% CI] | item-CF R@50 | train s |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -123,10 +123,10 @@ def report(args: argparse.Namespace) -> None:
         runs.sort(key=lambda r: r["seed"])
         for s in ("all", "cold", "low", "high"):
             spaces = [{x["name"]: x for x in r["spaces"]} for r in runs]
-            users = spaces[0]["text"]["users"][s]
+            users = int(np.median([sp["text"]["users"][s] for sp in spaces]))
             if not users:
                 continue
-            text = spaces[0]["text"]["metrics"][s]["R@50"]
+            text = float(np.median([sp["text"]["metrics"][s]["R@50"] for sp in spaces]))
             enc = [sp["encoder"]["metrics"][s]["R@50"] for sp in spaces]
             diffs = []
             for r in runs:
