@@ -17,34 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.data.constraints import Constraints
 from recagent.data.dataset import Dataset
+from recagent.data.pairs_config import PairsConfig
 from recagent.errors import ArtifactError
 from recagent.manifest import Fingerprint, Manifest
 from recagent.workspace import Workspace, atomic_path
 
 PAIRS_FILE = "pairs.npz"
 MAX_BECAUSE = 3
-
-
-class PairsConfig(BaseModel):
-    """How item pairs are counted (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    window: int = Field(20, ge=1, description="Items within this many positions form a pair.")
-    min_rating: float | None = Field(
-        None, description="Only interactions rated at least this (None: all)."
-    )
-    partners: int = Field(200, ge=1, description="Best partners kept per item.")
-    damping: float = Field(
-        0.3, ge=0, le=1, description="Divide a pair's score by the partner's total ** this."
-    )
-    drop_quantile: float | None = Field(
-        None, gt=0, lt=1, description="Drop pair scores above this quantile (None: keep all)."
-    )
 
 
 class ItemPairs:

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.data.dataset import Dataset
-from recagent.data.pairs import PairsConfig
+from recagent.data.pairs_config import PairsConfig
 from recagent.workspace import Workspace
 
 CHECKPOINT = "item-encoder.pt"
