@@ -30,8 +30,13 @@ def test_presets_render_what_they_name() -> None:
         "Toy Story (1995). Genres: Animation, Comedy. Tags: pixar, fun."
     )
     assert load_template("full").render(ITEM).endswith("brand: Pixar.")
-    for name in PRESETS:  # an item with nothing but a title still renders
+    for name in set(PRESETS) - {"notellm"}:  # an item with nothing but a title still renders
         assert load_template(name).render(BARE).rstrip(".") == "Untitled"
+    # NoteLLM's compression prompt: the item as JSON, then the word to compress it into
+    prompt = load_template("notellm").render(ITEM)
+    assert '{"title": "Toy Story", "year": 1995, "genres": "Animation, Comedy"' in prompt
+    assert prompt.endswith('The compression word is: "')
+    assert '"content"' not in load_template("notellm").render(BARE)
 
 
 def test_custom_and_file_templates(tmp_path: Path) -> None:
