@@ -32,6 +32,8 @@ class TextVectors:
     matrix: np.ndarray
     embedder: str
     key: str  # fingerprint of (catalog, embedder, template)
+    source: str = ""  # fingerprint of (embedder, template): the same for any catalog
+    settings: tuple[str, str] = ("", "")  # IndexConfig (embedder, template) that made them
 
     @property
     def dim(self) -> int:
@@ -56,12 +58,14 @@ def text_vectors(
         .text(template.hash)
         .hexdigest()
     )
+    source = Fingerprint().text(embedder.name).text(str(embedder.dim)).text(template.hash)
+    made = (key, source.hexdigest(), (config.embedder, config.template))
     folder = workspace.models_dir(dataset.name) / "text-vectors"
     try:
         if Manifest.read(folder).fingerprint == key:
             matrix = np.load(folder / VECTORS_FILE, allow_pickle=False)
             if matrix.shape == (dataset.n_items + 1, embedder.dim):
-                return TextVectors(matrix.astype(np.float32), embedder.name, key)
+                return TextVectors(matrix.astype(np.float32), embedder.name, *made)
     except (ArtifactError, OSError, ValueError):
         pass
     items = list(dataset.catalog)
@@ -84,7 +88,7 @@ def text_vectors(
         inputs={"data": dataset.fingerprint},
         stats={"items": len(items), "dim": embedder.dim},
     ).write(folder)
-    return TextVectors(matrix, embedder.name, key)
+    return TextVectors(matrix, embedder.name, *made)
 
 
 __all__ = ["TextVectors", "text_vectors"]
