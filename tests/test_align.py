@@ -5,6 +5,7 @@ vectors from another embedder are refused."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,21 @@ def test_alignment_needs_text_and_sasrec(tmp_path: Path) -> None:
     ds = _prepare(ws, tmp_path, extra=0)
     with pytest.raises(ConfigError, match="text vectors"):
         train_sasrec(ds, CONFIG, OPTIONS, ws)
+
+
+def test_cli_trains_with_align_text(cli, sasrec_source: Path) -> None:
+    from tests.test_cli_sasrec import TINY
+
+    prepared = cli("data", "prepare", "--dataset", "ml-100k", "--source", str(sasrec_source))
+    assert prepared.exit_code == 0, prepared.output
+    wrong = cli("train", "sasrec", *TINY, "--epochs", "1", "--shuffle-text")
+    assert wrong.exit_code != 0 and "--shuffle-text only apply with --align-text" in wrong.output
+    args = ["--epochs", "2", "--align-text", "--align-steps", "20", "--shuffle-text", "--json"]
+    result = cli("train", "sasrec", *TINY, *args)
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout)
+    assert trained["alignment"]["projection_temperature"] in (0.05, 0.1, 0.2)
+    payload = read_checkpoint(Path(trained["checkpoint"]))
+    assert payload["training"]["options"]["align_text"]["shuffle_text"] is True
+    assert payload[TEXT_PROJECTION]["shuffled"] is True
+    assert "--align-text" in cli("train", "sasrec", "--help").output

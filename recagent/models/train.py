@@ -5,7 +5,10 @@ out), scores the valid split after each epoch (full ranking, history excluded; o
 seeded sample of users when there are more than `valid_users`), keeps the best epoch's
 weights in `<workspace>/models/<dataset>/<model>.pt` (rewritten atomically whenever the valid
 metric improves) and stops after `patience` epochs without improvement. The test split is
-never read here. Ctrl-C stops training and keeps the best checkpoint so far. A time limit
+never read here. Ctrl-C stops training and keeps the best checkpoint so far. With text
+alignment (`TrainConfig.align_text`, SASRec) the item table is aligned with the item text
+before the first epoch, and the text projection is fitted once, when training ends, and
+written into the best epoch's checkpoint (`recagent.models.align`). A time limit
 stops within one batch of it (the epoch it cuts short is validated and counts like any
 other). Under torchrun it trains data-parallel (`recagent.models.distributed`).
 
@@ -182,7 +185,9 @@ def train_model(
         scorer = model_spec.scorer(model, dataset.catalog.item_ids, counts, config, resolve)
         return summarize(rank_cases(scorer, cases))
 
-    def write_best(path: Path) -> None:
+    def write_best(path: Path, final: bool = False) -> None:
+        """The best epoch's checkpoint; `final` (once, when training ends): a text-aligned
+        model's with its text projection fitted and the cold items' rows filled in."""
         assert best.state is not None
         training = {
             "best_epoch": best.epoch,
@@ -193,13 +198,15 @@ def train_model(
             "options": options.model_dump(),
         }
         state, projection = best.state, None
-        if text_rows is not None:
+        if final and text_rows is not None:
             assert text is not None
+            fit_start = time.perf_counter()
             fitted, stats = fit_text_projection(
                 state[TABLE], text_rows, warm, align, options.seed, text
             )
             state = fill_cold_rows(state, fitted, text_rows, cold, warm)
             alignment.update(stats, cold_items=float(len(cold)))
+            alignment["projection_seconds"] = time.perf_counter() - fit_start
             training["alignment"] = dict(alignment)
             projection = fitted.to_payload()
         save_checkpoint(path, config, state, dataset, counts, training, name, projection)
@@ -286,6 +293,9 @@ def train_model(
             stopped = "interrupted"
             if best.state is not None and not best.saved:
                 offer_best()  # the interrupt hit while saving: offer the best state again
+        written = keeper.written
+        if group.main and text_rows is not None and written and written.epoch == best.epoch:
+            write_best(checkpoint, final=True)  # the same epoch, now with its text projection
         retention = keeper.outcome()
     if best.state is None:
         raise KeyboardInterrupt  # stopped before the first epoch ended: nothing written
