@@ -284,6 +284,12 @@ def report(args: argparse.Namespace) -> None:
                             key = f"{k}_few"
                             per[v].setdefault(key, {})[r["seed"]] = np.asarray(x)[few]
             print(f"\n### {d}, {setting} (seeds {', '.join(map(str, seeds))})\n")
+            if setting == "normal":
+                few = [sum(r["few"]) for r in got if r["variant"] == "plain"]
+                users = [len(r["few"]) for r in got if r["variant"] == "plain"]
+                print(f"test targets with < {FEW} training interactions: {few} of {users}\n")
+            else:
+                print(f"events: {[r['events'] for r in got if r['variant'] == 'plain']}\n")
             metrics = sorted({k for v in per.values() for k in v})
             print("| variant | " + " | ".join(metrics) + " |")
             print("|---" * (len(metrics) + 1) + "|")
