@@ -8,12 +8,13 @@ vectors' dim. Every step pairs row i of the item table with the text vector of i
    table learn together, by symmetric InfoNCE over batches of warm items (items with
    training interactions), to put an item's row near its projected text.
 2. The model trains as usual (stage 2; `recagent.models.train`, unchanged).
-3. `fit_text_projection` (whenever a best checkpoint is written): a new projection learns,
+3. `fit_text_projection` (once, when training ends): a new projection learns,
    with the trained table frozen, to find each warm item's row from its text. Its
    temperature is the one of `AlignConfig.temperatures` that best finds held-out warm items
    among each other; its outputs get the median norm of the warm rows. `fill_cold_rows` then
    writes the projected text of every item with no training interaction into the table, so
-   the saved model scores them from their text.
+   the saved model scores them from their text. (The checkpoint's valid metrics were measured
+   before this: with the rows those items had in training.)
 4. `grow_catalog` (when loading): items added to the catalog after training get rows from
    their text the same way, in the catalog's order.
 
