@@ -31,6 +31,7 @@ app = typer.Typer(help="Train the models the agent uses as tools.", no_args_is_h
 
 MODEL = "Model"
 TRAINING = "Training"
+TEXT = "Text alignment (CTRL-lite, SASRec only)"
 _MODEL_DEFAULTS = SASRecConfig()
 _TRAIN_DEFAULTS = SASRecTrainConfig()
 
@@ -169,8 +170,21 @@ def _run(
     main = _is_main_process()
     reporter: Reporter = app_ctx.reporter if main else SilentReporter()
     ds = Dataset.load(app_ctx.workspace, app_ctx.dataset_name(dataset))
+    text = None
+    if options.align_text.enabled:
+        from recagent.represent.text_vectors import text_vectors
+
+        text = text_vectors(app_ctx.workspace, ds, app_ctx.settings.index, reporter=reporter)
     result = train_model(
-        name, ds, config, options, app_ctx.workspace, reporter, replace=replace, wait=not no_wait
+        name,
+        ds,
+        config,
+        options,
+        app_ctx.workspace,
+        reporter,
+        replace=replace,
+        wait=not no_wait,
+        text=text,
     )
     if not main:
         return
@@ -190,6 +204,13 @@ def _report(app_ctx: AppContext, result: Any, title: str, as_json: bool) -> None
         table.add_row("time", f"{result.seconds:.1f} s (best after {result.seconds_to_best:.1f} s)")
         if result.processes > 1:
             table.add_row("processes", str(result.processes))
+        if result.alignment:
+            found = max(v for k, v in result.alignment.items() if k.startswith("heldout_found"))
+            table.add_row(
+                "text projection",
+                f"temperature {result.alignment['projection_temperature']:g}, finds held-out "
+                f"items from their text at percentile {found:.3f} (chance 0.5)",
+            )
         table.add_row("checkpoint", str(result.checkpoint))
         app_ctx.out.print(table)
     for note in result.notes:
@@ -279,6 +300,31 @@ def sasrec_cmd(
             rich_help_panel=TRAINING,
         ),
     ] = None,
+    align_text: Annotated[
+        bool,
+        typer.Option(
+            "--align-text",
+            help="First align the item embeddings with the items' text (the index's embedder "
+            "and template), then train as usual, and keep a text projection: items with no "
+            "training interactions, or added to the catalog later, are scored from their text.",
+            rich_help_panel=TEXT,
+        ),
+    ] = False,
+    align_temperature: Annotated[
+        float,
+        typer.Option(help="InfoNCE temperature of the alignment stage.", rich_help_panel=TEXT),
+    ] = _TRAIN_DEFAULTS.align_text.temperature,
+    align_steps: Annotated[
+        int, typer.Option(help="Steps of the alignment stage.", rich_help_panel=TEXT)
+    ] = _TRAIN_DEFAULTS.align_text.steps,
+    shuffle_text: Annotated[
+        bool,
+        typer.Option(
+            "--shuffle-text",
+            help="Control experiment: align each item with another item's text (seeded).",
+            rich_help_panel=TEXT,
+        ),
+    ] = False,
     replace: ReplaceOpt = False,
     no_wait: NoWaitOpt = False,
     as_json: JsonOpt = False,
@@ -291,10 +337,24 @@ def sasrec_cmd(
     this run's best is at least as good (or with --replace); the run says which it kept.
 
     Example: recagent train sasrec --dataset ml-100k --epochs 100
+
+    With --align-text the item embeddings are first aligned with the items' text (CTRL-lite;
+    SASRec only), and the checkpoint keeps the text projection.
     """
     given = _given(ctx, _MODEL_FLAGS + _TRAIN_FLAGS)
     if "loss" in given:
         given["loss"] = given["loss"].value
+    text_flags = _given(ctx, ["align_temperature", "align_steps", "shuffle_text"])
+    if text_flags and not align_text:
+        flags = ", ".join(f"--{f.replace('_', '-')}" for f in text_flags)
+        raise ConfigError(f"{flags} only apply with --align-text")
+    if align_text:
+        given["align_text"] = {
+            "enabled": True,
+            "temperature": align_temperature,
+            "steps": align_steps,
+            "shuffle_text": shuffle_text,
+        }
     values = {**given, **_parse_sets(sets)}
     _run(ctx, "sasrec", dataset, preset, values, replace, no_wait, as_json)
 

@@ -53,6 +53,9 @@ class Scorer(ABC):
     def __init__(self, item_ids: Sequence[str]) -> None:
         self.item_ids = list(item_ids)
         self._idx = {item_id: i + 1 for i, item_id in enumerate(self.item_ids)}
+        # items this scorer knows from their text alone, and why (a text-aligned model:
+        # "no training interactions" or "added after training")
+        self.text_only: dict[str, str] = {}
 
     @property
     def n_items(self) -> int:

@@ -27,8 +27,10 @@ from recagent.models.registry import ModelSpec, spec
 from recagent.workspace import Workspace, atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
+    from recagent.index.embedders import Embedder
     from recagent.models.sasrec_scorer import SASRecScorer
 
+TEXT_PROJECTION = "text_projection"  # a text-aligned model's projection (models/align.py)
 FORMAT = "recagent.sasrec/1"  # SASRec's; other models use recagent.<model>/1
 CHECKPOINT_NAME = "sasrec.pt"
 MANIFEST_NAME = "sasrec.manifest.json"
@@ -54,10 +56,12 @@ def save_checkpoint(
     item_counts: np.ndarray,
     training: dict[str, Any],
     model: str = "sasrec",
+    text_projection: dict[str, Any] | None = None,
 ) -> None:
     """Write the checkpoint of a `model` (`config` + `state`, its state dict) trained on
     `dataset`, then its manifest, each atomically. `training` holds plain values (best epoch,
-    valid metrics, training options)."""
+    valid metrics, training options); `text_projection`, a text-aligned model's projection
+    (`recagent.models.align.TextProjection.to_payload`)."""
     payload = {
         "format": format_of(model),
         "model": model,
@@ -69,6 +73,8 @@ def save_checkpoint(
         "training": training,
         "state_dict": {k: v.detach().cpu() for k, v in state.items()},
     }
+    if text_projection is not None:
+        payload[TEXT_PROJECTION] = text_projection
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     manifest = Manifest(
@@ -130,12 +136,42 @@ def model_from_payload(
     return model.to(device).eval()
 
 
+def _grown(
+    payload: dict[str, Any], dataset: Dataset, workspace: Workspace, embedder: Embedder | None
+) -> tuple[dict[str, Any], list[str]] | None:
+    """A text-aligned checkpoint of `dataset` whose catalog has since grown (every trained
+    item still in it): re-indexed to the catalog, the new items embedded from their text.
+    None for any other checkpoint."""
+    if TEXT_PROJECTION not in payload or payload["dataset"] != dataset.name:
+        return None
+    trained = list(payload["item_ids"])
+    if trained == dataset.catalog.item_ids or not set(trained) <= set(dataset.catalog.item_ids):
+        return None
+    from recagent.config import IndexConfig
+    from recagent.models.align import grow_catalog
+    from recagent.represent.text_vectors import text_vectors
+
+    embedder_name, template = payload[TEXT_PROJECTION]["settings"]
+    index = IndexConfig(embedder=embedder_name, template=template)
+    text = text_vectors(workspace, dataset, index, embedder)
+    return grow_catalog(payload, dataset.catalog.item_ids, text)
+
+
 def load_scorer(
-    workspace: Workspace, dataset: Dataset, model: str = "sasrec", device: str = "cpu"
+    workspace: Workspace,
+    dataset: Dataset,
+    model: str = "sasrec",
+    device: str = "cpu",
+    embedder: Embedder | None = None,
 ) -> Scorer:
     """The trained `model` for `dataset`, ready to score (`ArtifactError` if there is none,
     or it was trained on other data). A model that needs another (BST its retriever) loads
-    that one too."""
+    that one too.
+
+    A text-aligned model (`--align-text`) scores items without training interactions from
+    their text, and still loads after items were added to the catalog: those are embedded
+    from their text (by `embedder`, default the one it was aligned with) and listed, with the
+    reason, in the scorer's `text_only`."""
     from recagent.models.sasrec_scorer import resolve_device
 
     model_spec = spec(model)
@@ -146,16 +182,27 @@ def load_scorer(
             f"train one with `recagent train {model} --dataset {dataset.name}`"
         )
     payload = read_checkpoint(path, model)
-    check_compatible(payload, dataset, path, model)
+    grown = _grown(payload, dataset, workspace, embedder)
+    added: list[str] = []
+    if grown is None:
+        check_compatible(payload, dataset, path, model)
+    else:
+        payload, added = grown
     network = model_from_payload(payload, resolve_device(device), model_spec)
     config = model_spec.config_type.model_validate(payload["config"])
 
     def resolve(name: str) -> Scorer:
         return load_scorer(workspace, dataset, name, device)
 
-    return model_spec.scorer(
-        network, payload["item_ids"], payload["item_counts"].numpy(), config, resolve
-    )
+    counts = payload["item_counts"].numpy()
+    scorer = model_spec.scorer(network, payload["item_ids"], counts, config, resolve)
+    if TEXT_PROJECTION in payload:
+        from recagent.models.align import ADDED, NO_INTERACTIONS
+
+        for item_id in np.asarray(payload["item_ids"])[counts[1:] == 0].tolist():
+            scorer.text_only[item_id] = NO_INTERACTIONS
+        scorer.text_only.update(dict.fromkeys(added, ADDED))
+    return scorer
 
 
 def load_sasrec_scorer(workspace: Workspace, dataset: Dataset, device: str = "cpu") -> SASRecScorer:
@@ -171,6 +218,7 @@ __all__ = [
     "CHECKPOINT_NAME",
     "FORMAT",
     "MANIFEST_NAME",
+    "TEXT_PROJECTION",
     "check_compatible",
     "checkpoint_path",
     "format_of",

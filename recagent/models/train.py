@@ -5,7 +5,10 @@ out), scores the valid split after each epoch (full ranking, history excluded; o
 seeded sample of users when there are more than `valid_users`), keeps the best epoch's
 weights in `<workspace>/models/<dataset>/<model>.pt` (rewritten atomically whenever the valid
 metric improves) and stops after `patience` epochs without improvement. The test split is
-never read here. Ctrl-C stops training and keeps the best checkpoint so far. A time limit
+never read here. Ctrl-C stops training and keeps the best checkpoint so far. With text
+alignment (`TrainConfig.align_text`, SASRec) the item table is aligned with the item text
+before the first epoch, and the text projection is fitted once, when training ends, and
+written into the best epoch's checkpoint (`recagent.models.align`). A time limit
 stops within one batch of it (the epoch it cuts short is validated and counts like any
 other). Under torchrun it trains data-parallel (`recagent.models.distributed`).
 
@@ -35,6 +38,13 @@ from recagent.data.dataset import Dataset
 from recagent.errors import ArtifactError, ConfigError
 from recagent.metrics import summarize
 from recagent.models import distributed, leaderboard
+from recagent.models.align import (
+    TABLE,
+    align_table,
+    fill_cold_rows,
+    fit_text_projection,
+    paired_text,
+)
 from recagent.models.base import Scorer
 from recagent.models.checkpoint import checkpoint_path, load_scorer, save_checkpoint
 from recagent.models.evaluation import rank_cases
@@ -56,6 +66,7 @@ from recagent.models.sasrec_scorer import SASRecScorer, resolve_device
 from recagent.models.train_config import TrainConfig
 from recagent.models.windows import length_batches, training_windows
 from recagent.progress import Reporter, SilentReporter
+from recagent.represent.text_vectors import TextVectors
 from recagent.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -88,6 +99,11 @@ class TrainResult(BaseModel):
     retention: Retention = Field(description="Which checkpoint is in place now, and why.")
     processes: int = Field(1, description="Data-parallel processes (torchrun).")
     notes: list[str] = Field(default_factory=list, description="What the run wants said.")
+    alignment: dict[str, float] = Field(
+        default_factory=dict,
+        description="Text alignment: stage 1 losses and cosines, the projection's temperature "
+        "and how well it found held-out items (empty without --align-text).",
+    )
 
 
 def train_model(
@@ -101,9 +117,11 @@ def train_model(
     *,
     replace: bool = False,
     wait: bool = True,
+    text: TextVectors | None = None,
 ) -> TrainResult:
     """Train model `name` on `dataset` and save the best epoch (by `options.metric` on
-    valid).
+    valid). With `options.align_text.enabled`, align the item table with `text` (the
+    catalog's text vectors) first and keep the text projection (`recagent.models.align`).
 
     The checkpoint goes to `checkpoint`, else `workspace.models_dir(dataset)/<name>.pt`; one
     already there for the same data is replaced only by a better run, or with `replace`.
@@ -137,6 +155,18 @@ def train_model(
     generator = torch.Generator(device=device).manual_seed(options.seed + group.rank)
     rng = np.random.default_rng(options.seed)
     model = model_spec.build(dataset.n_items, config).to(device)
+    align = options.align_text
+    warm = np.flatnonzero(counts[1:]) + 1
+    cold = np.flatnonzero(counts[1:] == 0) + 1
+    text_rows = None
+    alignment: dict[str, float] = {}
+    if align.enabled:
+        if name != "sasrec":
+            raise ConfigError(f"text alignment is implemented for SASRec only, not {name}")
+        if text is None:
+            raise ConfigError("text alignment needs the catalog's text vectors (text=...)")
+        text_rows = paired_text(text, dataset.n_items, align)
+        alignment.update(align_table(model.item_emb, text_rows, warm, align, options.seed))
     loss_module = distributed.wrap(LossModule(model), group, device)
     optimizer = torch.optim.AdamW(
         param_groups(model, options.weight_decay), lr=options.lr, betas=(0.9, 0.98)
@@ -155,7 +185,9 @@ def train_model(
         scorer = model_spec.scorer(model, dataset.catalog.item_ids, counts, config, resolve)
         return summarize(rank_cases(scorer, cases))
 
-    def write_best(path: Path) -> None:
+    def write_best(path: Path, final: bool = False) -> None:
+        """The best epoch's checkpoint; `final` (once, when training ends): a text-aligned
+        model's with its text projection fitted and the cold items' rows filled in."""
         assert best.state is not None
         training = {
             "best_epoch": best.epoch,
@@ -165,7 +197,19 @@ def train_model(
             "processes": group.world,
             "options": options.model_dump(),
         }
-        save_checkpoint(path, config, best.state, dataset, counts, training, name)
+        state, projection = best.state, None
+        if final and text_rows is not None:
+            assert text is not None
+            fit_start = time.perf_counter()
+            fitted, stats = fit_text_projection(
+                state[TABLE], text_rows, warm, align, options.seed, text
+            )
+            state = fill_cold_rows(state, fitted, text_rows, cold, warm)
+            alignment.update(stats, cold_items=float(len(cold)))
+            alignment["projection_seconds"] = time.perf_counter() - fit_start
+            training["alignment"] = dict(alignment)
+            projection = fitted.to_payload()
+        save_checkpoint(path, config, state, dataset, counts, training, name, projection)
 
     def offer_best() -> None:
         if group.main:
@@ -249,6 +293,9 @@ def train_model(
             stopped = "interrupted"
             if best.state is not None and not best.saved:
                 offer_best()  # the interrupt hit while saving: offer the best state again
+        written = keeper.written
+        if group.main and text_rows is not None and written and written.epoch == best.epoch:
+            write_best(checkpoint, final=True)  # the same epoch, now with its text projection
         retention = keeper.outcome()
     if best.state is None:
         raise KeyboardInterrupt  # stopped before the first epoch ended: nothing written
@@ -286,6 +333,7 @@ def train_model(
         retention=retention,
         processes=group.world,
         notes=list(getattr(data, "notes", [])),
+        alignment=alignment,
     )
 
 
@@ -299,6 +347,7 @@ def train_sasrec(
     *,
     replace: bool = False,
     wait: bool = True,
+    text: TextVectors | None = None,
 ) -> TrainResult:
     """`train_model("sasrec", ...)`."""
     return train_model(
@@ -311,6 +360,7 @@ def train_sasrec(
         checkpoint,
         replace=replace,
         wait=wait,
+        text=text,
     )
 
 

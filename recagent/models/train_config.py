@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recagent.models.align_config import AlignConfig
+
 Metric = Literal["NDCG@10", "HR@10", "NDCG@20", "HR@20", "NDCG@50", "HR@50", "MRR"]
 
 
@@ -55,6 +57,11 @@ class TrainConfig(BaseModel):
         "same sample; `recagent eval <model> --split valid` scores all users.",
     )
     time_limit_s: float | None = Field(None, gt=0, description="Stop after this much time.")
+    align_text: AlignConfig = Field(
+        default_factory=AlignConfig,
+        description="Align the item table with the item text first (CTRL-lite; models with "
+        "an `item_emb` table).",
+    )
 
 
 __all__ = ["Metric", "TrainConfig"]

@@ -35,6 +35,8 @@ class TextVectors:
     matrix: np.ndarray
     embedder: str
     key: str  # fingerprint of (catalog, embedder, template)
+    source: str = ""  # fingerprint of (embedder, template): the same for any catalog
+    settings: tuple[str, str] = ("", "")  # IndexConfig (embedder, template) that made them
 
     @property
     def dim(self) -> int:
@@ -63,6 +65,8 @@ def text_vectors(
         .text(template.hash)
         .hexdigest()
     )
+    source = Fingerprint().text(embedder.name).text(str(embedder.dim)).text(template.hash)
+    made = (key, source.hexdigest(), (config.embedder, config.template))
     items = list(dataset.catalog)
     texts = template.render_all(items)
     hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest()[:32] for t in texts]
@@ -91,7 +95,7 @@ def text_vectors(
     order = [dataset.catalog.idx(it.item_id) for it in items]
     if order != list(range(1, len(items) + 1)):
         raise ArtifactError(f"{dataset.name}: catalog order and item_idx disagree")
-    return TextVectors(matrix, embedder.name, key)
+    return TextVectors(matrix, embedder.name, *made)
 
 
 def _read_cache(folder: Path, embedder: Embedder) -> dict[str, np.ndarray]:

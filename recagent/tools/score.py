@@ -74,6 +74,10 @@ class ScoreCandidatesResult(BaseModel):
     seen: list[str] = Field(
         default_factory=list, description="Requested items the user has already seen: skipped."
     )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What to know about these scores, e.g. items scored from their text only.",
+    )
 
 
 def _history(args: ScoreCandidatesArgs, ctx: ToolContext) -> list[str] | ToolError:
@@ -143,6 +147,7 @@ def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
             ctx.candidates.add(item_id, evidence)
         elif not whole_catalog:
             ctx.candidates.add(item_id, evidence)
+    scored_ids = [i for i in scorer.item_ids if i not in seen_set] if whole_catalog else candidates
     return ScoreCandidatesResult(
         model=scorer.name,
         history_used=history_used,
@@ -150,7 +155,24 @@ def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
         items=items,
         attended=[ctx.ref(i) for i in attended],
         seen=seen,
+        notes=text_only_notes(scorer, scored_ids, [i.item.item_id for i in items]),
     )
+
+
+def text_only_notes(scorer: Scorer, scored: list[str], returned: list[str]) -> list[str]:
+    """One note per reason why some of the `scored` items were scored from their text alone
+    (a text-aligned model), naming those among the `returned` ones."""
+    by_reason: dict[str, list[str]] = {}
+    for item_id in scored:
+        if (reason := scorer.text_only.get(item_id)) is not None:
+            by_reason.setdefault(reason, []).append(item_id)
+    notes = []
+    for reason, ids in sorted(by_reason.items()):
+        shown = [i for i in returned if scorer.text_only.get(i) == reason]
+        among = f" (returned here: {', '.join(shown)})" if shown else ""
+        noun = "item" if len(ids) == 1 else "items"
+        notes.append(f"{len(ids)} {noun} scored from their text only: {reason}{among}")
+    return notes
 
 
 def _scorer(args: ScoreCandidatesArgs, ctx: ToolContext) -> Scorer | ToolError:
