@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -266,6 +267,13 @@ def tiny_sasrec(
 # index in the test's workspace, a local OpenAI-compatible embeddings server, and a real
 # `chroma run` server on 127.0.0.1.
 # ---------------------------------------------------------------------------------------------
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child a test will Ctrl-C: SIGINT back to its default, since a suite
+    started in the background (nohup, `cmd &`) hands its children SIGINT ignored, and an
+    ignored SIGINT never becomes a KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def hash_vector(text: str, dim: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from recagent.data.prepare import PrepareConfig, prepare
 from recagent.models.checkpoint import checkpoint_path, read_checkpoint
 from recagent.models.train import train_sasrec
 from recagent.workspace import Workspace
-from tests.conftest import TrainedSASRec, sasrec_ratings, write_ml100k
+from tests.conftest import TrainedSASRec, default_sigint, sasrec_ratings, write_ml100k
 
 TINY = ["--dim", "16", "--layers", "1", "--heads", "2", "--max-len", "8", "--dropout", "0"]
 NO_LEARNING = [*TINY, "--batch-size", "16", "--lr", "1e-7", "--lr-patience", "0"]
@@ -59,6 +59,7 @@ def test_sigint_to_a_real_training_keeps_the_better_model(trained: Path) -> None
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     assert proc.stderr is not None
     watchdog = threading.Timer(120, proc.kill)  # never hang the suite

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Stack
+from tests.conftest import Stack, default_sigint
 
 URL = re.compile(r"serving on (http://127\.0\.0\.1:\d+/)")
 
@@ -49,6 +49,7 @@ def test_serve_prints_its_url_and_serves_the_page(mini_stack: Stack, tmp_path: P
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
         env=env,
     )
     try:
