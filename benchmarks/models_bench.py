@@ -103,7 +103,13 @@ def run(args: argparse.Namespace) -> None:
     config = model_spec.config(args.preset, **model_values)
     options = model_spec.train_type(seed=args.seed, **train_values)
     machine = common.machine()
-    result = train_model(args.model, ds, config, options, ws, replace=True)
+    text = None
+    if options.align_text.enabled:  # CTRL-lite: the catalog's text vectors (WordLlama)
+        from recagent.config import IndexConfig
+        from recagent.represent.text_vectors import text_vectors
+
+        text = text_vectors(ws, ds, IndexConfig())
+    result = train_model(args.model, ds, config, options, ws, replace=True, text=text)
     scorer = load_scorer(ws, ds, args.model)
     record: dict[str, Any] = {
         "dataset": args.dataset,
