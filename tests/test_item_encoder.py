@@ -168,8 +168,10 @@ def test_cowatch_space_serves_similar_items_and_follows_a_retrained_encoder(
     assert open_cowatch_index(workspace, hidden_groups, config, embedder) is None  # none yet
     train_item_encoder(workspace, hidden_groups, config, FAST, embedder=embedder)
     text = open_index(workspace, hidden_groups, config, embedder=embedder, build_if_missing=True)
+    calls = embedder.calls
     cowatch = open_cowatch_index(workspace, hidden_groups, config, embedder)
     assert cowatch is not None
+    assert embedder.calls == calls  # its index re-uses the texts embedded for training
     try:
         ctx = ToolContext(dataset=hidden_groups, index=text, similar_index=cowatch)
         out = similar_items(SimilarItemsArgs(item_ids=["1"], k=5), ctx)

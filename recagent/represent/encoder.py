@@ -38,14 +38,14 @@ from recagent.config import IndexConfig
 from recagent.data.dataset import Dataset
 from recagent.data.pairs import ItemPairs
 from recagent.errors import ArtifactError
-from recagent.index.embedders import Embedder, checked_embed, make_embedder
+from recagent.index.embedders import Embedder, make_embedder
 from recagent.manifest import Fingerprint
 from recagent.models.retention import KeepBetter, Retention, ValidScore
 from recagent.progress import Reporter, SilentReporter
 from recagent.represent.contrastive import Projection, info_nce
 from recagent.represent.encoder_config import EncoderConfig, checkpoint_path
 from recagent.represent.item_to_item import heldout_pairs, recall_at, vector_scores, without
-from recagent.represent.text_vectors import TextVectors, text_vectors
+from recagent.represent.text_vectors import embed_cached, text_key, text_vectors
 from recagent.workspace import Workspace, atomic_path
 
 MIN_GAIN = 0.02  # the encoder "won" when it beats the text vectors by 2% (relative) or more
@@ -95,12 +95,20 @@ def encode(projection: Projection, vectors: np.ndarray) -> np.ndarray:
 
 class ItemEncoder:
     """The trained encoder as an `Embedder`: base embedder -> projection -> unit vector. Its
-    name changes with every trained encoder, so an index built with an older one is stale."""
+    name changes with every trained encoder, so an index built with an older one is stale.
+    The base vectors come through the workspace's per-text cache, so building its index
+    re-embeds nothing the encoder was trained on."""
 
     def __init__(
-        self, base: Embedder, projection: Projection, encoder_id: str, won_on_valid: bool
+        self,
+        base: Embedder,
+        projection: Projection,
+        encoder_id: str,
+        won_on_valid: bool,
+        workspace: Workspace,
     ) -> None:
         self.base = base
+        self.workspace = workspace
         self.projection = projection.eval()
         self.encoder_id = encoder_id
         self.won_on_valid = won_on_valid
@@ -114,12 +122,12 @@ class ItemEncoder:
         return self.projection.out_dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return encode(self.projection, checked_embed(self.base, list(texts), self.base.dim))
+        return encode(self.projection, embed_cached(self.workspace, self.base, list(texts)))
 
 
-def _fingerprint(dataset: Dataset, vectors: TextVectors) -> str:
-    """The data an encoder was trained on: the interactions and the text vectors."""
-    return Fingerprint().text(dataset.fingerprint).text(vectors.key).hexdigest()
+def _fingerprint(dataset: Dataset, text: str) -> str:
+    """The data an encoder was trained on: the interactions and the text vectors' key."""
+    return Fingerprint().text(dataset.fingerprint).text(text).hexdigest()
 
 
 def _genre_targets(dataset: Dataset) -> torch.Tensor:
@@ -268,7 +276,7 @@ def train_item_encoder(
     )
     won = best.valid >= raw * (1 + MIN_GAIN) and best.valid > raw
     path = checkpoint_path(workspace, dataset)
-    fingerprint = _fingerprint(dataset, vectors)
+    fingerprint = _fingerprint(dataset, vectors.key)
     metric = f"R@{config.select_k}"
     payload = {
         "fingerprint": fingerprint,
@@ -329,16 +337,14 @@ def load_item_encoder(
             f"`recagent train item-encoder --dataset {dataset.name}`"
         ) from exc
     embedder = embedder or make_embedder(index_config)
-    vectors = text_vectors(workspace, dataset, index_config, embedder)
-    if payload["fingerprint"] != _fingerprint(dataset, vectors):
+    if payload["fingerprint"] != _fingerprint(dataset, text_key(dataset, index_config, embedder)):
         raise ArtifactError(
             f"the item encoder of {dataset.name!r} was trained on other data or another "
             f"embedder/template (it used {payload['embedder']}); retrain it with "
             f"`recagent train item-encoder --dataset {dataset.name}`"
         )
-    return ItemEncoder(
-        embedder, projection, str(payload["encoder_id"]), bool(payload["won_on_valid"])
-    )
+    won = bool(payload["won_on_valid"])
+    return ItemEncoder(embedder, projection, str(payload["encoder_id"]), won, workspace)
 
 
 __all__ = [

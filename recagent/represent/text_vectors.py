@@ -43,6 +43,19 @@ class TextVectors:
         return int(self.matrix.shape[1])
 
 
+def text_key(dataset: Dataset, config: IndexConfig, embedder: Embedder) -> str:
+    """What `text_vectors` of `dataset` would be made from (catalog, embedder, template), as a
+    fingerprint: known without embedding or reading anything."""
+    return (
+        Fingerprint()
+        .text(catalog_fingerprint(dataset.catalog))
+        .text(embedder.name)
+        .text(str(embedder.dim))
+        .text(load_template(config.template).hash)
+        .hexdigest()
+    )
+
+
 def text_vectors(
     workspace: Workspace,
     dataset: Dataset,
@@ -50,52 +63,63 @@ def text_vectors(
     embedder: Embedder | None = None,
     reporter: Reporter | None = None,
 ) -> TextVectors:
-    """Every item's vector, embedding only texts this embedder has not embedded before.
-
-    The cache is per text, not per catalog: a vector is stored under the hash of the exact
-    text it came from, so a changed catalog or template re-embeds only the items whose text
-    changed (what makes a slow or paid embedder, such as an LLM endpoint, affordable)."""
+    """Every item's vector (through the per-text cache of `embed_cached`)."""
     embedder = embedder or make_embedder(config)
     template = load_template(config.template)
-    key = (
-        Fingerprint()
-        .text(catalog_fingerprint(dataset.catalog))
-        .text(embedder.name)
-        .text(str(embedder.dim))
-        .text(template.hash)
-        .hexdigest()
-    )
     source = Fingerprint().text(embedder.name).text(str(embedder.dim)).text(template.hash)
-    made = (key, source.hexdigest(), (config.embedder, config.template))
     items = list(dataset.catalog)
-    texts = template.render_all(items)
-    hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest()[:32] for t in texts]
-    slug = Fingerprint().text(embedder.name).hexdigest()[:16]
-    folder = workspace.cache_dir / "text-vectors" / slug
-    cached = _read_cache(folder, embedder)
-    matrix = np.zeros((len(items) + 1, embedder.dim), dtype=np.float32)
-    missing = []
-    for row, h in enumerate(hashes, start=1):
-        if h in cached:
-            matrix[row] = cached[h]
-        else:
-            missing.append(row)
-    if missing:
-        report = reporter or SilentReporter()
-        what = f"embedding {len(missing):,} item texts ({embedder.name})"
-        with report.stage(what, len(missing)) as adv:
-            for start in range(0, len(missing), BATCH):
-                rows = missing[start : start + BATCH]
-                batch = [texts[r - 1] for r in rows]
-                matrix[rows] = checked_embed(embedder, batch, embedder.dim)
-                adv(len(rows))
-        cached.update({hashes[r - 1]: matrix[r] for r in missing})
-        _write_cache(folder, embedder, cached)
     # rows follow the catalog's item_idx order (item_idx i = the i-th item)
     order = [dataset.catalog.idx(it.item_id) for it in items]
     if order != list(range(1, len(items) + 1)):
         raise ArtifactError(f"{dataset.name}: catalog order and item_idx disagree")
-    return TextVectors(matrix, embedder.name, *made)
+    matrix = np.zeros((len(items) + 1, embedder.dim), dtype=np.float32)
+    matrix[1:] = embed_cached(workspace, embedder, template.render_all(items), reporter)
+    return TextVectors(
+        matrix,
+        embedder.name,
+        text_key(dataset, config, embedder),
+        source.hexdigest(),
+        (config.embedder, config.template),
+    )
+
+
+def embed_cached(
+    workspace: Workspace,
+    embedder: Embedder,
+    texts: list[str],
+    reporter: Reporter | None = None,
+) -> np.ndarray:
+    """Unit vectors (len(texts), dim) of `texts`, embedding only the ones this embedder has
+    not embedded before.
+
+    The cache is per text, not per catalog: a vector is stored under the hash of the exact
+    text it came from, so a changed catalog or template re-embeds only the items whose text
+    changed, and the item encoder's index re-uses what was embedded for training (what makes
+    a slow or paid embedder, such as an LLM endpoint, affordable)."""
+    hashes = [hashlib.sha256(t.encode("utf-8")).hexdigest()[:32] for t in texts]
+    folder = (
+        workspace.cache_dir / "text-vectors" / Fingerprint().text(embedder.name).hexdigest()[:16]
+    )
+    cached = _read_cache(folder, embedder)
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    missing = []
+    for row, h in enumerate(hashes):
+        if h in cached:
+            out[row] = cached[h]
+        else:
+            missing.append(row)
+    if missing:
+        report = reporter or SilentReporter()
+        with report.stage(
+            f"embedding {len(missing):,} texts ({embedder.name})", len(missing)
+        ) as adv:
+            for start in range(0, len(missing), BATCH):
+                rows = missing[start : start + BATCH]
+                out[rows] = checked_embed(embedder, [texts[r] for r in rows], embedder.dim)
+                adv(len(rows))
+        cached.update({hashes[r]: out[r] for r in missing})
+        _write_cache(folder, embedder, cached)
+    return out
 
 
 def _read_cache(folder: Path, embedder: Embedder) -> dict[str, np.ndarray]:
@@ -125,4 +149,4 @@ def _write_cache(folder: Path, embedder: Embedder, cached: dict[str, np.ndarray]
     ).write(folder)
 
 
-__all__ = ["TextVectors", "text_vectors"]
+__all__ = ["TextVectors", "embed_cached", "text_key", "text_vectors"]
