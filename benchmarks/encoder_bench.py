@@ -77,15 +77,12 @@ def run(args: argparse.Namespace) -> None:
     if withheld is None:
         cf = ItemPairs.load_or_build(ws, ds, PairsConfig(), train_only=True).matrix
         spaces.append(("item-cf", i2i.cooccurrence_scores(cf)))
-        results, versus = i2i.evaluate_spaces(ds, spaces, "test", args.window, args.seed)
+        pairs = i2i.heldout_pairs(ds, "test", args.window)
         setting = "test pairs"
     else:
         pairs = i2i.withheld_pairs(ds, withheld, args.window)
-        counts = i2i.train_counts(ds)
-        rows = [(n, i2i.per_user(i2i.target_ranks(s, pairs), pairs, counts)) for n, s in spaces]
-        results = [i2i.summarise(n, r, args.seed) for n, r in rows]
-        versus = [i2i.compare("encoder", rows[1][1], "text", rows[0][1], seed=args.seed)]
         setting = f"withheld {args.withhold:.0%} of items ({len(withheld)}), {len(pairs)} pairs"
+    results, versus = i2i.evaluate_spaces(ds, spaces, pairs, args.seed)
     name = f"encoder-{args.dataset}-{'withheld' if withheld is not None else 'test'}"
     common.write_result(
         f"{name}-s{args.seed}{common.tag(args.set)}",

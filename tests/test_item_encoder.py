@@ -129,6 +129,7 @@ def test_encoder_learns_co_watching_the_text_cannot_show(
             ("encoder", vector_scores(learned)),
             ("cf", cooccurrence_scores(_pairs(workspace, hidden_groups))),
         ],
+        heldout_pairs(hidden_groups, "test"),
     )
     assert results[1].metrics["all"]["R@10"] > results[0].metrics["all"]["R@10"] + 0.3
     assert versus[0].intervals["all"][0] > 0 or versus[0].diff["all"] >= 0  # R@50 saturates

@@ -136,6 +136,7 @@ def eval_item_to_item_cmd(
     from recagent.represent.item_to_item import (
         cooccurrence_scores,
         evaluate_spaces,
+        heldout_pairs,
         vector_scores,
     )
     from recagent.represent.text_vectors import text_vectors
@@ -157,7 +158,8 @@ def eval_item_to_item_cmd(
     pairs = ItemPairs.load_or_build(app_ctx.workspace, ds, PairsConfig(), train_only=True)
     spaces.append(("item-cf", cooccurrence_scores(pairs.matrix)))
     with app_ctx.reporter.stage(f"ranking held-out {split} pairs in {len(spaces)} spaces", None):
-        results, comparisons = evaluate_spaces(ds, spaces, split, window)  # type: ignore[arg-type]
+        held_out = heldout_pairs(ds, split, window)  # type: ignore[arg-type]
+        results, comparisons = evaluate_spaces(ds, spaces, held_out)
     payload = {
         "kind": "item-to-item",
         "dataset": ds.name,

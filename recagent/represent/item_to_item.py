@@ -172,10 +172,17 @@ class PerUser:
     slices: np.ndarray
 
 
+def hit_rates(ranks: np.ndarray, pairs: HeldOutPairs, k: int) -> np.ndarray:
+    """Each user's share of their pairs whose target ranks in the top `k` (users in sorted
+    order)."""
+    _, inverse = np.unique(pairs.users, return_inverse=True)
+    hits = np.bincount(inverse, weights=(ranks <= k).astype(np.float64))
+    return hits / np.bincount(inverse).astype(np.float64)
+
+
 def per_user(ranks: np.ndarray, pairs: HeldOutPairs, counts: np.ndarray) -> PerUser:
     users, inverse = np.unique(pairs.users, return_inverse=True)
-    size = np.bincount(inverse).astype(np.float64)
-    hits = {k: np.bincount(inverse, weights=(ranks <= k).astype(np.float64)) / size for k in KS}
+    hits = {k: hit_rates(ranks, pairs, k) for k in KS}
     target_of = np.zeros(len(users), dtype=np.int64)
     target_of[inverse] = pairs.targets
     return PerUser(users, hits, slice_of(counts[target_of]))
@@ -212,21 +219,17 @@ def compare(
 
 def recall_at(score_rows: ScoreRows, pairs: HeldOutPairs, k: int = 50) -> float:
     """Mean per-user Recall@k (what training selects on)."""
-    ranks = target_ranks(score_rows, pairs)
-    _, inverse = np.unique(pairs.users, return_inverse=True)
-    size = np.bincount(inverse).astype(np.float64)
-    return float((np.bincount(inverse, weights=(ranks <= k).astype(np.float64)) / size).mean())
+    return float(hit_rates(target_ranks(score_rows, pairs), pairs, k).mean())
 
 
 def evaluate_spaces(
     dataset: Dataset,
     spaces: Sequence[tuple[str, ScoreRows]],
-    split: Split = "test",
-    window: int = 10,
+    pairs: HeldOutPairs,
     seed: int = 0,
 ) -> tuple[list[SpaceResult], list[Comparison]]:
-    """Every space summarised, and each compared with the first (the baseline)."""
-    pairs = heldout_pairs(dataset, split, window)
+    """Every space summarised on `pairs` (`heldout_pairs`, `withheld_pairs`), and each
+    compared with the first (the baseline)."""
     counts = train_counts(dataset)
     rows = [(name, per_user(target_ranks(score, pairs), pairs, counts)) for name, score in spaces]
     results = [summarise(name, r, seed) for name, r in rows]
