@@ -29,7 +29,6 @@ rating features.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from recagent.models.padding import shift
+from recagent.models.padding import embed_left_padded, shift
 from recagent.models.recipe import full_ce, sampled_softmax
 from recagent.models.registry import ModelSpec, Resolve
 from recagent.models.sequential import SequenceScorer
@@ -162,12 +161,7 @@ class HSTU(nn.Module):
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """L2-normalised states (B, L, D) of left-padded `seq` (B, L) and each layer's
         attention; `times` (B, L + 1) or None (position bias only)."""
-        if seq.shape[1] > self.config.max_len:
-            raise ValueError(f"sequence length {seq.shape[1]} > max_len {self.config.max_len}")
-        real = seq > 0  # (B, L)
-        pos = (real.cumsum(1) - 1).clamp(min=0)  # 0 at the first real item
-        x = self.item_emb(seq) * math.sqrt(self.config.dim) + self.pos_emb(pos)
-        x = self.emb_dropout(x) * real[..., None]
+        x, real = embed_left_padded(seq, self.item_emb, self.pos_emb, self.emb_dropout)
         length = seq.shape[1]
         causal = torch.ones(length, length, dtype=torch.bool, device=seq.device).tril()
         allowed = (causal & real[:, None, :])[:, None]  # (B, 1, L, L)

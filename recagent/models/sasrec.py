@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recagent.models.padding import left_pad, shift
+from recagent.models.padding import embed_left_padded, left_pad, shift
 from recagent.models.recipe import full_ce, sampled_softmax
 from recagent.models.sasrec_config import Loss, SASRecConfig
 
@@ -135,12 +135,7 @@ class SASRec(nn.Module):
         """Hidden states (B, L, D) of left-padded `seq` (B, L), L <= max_len (with
         `last_only`, (B, D) of the last position: the state that scores the next item) and,
         with `need_weights`, each block's attention weights (B, H, L or 1, L)."""
-        if seq.shape[1] > self.config.max_len:
-            raise ValueError(f"sequence length {seq.shape[1]} > max_len {self.config.max_len}")
-        real = seq > 0  # (B, L)
-        pos = (real.cumsum(1) - 1).clamp(min=0)  # 0 at the first real item
-        x = self.item_emb(seq) * math.sqrt(self.config.dim) + self.pos_emb(pos)
-        x = self.emb_dropout(x) * real[..., None]
+        x, real = embed_left_padded(seq, self.item_emb, self.pos_emb, self.emb_dropout)
         mask = attention_mask(real)
         weights = []
         for i, block in enumerate(self.blocks):
