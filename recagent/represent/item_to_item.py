@@ -15,7 +15,7 @@ Slices are by the target's training interactions: cold (fewer than 5), low (5 to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,19 +47,29 @@ class HeldOutPairs:
         return len(self.queries)
 
 
-def heldout_pairs(dataset: Dataset, split: Split, window: int = 10) -> HeldOutPairs:
+def _pair_up(
+    events: Iterable[tuple[int, list[int], int]], window: int, skip: frozenset[int] = frozenset()
+) -> HeldOutPairs:
+    """Each (user, history oldest first, target) event: the target paired with each of the
+    last `window` distinct history items (never the target itself, nor an item in `skip`)."""
     queries, targets, users = [], [], []
-    for case in dataset.split.cases(split):
-        recent = [int(i) for i in dict.fromkeys(case.history[::-1].tolist()) if i != case.target]
+    for user, history, target in events:
+        recent = [i for i in dict.fromkeys(history[::-1]) if i != target and i not in skip]
         for q in recent[:window]:
             queries.append(q)
-            targets.append(case.target)
-            users.append(case.user_idx)
+            targets.append(target)
+            users.append(user)
     return HeldOutPairs(
         np.asarray(queries, dtype=np.int64),
         np.asarray(targets, dtype=np.int64),
         np.asarray(users, dtype=np.int64),
     )
+
+
+def heldout_pairs(dataset: Dataset, split: Split, window: int = 10) -> HeldOutPairs:
+    """The split's target of each user, paired with the items before it."""
+    cases = dataset.split.cases(split)
+    return _pair_up(((c.user_idx, c.history.tolist(), c.target) for c in cases), window)
 
 
 def withheld_items(dataset: Dataset, share: float = 0.1, seed: int = 0) -> np.ndarray:
@@ -77,23 +87,15 @@ def withheld_pairs(dataset: Dataset, withheld: np.ndarray, window: int = 10) -> 
     """Every later consumption of a withheld item, paired with the up to `window` distinct
     other items before it in that person's whole sequence (withheld ones skipped): how well
     a space places items it never saw consumed next to the items people had before them."""
-    hidden = set(withheld.tolist())
-    queries, targets, users = [], [], []
-    for u in range(1, dataset.interactions.n_users + 1):
-        seq = dataset.split.full_history(u).tolist()
-        for t, item in enumerate(seq):
-            if item not in hidden:
-                continue
-            before = [i for i in dict.fromkeys(seq[:t][::-1]) if i not in hidden and i != item]
-            for q in before[:window]:
-                queries.append(q)
-                targets.append(item)
-                users.append(u)
-    return HeldOutPairs(
-        np.asarray(queries, dtype=np.int64),
-        np.asarray(targets, dtype=np.int64),
-        np.asarray(users, dtype=np.int64),
+    hidden = frozenset(withheld.tolist())
+    events = (
+        (u, seq[:t], item)
+        for u in range(1, dataset.interactions.n_users + 1)
+        for seq in [dataset.split.full_history(u).tolist()]
+        for t, item in enumerate(seq)
+        if item in hidden
     )
+    return _pair_up(events, window, skip=hidden)
 
 
 def without(pairs: HeldOutPairs, items: np.ndarray) -> HeldOutPairs:
