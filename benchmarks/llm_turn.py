@@ -27,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import common
 from langchain_core.messages import SystemMessage
 
-import recagent.tools  # noqa: F401  (registers the tools)
 from recagent.app import build_session, load_services
 from recagent.config import load_settings
 from recagent.data.prepare import PrepareConfig, prepare

@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from recagent.config import Settings
 from recagent.data.dataset import Dataset
@@ -37,8 +37,16 @@ from recagent.prompts.registry import PromptRegistry
 from recagent.workspace import Workspace
 
 if TYPE_CHECKING:
+    import numpy as np
+    from langchain_core.language_models import BaseChatModel
+
     from recagent.agent.runlog import RunLog
     from recagent.agent.session import ChatSession
+    from recagent.data.pairs import ItemPairs
+    from recagent.index.item_index import ItemIndex
+    from recagent.models.base import Scorer
+    from recagent.models.popularity import PopularityScorer
+    from recagent.models.scorers import ScorerShelf
 
 log = logging.getLogger(__name__)
 LOCAL_COPIES = (Path("data"), Path("../shared/data"))  # where extracted copies often live
@@ -84,7 +92,7 @@ def single_thread_inference() -> None:
 class AgentLLM:
     """The chat model a session's agent calls, and what it is called in answers."""
 
-    model: Any  # a LangChain chat model (evaluation: cached and rate-limited)
+    model: BaseChatModel  # evaluation: cached and rate-limited
     name: str | None  # None: whatever model the server serves
     profile_cache: Path  # where the model's worded profiles are cached
 
@@ -115,7 +123,7 @@ class Services:
         return default_name(self.workspace, self.dataset) or "sasrec"
 
     @cached_property
-    def scorer(self) -> Any:
+    def scorer(self) -> Scorer:
         """The default model (`default_name`); for people, SASRec when that model cannot be
         loaded, and popularity when SASRec cannot be had either (each said in `notes`)."""
         name = self.default_name
@@ -129,7 +137,7 @@ class Services:
         return self.sasrec
 
     @cached_property
-    def sasrec(self) -> Any:
+    def sasrec(self) -> Scorer:
         """SASRec for this dataset (trained if missing: within the first-run budget for
         people, in full for evaluation); for people, popularity when it cannot be had
         (said)."""
@@ -154,7 +162,7 @@ class Services:
         single_thread_inference()
         return scorer
 
-    def named(self, name: str) -> Any:
+    def named(self, name: str) -> Scorer:
         """Model `name` of this dataset, loaded once: SASRec as `sasrec` builds it, popularity
         from the split this policy learns from, any other from its checkpoint
         (`ArtifactError` when it is not trained, `ConfigError` when no model has that
@@ -162,7 +170,7 @@ class Services:
         return self.scorers.get(name)
 
     @cached_property
-    def scorers(self) -> Any:
+    def scorers(self) -> ScorerShelf:
         """Every model of this dataset by name, loaded on first use (ScorerShelf): what
         `score_candidates(model=...)` picks from."""
         from recagent.models.scorers import ScorerShelf
@@ -171,7 +179,7 @@ class Services:
             self.workspace, self.dataset, train_only=self.train_only, load=self._load
         )
 
-    def _load(self, name: str) -> Any:
+    def _load(self, name: str) -> Scorer:
         from recagent.models.scorers import load_named
 
         if name == "popularity":
@@ -192,13 +200,13 @@ class Services:
         return title(self.scorer.name)
 
     @cached_property
-    def popularity_scorer(self) -> Any:
+    def popularity_scorer(self) -> PopularityScorer:
         from recagent.models.popularity import PopularityScorer
 
         return PopularityScorer.from_dataset(self.dataset, train_only=self.train_only)
 
     @cached_property
-    def index(self) -> Any:
+    def index(self) -> ItemIndex | None:
         """The vector index; for people, None (no vector recall) when it cannot be had."""
         from recagent.index.store import open_index
 
@@ -218,7 +226,7 @@ class Services:
             return None
 
     @cached_property
-    def similar_index(self) -> Any:
+    def similar_index(self) -> ItemIndex | None:
         """The space "more like this" searches: the item encoder's co-watch space when one is
         trained and beat the text vectors on valid (recagent.represent.space), else None
         (the text index serves)."""
@@ -241,7 +249,7 @@ class Services:
             return None
 
     @cached_property
-    def pairs(self) -> Any:
+    def pairs(self) -> ItemPairs:
         """Items people consume together (ItemPairs)."""
         from recagent.data.pairs import ItemPairs, PairsConfig
 
@@ -250,7 +258,7 @@ class Services:
         )
 
     @cached_property
-    def popularity(self) -> Any:
+    def popularity(self) -> np.ndarray:
         """What the agent calls popular lately (recency-weighted counts per item_idx)."""
         from recagent.data.popularity import popularity
 
@@ -269,7 +277,7 @@ class Services:
 
     def session(
         self,
-        model: Any = None,
+        model: BaseChatModel | None = None,
         model_name: str | None = None,
         *,
         profile_cache: Path | None = None,
@@ -278,14 +286,18 @@ class Services:
         """A new conversation over these services: offline (the rule-based planner) or with
         the LangChain chat `model` driving the agent; `profile_cache`: where the model's
         worded profiles are cached (None: profiles are worded by the rules)."""
-        import recagent.tools  # noqa: F401  (registers every tool)
-        from recagent.agent.graph import ToolCallingAgent
+        from recagent.agent.llm_agent import ToolCallingAgent
         from recagent.agent.profile_writer import ProfileWriter
         from recagent.agent.session import ChatSession
+        from recagent.agent.tool_loop import ToolLoop
 
-        agent = writer = None
+        agent = writer = loop = None
         if model is not None:
-            agent = ToolCallingAgent(model, self.registry, self.settings.llm, self.settings.agent)
+            llm_cfg, agent_cfg = self.settings.llm, self.settings.agent
+            if agent_cfg.mode == "loop":
+                loop = ToolLoop(model, self.registry, llm_cfg, agent_cfg)
+            else:
+                agent = ToolCallingAgent(model, self.registry, llm_cfg, agent_cfg)
             if profile_cache is not None:
                 writer = ProfileWriter(
                     model,
@@ -302,6 +314,7 @@ class Services:
             scorer=self.scorer,
             index=self.index,
             agent=agent,
+            loop=loop,
             model_name=model_name if model is not None else None,
             runlog=runlog,
             profile_writer=writer,

@@ -59,6 +59,18 @@ class AgentConfig(Section):
 
     k: int = Field(10, ge=1, le=50, description="Items per answer by default.")
     domain: str = Field("movies", description="What the catalog holds, for the prompts.")
+    mode: Literal["plan", "loop"] = Field(
+        "plan",
+        description="How a model drives the tools: plan (it reads the request and writes a "
+        "plan in one call, the tools run it, it picks and explains in a second; for small "
+        "models) or loop (it calls the tools one at a time; for capable models).",
+    )
+    loop_max_steps: int = Field(
+        8, ge=2, le=50, description="Loop mode: model calls per turn at most (the step budget)."
+    )
+    loop_max_tool_calls: int = Field(
+        12, ge=1, le=100, description="Loop mode: tool calls per turn at most."
+    )
     order: Literal["tools", "llm"] = Field(
         "tools",
         description="Order of an LLM turn's answer: the tools' blended scores, or the order "

@@ -12,9 +12,8 @@ import openai
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
-import recagent.tools  # noqa: F401  (registers the tools)
-from recagent.agent.graph import ToolCallingAgent
 from recagent.agent.llm import LLMChoice, make_chat_model
+from recagent.agent.llm_agent import ToolCallingAgent
 from recagent.agent.runlog import RunLog
 from recagent.agent.session import ChatSession
 from recagent.config import AgentConfig, LLMConfig
@@ -117,10 +116,12 @@ def test_what_the_person_did_not_say_is_dropped(mini_movies: Dataset, tmp_path) 
     )
     ranked = _session(mini_movies, model, tmp_path, user=None).ask("a crime movie", k=None)
     assert ranked.request is not None and ranked.request.reader == "llm"
-    assert ranked.request.constraints.genres_all == []  # "Action" was never said
+    # "Action" was never said; "crime", said plainly and lost by the model, is restored
+    assert ranked.request.constraints.genres_all == ["Crime"]
+    assert ranked.repairs["genre_restored"] == 1
     assert ranked.request.k is None and not ranked.request.include_seen
     assert ranked.request.query == ""
-    assert len(ranked.items) == 10
+    assert ranked.items and all("Crime" in it.genres for it in ranked.items)
     said = " ".join(ranked.notices)
     assert "'Action'" in said and "count 1" in said and "dark dystopian" in said
 
@@ -156,20 +157,48 @@ def test_a_romantic_comedy_from_the_90s_is_both_genres_over_the_decade(
 def test_what_the_person_wrote_decides_any_of_and_the_years(
     mini_movies: Dataset, message: str, any_genre: bool, read_years, genres_any, years
 ) -> None:
+    from collections import Counter
+
     from recagent.agent.reading import to_request
+    from recagent.agent.rules import RuleReader
 
     raw = {"wanted_genres": ["Romance", "Comedy"], "any_genre": any_genre}
     raw |= {"year_from": read_years[0], "year_to": read_years[1]}
-    request = to_request(raw, mini_movies, message, message)
+    rules = RuleReader(mini_movies.catalog, mini_movies.titles, mini_movies.genres).read(message)
+    request = to_request(raw, mini_movies, message, message, rules, Counter())
     assert not isinstance(request, str), request
     assert request.constraints.genres_any == genres_any
     assert (request.constraints.year_min, request.constraints.year_max) == years
 
 
-def test_an_invalid_reading_falls_back_to_the_rules_and_counts(
-    mini_movies: Dataset, tmp_path
-) -> None:
-    model = ScriptedChatModel(script=[read(wanted_genres=["Cooking"]), choose(3)])
+def test_one_invalid_field_is_dropped_alone_and_counted(mini_movies: Dataset, tmp_path) -> None:
+    # a genre the catalog lacks, a year past the catalog, a count of the wrong type: each
+    # field is repaired or dropped on its own; the rest of the reading stands
+    reading = read(
+        wanted_genres=["Cooking", "dark crime"],
+        year_to=2999,
+        count="lots",
+        movies=[{"title": "Toy Story", "feeling": "loved"}],
+    )
+    model = ScriptedChatModel(script=[reading, choose(3)])
+    session = _session(mini_movies, model, tmp_path, user=None)
+    ranked = session.ask("a dark crime movie, I loved Toy Story", k=3)
+    request = ranked.request
+    assert request is not None and request.reader == "llm"
+    assert request.constraints.genres_all == ["Crime"] and request.query == "dark"
+    latest = max(it.year for it in mini_movies.catalog if it.year)
+    assert request.constraints.year_max == latest  # clamped, not thrown away
+    assert ranked.repairs["invalid_field"] == 1  # the count
+    assert ranked.repairs["unknown_genre"] == 1  # "Cooking", never written
+    assert ranked.repairs["genre_to_taste"] == 1 and ranked.repairs["year_clamped"] == 1
+    assert "invalid_reading" not in ranked.repairs
+    assert ranked.learned is not None and [i.item_id for i in ranked.learned.items] == ["1"]
+    assert all("Crime" in it.genres for it in ranked.items)
+
+
+def test_no_reading_at_all_is_the_rules_and_counts(mini_movies: Dataset, tmp_path) -> None:
+    prose = AIMessage(content="Sure! Crime movies are great.")
+    model = ScriptedChatModel(script=[prose, choose(3)])
     session = _session(mini_movies, model, tmp_path, user=None)
     ranked = session.ask("a crime movie", k=3)
     assert ranked.repairs["invalid_reading"] == 1
@@ -232,17 +261,28 @@ def test_order_keeps_the_models_choice_or_the_tools(
         assert got == sorted(picked, key=lambda i: -(ranked.items[got.index(i)].score or 0))
 
 
-def test_the_model_may_ask_for_more_once(mini_movies: Dataset, tmp_path) -> None:
-    ask_more = AIMessage(
-        content="",
-        tool_calls=[tool_call("final_answer", {"items": [], "search_more": "heist"})],
-    )
-    model = ScriptedChatModel(script=[read(), ask_more, choose(2)])
-    session = _session(mini_movies, model, tmp_path, user=None)
-    ranked = session.ask("something", k=2)
-    assert len(model.calls) == 3
-    assert [c.args.get("query") for c in session.ctx.calls if c.name == "search_items"] == ["heist"]
-    assert len(ranked.items) == 2 and ranked.mode == "llm"
+def test_the_models_plan_runs_and_the_planner_adds_what_it_left_out(
+    mini_movies: Dataset, tmp_path
+) -> None:
+    plan = [
+        {"tool": "search_items", "query": "a heist gone wrong"},
+        {"tool": "similar_items", "titles": ["Heat (1995)", "No Such Film (2031)"]},
+        {"tool": "teleport", "titles": []},
+        {"tool": "score_candidates", "model": "gpt-rec"},
+    ]
+    model = ScriptedChatModel(script=[read(plan=plan), choose(2)])
+    pairs = ItemPairs.build(mini_movies, PairsConfig(), train_only=False)
+    session = _session(mini_movies, model, tmp_path, user=None, pairs=pairs)
+    ranked = session.ask("something like Heat", k=2)
+    assert ranked.plan is not None and ranked.plan.mode == "plan"
+    mine = [(s.tool, s.args.get("query")) for s in ranked.plan.steps if s.source == "llm"]
+    assert ("search_items", "a heist gone wrong") in mine
+    similar = next(s for s in ranked.plan.steps if s.tool == "similar_items" and s.source == "llm")
+    assert similar.args["item_ids"] == ["4"] and similar.ok  # Heat; the unknown title dropped
+    assert ranked.repairs["unknown_title"] == 1 and ranked.repairs["invalid_step"] == 1
+    assert ranked.repairs["unknown_model"] == 1  # "gpt-rec" is no model here: the default
+    assert {s.source for s in ranked.plan.steps} == {"llm", "rules"}
+    assert len(ranked.items) == 2 and ranked.mode == "llm" and len(model.calls) == 2
 
 
 def test_prompt_injection_in_item_text_is_data(mini_movies: Dataset, tmp_path) -> None:
@@ -297,7 +337,7 @@ def test_a_dialogue_is_observed_before_the_turn(mini_movies: Dataset, tmp_path) 
     sent = model.calls[0]["messages"]
     assert [type(m).__name__ for m in sent[1:4]] == ["HumanMessage", "AIMessage", "HumanMessage"]
     assert "Toy Story" in str(sent[1].content) and "Heat" in str(sent[2].content)
-    assert session.memory.feelings == {"1": "loved", "4": "disliked"}
+    assert session.conversation.feelings == {"1": "loved", "4": "disliked"}
 
 
 # --- the same through a real HTTP server (ChatOpenAI and the wire protocol) ----------------

@@ -33,7 +33,8 @@ from recagent.models.checkpoint import (
 from recagent.models.sasrec_config import SASRecConfig, SASRecTrainConfig
 from recagent.models.train import train_sasrec
 from recagent.represent.text_vectors import TextVectors, text_vectors
-from recagent.tools.base import ToolContext, run_tool
+from recagent.tools.base import ToolContext
+from recagent.tools.registry import run_tool
 from recagent.tools.score import ScoreCandidatesResult
 from recagent.workspace import Workspace
 from tests.conftest import HashEmbedder, sasrec_ratings, write_ml100k
@@ -145,7 +146,7 @@ def test_an_item_added_after_training_is_scored_from_its_text(aligned) -> None:
     assert result.notes == [
         "1 item scored from their text only: added after training (returned here: 22)"
     ]
-    whole = run_tool("score_candidates", {"item_ids": [], "k": 30}, ctx)
+    whole = run_tool("score_candidates", {"from_catalog": True, "k": 30}, ctx)
     assert isinstance(whole, ScoreCandidatesResult), whole
     assert len(whole.notes) == 2 and whole.scored == ITEMS + 2 - len(set(history))
     # the trained items keep their trained scores (re-indexed, not retrained)

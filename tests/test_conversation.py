@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-import recagent.tools  # noqa: F401  (registers the tools)
 from recagent.agent.session import ChatSession
 from recagent.config import AgentConfig
 from recagent.data.pairs import ItemPairs, PairsConfig
@@ -68,7 +67,7 @@ def test_a_disliked_movie_never_comes_back(session: ChatSession) -> None:
     for message in ("more", "space adventures", "more like the first one", ""):
         later = session.ask(message)
         assert JEDI not in [it.item_id for it in later.items], message
-    assert session.memory.feelings[JEDI] == "disliked"
+    assert session.conversation.feelings[JEDI] == "disliked"
 
 
 def test_rejecting_a_suggestion_by_its_place(session: ChatSession) -> None:
@@ -76,7 +75,7 @@ def test_rejecting_a_suggestion_by_its_place(session: ChatSession) -> None:
     third = first.items[2].item_id
     second = session.ask("not the third one")
     assert third not in [it.item_id for it in second.items]
-    assert session.memory.feelings[third] == "disliked"
+    assert session.conversation.feelings[third] == "disliked"
 
 
 def test_replaying_a_dialogue(session: ChatSession) -> None:
@@ -91,8 +90,8 @@ def test_replaying_a_dialogue(session: ChatSession) -> None:
     )
     assert message == "Yes, loved it. Anything else?"  # the turn to answer, not observed
     ranked = session.ask(message)
-    assert session.memory.feelings == {STAR_WARS: "like_this", JEDI: "loved"}
-    assert session.memory.liked_genres["Sci-Fi"] == 1
+    assert session.conversation.feelings == {STAR_WARS: "like_this", JEDI: "loved"}
+    assert session.conversation.liked_genres["Sci-Fi"] == 1
     assert not {STAR_WARS, JEDI} & {it.item_id for it in ranked.items}
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import recagent.tools  # noqa: F401  (registers the tools)
 from recagent.agent.session import ChatSession
 from recagent.config import AgentConfig
 from recagent.data.dataset import Dataset

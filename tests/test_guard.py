@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from recagent.agent.conversation import Conversation
 from recagent.agent.guard import Guard
 from recagent.agent.ranking import Ranking
-from recagent.agent.request import Request
+from recagent.agent.request import Mention, Request
 from recagent.agent.schema import FinalPick
-from recagent.agent.turn import Turn, constraints_for
+from recagent.agent.turn import AskOptions, Turn, build_turn
 from recagent.data.constraints import Constraints
 from recagent.data.dataset import Dataset
 from recagent.data.prepare import PrepareConfig, prepare
@@ -56,21 +57,15 @@ RANKING = Ranking(scores={i: float(len(POOL) - n) for n, i in enumerate(POOL)}, 
 
 
 def _turn(ctx: ToolContext, request: Request | None = None, k: int = 3, reference_ids=()) -> Turn:
-    """A turn as the session builds it: seen items and references excluded."""
-    request = request or Request(text="x")
-    exclusions = {} if request.include_seen else dict.fromkeys(ctx.history, "seen")
-    exclusions.update(dict.fromkeys(reference_ids, "reference_item"))
-    return Turn(
-        request=request,
-        k=k,
-        history=list(ctx.history),
-        reference_ids=list(reference_ids),
-        seeds={},
-        exclusions=exclusions,
-        disliked=[],
-        stored_history=len(ctx.history),
-        constraints=constraints_for(request, exclusions, None, ctx.catalog),
-    )
+    """The turn the session builds for `request` (`reference_ids`: titles it names as "like
+    this"), with `ctx.history` as the person's history."""
+    request = (request or Request(text="x")).model_copy(deep=True)
+    request.mentions += [
+        Mention(title=ctx.catalog[i].title, item_id=i, feeling="like_this") for i in reference_ids
+    ]
+    conversation = Conversation(dataset=ctx.dataset.name)
+    options = AskOptions(history=list(ctx.history))
+    return build_turn(request, k, options, conversation, ctx.dataset, [], [], [])
 
 
 def _run(

@@ -26,10 +26,13 @@ from recagent.represent.encoder import (
 )
 from recagent.represent.encoder_config import EncoderConfig
 from recagent.represent.item_to_item import (
+    compare,
     cooccurrence_scores,
     evaluate_spaces,
     heldout_pairs,
+    per_user,
     target_ranks,
+    train_counts,
     vector_scores,
 )
 from recagent.represent.space import SPACE, open_cowatch_index
@@ -132,7 +135,13 @@ def test_encoder_learns_co_watching_the_text_cannot_show(
         heldout_pairs(hidden_groups, "test"),
     )
     assert results[1].metrics["all"]["R@10"] > results[0].metrics["all"]["R@10"] + 0.3
-    assert versus[0].intervals["all"][0] > 0 or versus[0].diff["all"] >= 0  # R@50 saturates
+    assert versus[0].name == "encoder" and versus[0].baseline == "text"
+    # R@50 saturates on this small catalog: the paired interval at R@10 must exclude zero
+    pairs = heldout_pairs(hidden_groups, "test")
+    counts = train_counts(hidden_groups)
+    mine = per_user(target_ranks(vector_scores(learned), pairs), pairs, counts)
+    text = per_user(target_ranks(vector_scores(raw), pairs), pairs, counts)
+    assert compare("encoder", mine, "text", text, k=10).intervals["all"][0] > 0
 
 
 def _pairs(workspace: Workspace, dataset: Dataset):  # type: ignore[no-untyped-def]
@@ -159,7 +168,6 @@ def test_a_worse_run_keeps_the_better_encoder_and_other_embedders_are_refused(
 def test_cowatch_space_serves_similar_items_and_follows_a_retrained_encoder(
     hidden_groups: Dataset, workspace: Workspace
 ) -> None:
-    import recagent.tools  # noqa: F401  (registers the tools)
     from recagent.index.store import index_status, open_index
     from recagent.tools.base import ToolContext
     from recagent.tools.recall import SimilarItemsArgs, similar_items
@@ -180,7 +188,7 @@ def test_cowatch_space_serves_similar_items_and_follows_a_retrained_encoder(
         assert len(found) == 5
         assert sum(group_of(int(h.item.item_id)) == 0 for h in found) >= 4
         # explanations say what the space means: the same people liked them, not look-alikes
-        from recagent.agent.graph import evidence_line
+        from recagent.agent.llm_agent import evidence_line
         from recagent.tools.base import COWATCH
 
         first = found[0].item.item_id

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from recagent.models.popularity import PopularityScorer
-from recagent.tools.base import TOOLS, Evidence, ToolContext, ToolError, langchain_tools, run_tool
+from recagent.tools.base import Evidence, ToolContext, ToolError, result_text
+from recagent.tools.registry import TOOLS, Runner, langchain_tools, run_tool
 from recagent.tools.score import ScoreCandidatesResult
+
+
+def _runner(ctx: ToolContext) -> Runner:
+    """Each call run as is (the loop's executor repairs first; here the tool's own checks)."""
+    return lambda name, args: result_text(run_tool(name, args, ctx))
 
 
 def _ctx(tiny_sasrec, history: list[str] | None = None, scorer=None) -> ToolContext:
@@ -26,10 +32,10 @@ def test_schema_is_what_the_llm_sees(tiny_sasrec) -> None:
     spec = TOOLS["score_candidates"]
     assert "next" in spec.description and "history" in spec.description
     props = spec.args.model_json_schema()["properties"]
-    assert set(props) == {"item_ids", "history", "user_id", "k", "model"}
-    (tool,) = langchain_tools(_ctx(tiny_sasrec), ["score_candidates"])
+    assert set(props) == {"item_ids", "from_catalog", "history", "user_id", "k", "model"}
+    (tool,) = langchain_tools(["score_candidates"], _runner(_ctx(tiny_sasrec)))
     assert tool.name == "score_candidates"
-    assert set(tool.args) == {"item_ids", "history", "user_id", "k", "model"}
+    assert set(tool.args) == {"item_ids", "from_catalog", "history", "user_id", "k", "model"}
 
 
 def test_ranks_the_turns_candidates_and_records_evidence(tiny_sasrec) -> None:
@@ -104,7 +110,7 @@ def test_errors_come_back_as_tool_errors(tiny_sasrec) -> None:
 
 def test_langchain_tool_returns_compact_json(tiny_sasrec) -> None:
     ctx = _ctx(tiny_sasrec)
-    (tool,) = langchain_tools(ctx, ["score_candidates"])
+    (tool,) = langchain_tools(["score_candidates"], _runner(ctx))
     out = json.loads(tool.invoke({"item_ids": ["1", "2", "3"], "k": 2}))
     assert [i["rank"] for i in out["items"]] == [1, 2]
     err = json.loads(tool.invoke({"item_ids": ["x"]}))

@@ -30,7 +30,8 @@ def test_each_tool_call_in_words(mini_movies: Dataset) -> None:
         "looking up 'Heat'",
         "summarizing the user's profile",
     ]
-    assert describe("tool_call", ("read_request", {}), ctx) == "the model reads the request"
+    said = describe("tool_call", ("read_request", {}), ctx)
+    assert said == "the model reads the request and writes its plan"
     assert describe("step", "checking the answer", ctx) is None
     ctx.candidates.clear()
     asked = describe("tool", ("score_candidates", {"item_ids": None}), ctx)

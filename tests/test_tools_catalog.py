@@ -7,14 +7,19 @@ from pathlib import Path
 
 from langchain_core.messages import AIMessage
 
-import recagent.tools  # noqa: F401  (registers the tools)
 from recagent.agent.profile_writer import ProfileWriter
 from recagent.config import LLMConfig
 from recagent.data.dataset import Dataset
 from recagent.data.profile import compute_profile
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import TOOLS, ToolContext, ToolError, langchain_tools, run_tool
+from recagent.tools.base import ToolContext, ToolError, result_text
+from recagent.tools.registry import TOOLS, Runner, langchain_tools, run_tool
 from tests.fakes import ScriptedChatModel
+
+
+def _runner(ctx: ToolContext) -> Runner:
+    """Each call run as is (the loop's executor repairs first; here the tool's own checks)."""
+    return lambda name, args: result_text(run_tool(name, args, ctx))
 
 
 def _ctx(ds: Dataset, user: str | None = "3") -> ToolContext:
@@ -87,7 +92,7 @@ def test_get_history_and_profile(mini_movies: Dataset) -> None:
 
 def test_langchain_tools_bind_the_context(mini_movies: Dataset) -> None:
     ctx = _ctx(mini_movies)
-    tools = {t.name: t for t in langchain_tools(ctx)}
+    tools = {t.name: t for t in langchain_tools(list(TOOLS), _runner(ctx))}
     text = tools["get_history"].invoke({"limit": 2})
     assert '"user_id":"3"' in text
     assert "error" in tools["filter_items"].invoke({"k": "lots"})

@@ -7,8 +7,14 @@ import json
 import pytest
 
 from recagent.index.item_index import ItemIndex
-from recagent.tools.base import TOOLS, ToolContext, ToolError, langchain_tools, run_tool
+from recagent.tools.base import ToolContext, ToolError, result_text
 from recagent.tools.recall import RecallResult
+from recagent.tools.registry import TOOLS, Runner, langchain_tools, run_tool
+
+
+def _runner(ctx: ToolContext) -> Runner:
+    """Each call run as is (the loop's executor repairs first; here the tool's own checks)."""
+    return lambda name, args: result_text(run_tool(name, args, ctx))
 
 
 @pytest.fixture
@@ -93,7 +99,7 @@ def test_missing_index_and_empty_history(ctx: ToolContext) -> None:
 
 
 def test_langchain_tools_call_through(ctx: ToolContext) -> None:
-    tools = {t.name: t for t in langchain_tools(ctx, ["search_items", "similar_items"])}
+    tools = {t.name: t for t in langchain_tools(["search_items", "similar_items"], _runner(ctx))}
     text = tools["search_items"].invoke({"query": "paris", "k": 2})
     payload = json.loads(text)
     assert payload["ok"] is True and len(payload["items"]) == 2

@@ -142,10 +142,14 @@ def test_feedback_is_learned_as_saying_it(services: Services) -> None:
     heat = next(i for i in services.dataset.catalog if i.title == "Heat")
     by_button.feedback(heat.item_id, liked=True)
     by_words.ask(f"I loved {heat.label}")
-    assert by_button.memory.feelings == by_words.memory.feelings == {heat.item_id: "loved"}
+    assert by_button.conversation.feelings == by_words.conversation.feelings
+    assert by_button.conversation.feelings == {heat.item_id: "loved"}
     by_button.feedback(heat.item_id, liked=False)
-    assert by_button.memory.disliked() == [heat.item_id]
-    assert isinstance(by_button, ChatSession)
+    assert by_button.conversation.disliked() == [heat.item_id]
+    # the dislike acts like the words: Heat never comes back, even asked for by genre
+    for genre in heat.genres:
+        later = by_button.ask(f"{genre.lower()} movies", k=10)
+        assert later.items and heat.item_id not in [it.item_id for it in later.items]
 
 
 def test_why_explains_with_evidence_in_words(client: TestClient) -> None:

@@ -128,7 +128,7 @@ def test_a_restart_loses_no_conversation(services: Services, tmp_path: Path) -> 
         assert after == before
         assert after["learned"]["items"][0] == {
             "item_id": shown[0],
-            "title": after["learned"]["items"][0]["title"],
+            "title": services.dataset.catalog[shown[0]].label,
             "feeling": "disliked",
         }
         more = client.post(f"/v1/sessions/{sid}/messages", json={"text": "more", "k": 4}).json()

@@ -10,15 +10,12 @@ from __future__ import annotations
 import re
 
 from recagent.agent.request import Feeling
+from recagent.agent.vocabulary import REFERENCE_CUE
 
 CONTEXT_CHARS = 80  # how far around a title to look for cue words, within its clause
 
 _BOUNDARY = re.compile(r"[.!?;\n]|\bbut\b|\bhowever\b|\balthough\b|\bthough\b")
-_REFERENCE = re.compile(
-    r"(?:(?<!\bi )(?<!\bi'd )(?<!\bwould )(?<!\bdon't )(?<!\bdo )(?<!\bdidn't )(?<!\bdid )"
-    r"\blike|\bsimilar to|\bsuch as|\bas good as|\breminds? me of|\bin the (?:vein|style|spirit)"
-    r" of|\balong the lines of|\bakin to|\bsame as)\s*(?:the movie\s+|the film\s+)?$"
-)
+_REFERENCE = re.compile(REFERENCE_CUE + r"\s*(?:the movie\s+|the film\s+)?$")
 _ANYTHING_BUT = re.compile(r"\b(?:anything|everything|all|whatever)\s+but\s*$")
 _NEGATED = re.compile(r"\b(?:not|no|except|without|skip|anything but|other than|besides)\s*$")
 _NOT_SEEN = re.compile(

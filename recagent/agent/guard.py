@@ -7,8 +7,10 @@ years, no excluded item - seen unless asked, a reference, disliked, already show
 allowed items); exactly the requested count when enough items qualify. Explanations and the
 message may only cite titles in the history, the item's evidence or the request, genres the
 items have, years and ranks that are true, and must say more than the item's title line.
-Each violation is repaired (dropped, backfilled from the ranking, rewritten from evidence)
-and counted, never passed through.
+The message may name the person's own titles only as what the picks are like ("since you
+loved Heat"), never as a pick. Years are checked on the text without its titles ("2001: A
+Space Odyssey" claims no year). Each violation is repaired (dropped, backfilled from the
+ranking, rewritten from evidence) and counted, never passed through.
 """
 
 from __future__ import annotations
@@ -21,40 +23,18 @@ from dataclasses import dataclass, field
 from recagent.agent.ranking import Ranking
 from recagent.agent.schema import FinalPick, RankedItem
 from recagent.agent.turn import Turn
+from recagent.agent.vocabulary import REFERENCE_CUE, STOPWORDS
 from recagent.tools.base import ToolContext
 
 Explain = Callable[[str], str]
 _YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)\b")
 _RANK = re.compile(r"(?:\branked?\s*(?:#|number\s*)?|#)(\d{1,4})(?:st|nd|rd|th)?\b", re.I)
 _WORDS = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "of",
-        "in",
-        "on",
-        "to",
-        "for",
-        "with",
-        "is",
-        "it",
-        "its",
-        "this",
-        "that",
-        "from",
-        "by",
-        "as",
-        "at",
-        "be",
-        "are",
-        "was",
-        "movie",
-        "film",
-    ]
+# words before one of the person's own titles that make it a reason, not a pick
+_AS_REASON = re.compile(
+    REFERENCE_CUE + r"\s*$|\b(?:since|because|as|after|given|if) you\b[^.;!?]*$|"
+    r"\b(?:loved|liked|enjoyed|watched|seen|saw|love|like|enjoy|fans? of)\s*$",
+    re.I,
 )
 MIN_EXPLANATION_WORDS = 2  # beyond the item's own title, year and genres
 
@@ -96,6 +76,12 @@ class Guard:
             return "outside_candidates"
         return reason
 
+    def _repeats(self, item_id: str, chosen: list[str]) -> bool:
+        """`item_id`, or another edition of the same title, is already in the answer."""
+        if item_id in chosen:
+            return True
+        return bool(self.ctx.dataset.titles.other_editions([item_id]) & set(chosen))
+
     def _resolve(self, raw_id: str) -> str:
         """LLMs sometimes answer with a title instead of an id: map an exact title back."""
         if raw_id in self.ctx.catalog:
@@ -116,7 +102,7 @@ class Guard:
         genres = set().union(*(catalog[i].genres for i in item_ids)) if item_ids else set()
         if not self.ctx.dataset.genres.mentions(_without(text, spans)) <= genres:
             return False  # genre words inside titles ("Infinity War") are not claims
-        years = {int(y) for y in _YEAR.findall(text)}
+        years = {int(y) for y in _YEAR.findall(_without(text, spans))}
         known_years = {catalog[i].year for i in mentioned | set(item_ids) if i in catalog}
         if not years <= known_years:
             return False
@@ -131,6 +117,7 @@ class Guard:
         for ev in evidence:
             allowed.update(ev.because_of)
         ranks = {ev.rank for ev in evidence if ev.rank} | {rank or 0}
+        ranks |= {ev.catalog_rank for ev in evidence if ev.catalog_rank}
         for kind in {ev.kind for ev in evidence}:  # ranks among this turn's candidates
             among = self.ctx.candidates.rank_of(item_id, kind)
             if among:
@@ -143,7 +130,7 @@ class Guard:
         item = self.ctx.catalog[item_id]
         known = set(_WORDS.findall(item.title.lower())) | {str(item.year)}
         known |= {w for g in item.genres for w in _WORDS.findall(g.lower())}
-        rest = [w for w in _WORDS.findall(text.lower()) if w not in known and w not in _STOP]
+        rest = [w for w in _WORDS.findall(text.lower()) if w not in known and w not in STOPWORDS]
         return len(rest) >= MIN_EXPLANATION_WORDS
 
     def message_holds(self, text: str, items: Sequence[RankedItem]) -> bool:
@@ -153,13 +140,17 @@ class Guard:
         counts = Counter(g for it in items for g in it.genres)
         common = [g for g, n in counts.items() if 2 * n >= len(items)]
         catalog = self.ctx.catalog
-        allowed = set(ids) | self.seen | self.reference_ids
+        own = self.seen | self.reference_ids
+        allowed = set(ids) | own
         spans = self.ctx.dataset.titles.mention_spans(text)
-        if any(not group & allowed for _, _, group in spans):
-            return False
+        for start, _, group in spans:
+            if group & set(ids):
+                continue
+            if not group & own or not _AS_REASON.search(text[max(0, start - 60) : start]):
+                return False  # a title not in the list, or the person's own named as a pick
         if not self.ctx.dataset.genres.mentions(_without(text, spans)) <= set(common):
             return False
-        years = {int(y) for y in _YEAR.findall(text)}
+        years = {int(y) for y in _YEAR.findall(_without(text, spans))}
         if not years <= {catalog[i].year for i in allowed if i in catalog}:
             return False
         return not _RANK.findall(text)
@@ -185,7 +176,7 @@ class Guard:
             if item_id != pick.item_id.strip():
                 repairs["title_as_id"] += 1
             why = self.rejection(item_id)
-            if why is None and item_id in chosen:
+            if why is None and self._repeats(item_id, chosen):
                 why = "duplicate"
             if why is not None:
                 repairs[why] += 1
@@ -199,7 +190,7 @@ class Guard:
         for item_id in ranking.order:
             if len(chosen) >= k:
                 break
-            if item_id not in chosen and self.rejection(item_id) is None:
+            if not self._repeats(item_id, chosen) and self.rejection(item_id) is None:
                 chosen.append(item_id)
         asked = k if expected is None else min(k, expected)
         if picks and picked < asked:

@@ -1,174 +1,166 @@
-"""The rule-based planner: offline mode's tool calls, the gathering step of a clear LLM turn,
-and the fallback when an LLM fails. Also the one place a turn's candidates are ranked.
+"""The rule-based planner: writes a turn's plan by rules (offline mode, the steps an LLM's
+plan leaves out, and the fallback when an LLM fails), and words an item's evidence with the
+`explanation` prompt.
 
-`gather` calls the same tools an LLM would, in a fixed order: SASRec's best next items for
-the history -> recall (the taste, the reference items, the items the conversation
-named, the stored history) -> what is popular lately -> hard filters -> SASRec scores for
-every candidate. `rank` blends the evidence once (`recagent.agent.ranking`), and `explain`
-words an item's evidence with the `explanation` prompt.
+For items to try (recommend) the plan is: the sequence model's best next items for the
+history -> recall (the taste, the references, the titles just named as loved, the items the
+conversation named, the stored history) -> what is popular lately -> the hard filters -> the
+sequence model scores every candidate. For the person's own titles (rank, judge, why_not)
+it puts those titles on the table and scores them against the history and the whole
+catalog; for their taste (profile) it asks the profile tool.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from recagent.agent.ranking import GENRE_FIT, BlendConfig, Ranking, blend, order_by
-from recagent.agent.turn import Turn
+from recagent.agent.plan import Plan, PlanStep
+from recagent.agent.steps import scorer_name
+from recagent.agent.turn import Turn, recall_filters
+from recagent.data.catalog import Catalog
 from recagent.data.profile import UserProfile
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import COWATCH, Evidence, ToolContext, ToolError, run_tool
+from recagent.tools.base import COWATCH, ToolContext
 from recagent.tools.profile import current_profile
 
 RECALL_K = 100
 SCORE_K = 100  # score_candidates scores every candidate; k only limits what it lists
-DISLIKED_NEIGHBOURS = 200
 
 
-def recall_filters(turn: Turn) -> dict[str, Any]:
-    """The turn's hard constraints as the recall tools' `filters` (seen items are left out by
-    the tools themselves, through `exclude_seen`)."""
-    c = turn.constraints
-    filters: dict[str, Any] = {
-        key: value
-        for key, value in c.model_dump(exclude={"include_ids", "exclude_ids"}).items()
-        if value not in (None, [])
+def recall_args(turn: Turn) -> dict[str, Any]:
+    """The arguments every recall step of the turn shares."""
+    return {"filters": recall_filters(turn), "exclude_seen": not turn.request.include_seen}
+
+
+def pool_size(turn: Turn) -> int:
+    n = len(turn.allowed_ids) if turn.allowed_ids is not None else RECALL_K
+    return max(1, min(n, RECALL_K))
+
+
+def constraint_args(turn: Turn) -> dict[str, Any]:
+    """The turn's hard constraints as `filter_items` arguments."""
+    filters = {
+        k: v for k, v in recall_filters(turn).items() if k not in ("exclude_ids", "include_ids")
     }
-    excluded = [i for i, why in turn.exclusions.items() if why != "seen"]
-    if excluded:
-        filters["exclude_ids"] = excluded
+    return {**filters, "exclude_seen": not turn.request.include_seen}
+
+
+def seed_steps(turn: Turn) -> list[PlanStep]:
+    """The sequence model's best next items for the history (recommend, with a history)."""
+    if turn.kind != "recommend" or not turn.history or turn.allowed_ids is not None:
+        return []
+    return [PlanStep(tool="score_candidates", args={"from_catalog": True, "k": pool_size(turn)})]
+
+
+def recall_steps(turn: Turn, catalog: Catalog) -> list[PlanStep]:
+    """Recall for items to try: the taste, references, focus, seeds, the stored history."""
+    if turn.kind != "recommend":
+        return []
+    request, n, recall = turn.request, pool_size(turn), recall_args(turn)
+    steps = []
+    if request.query:
+        search = {**recall, "filters": dict(recall["filters"])}
+        c = turn.constraints
+        if turn.reference_ids and not (c.genres_all or c.genres_any):
+            # "like Toy Story but darker": the twist, among the references' genres
+            genres = sorted({g for i in turn.reference_ids for g in catalog[i].genres})
+            if genres:
+                search["filters"]["genres_any"] = genres
+        steps.append(PlanStep(tool="search_items", args={"query": request.query, "k": n, **search}))
+    if turn.reference_ids:
+        args = {"item_ids": list(turn.reference_ids), "k": n, **recall}
+        if request.combine == "all" and len(turn.reference_ids) > 1:
+            args["combine"] = "all"
+        steps.append(PlanStep(tool="similar_items", args=args))
+    focus = [i for i in turn.focus if i not in turn.reference_ids]
+    if focus:
+        steps.append(PlanStep(tool="similar_items", args={"item_ids": focus, "k": n, **recall}))
+    seeds = [i for i in turn.seeds if i not in turn.reference_ids and i not in focus]
+    if seeds:
+        args = {"item_ids": seeds[-50:], "k": n, **recall}
+        steps.append(PlanStep(tool="similar_items", args=args))
+    if turn.stored_history:
+        steps.append(PlanStep(tool="similar_items", args={"use_history": True, "k": n, **recall}))
+    constraints = constraint_args(turn)
     if turn.allowed_ids is not None:
-        filters["include_ids"] = list(turn.allowed_ids)
-    return filters
+        args = {**constraints, "include_ids": list(turn.allowed_ids), "from_catalog": True}
+        steps.append(PlanStep(tool="filter_items", args={**args, "k": len(turn.allowed_ids)}))
+    else:
+        args = {**constraints, "from_catalog": True, "k": n}
+        steps.append(PlanStep(tool="filter_items", args=args))
+    return steps
 
 
-class Planner:
-    def __init__(self, registry: PromptRegistry, blend_config: BlendConfig | None = None) -> None:
-        self.registry = registry
-        self.blend_config = blend_config or BlendConfig()
+def finish_steps(turn: Turn, model: str | None = None) -> list[PlanStep]:
+    """The hard filters, then the sequence model scores every candidate not yet scored."""
+    if turn.kind == "profile":
+        return []
+    steps = []
+    if turn.kind == "recommend":
+        steps.append(PlanStep(tool="filter_items", args=constraint_args(turn)))
+    if turn.history:
+        args: dict[str, Any] = {"k": SCORE_K}
+        if turn.kind != "recommend":
+            args["item_ids"] = list(dict.fromkeys([*turn.request.targets, *turn.compare_ids]))
+        if model:
+            args["model"] = model
+        steps.append(PlanStep(tool="score_candidates", args=args))
+    return steps
 
-    def gather(self, ctx: ToolContext, turn: Turn) -> list[str]:
-        """Fill the turn's candidate set with evidence; returns notes on tools that failed."""
-        notes: list[str] = []
-        request = turn.request
-        filters = recall_filters(turn)
-        recall = {"filters": filters, "exclude_seen": not request.include_seen}
-        n = len(turn.allowed_ids) if turn.allowed_ids is not None else RECALL_K
-        n = max(1, min(n, RECALL_K))
 
-        def call(tool: str, args: dict[str, Any]) -> None:
-            result = run_tool(tool, args, ctx)
-            if isinstance(result, ToolError):
-                notes.append(f"{tool}: {result.error}")
-
-        current_profile(ctx)  # computed once for the explanations (never worded by an LLM here)
-        if turn.history and turn.allowed_ids is None:
-            call("score_candidates", {"item_ids": None, "k": n})  # SASRec's next items
-        if request.query:
-            search = dict(recall)
-            c = turn.constraints
-            if turn.reference_ids and not (c.genres_all or c.genres_any):
-                # "like Toy Story but darker": the twist, among the references' genres
-                genres = {g for i in turn.reference_ids for g in ctx.catalog[i].genres}
-                search["filters"] = {**filters, "genres_any": sorted(genres)}
-            call("search_items", {"query": request.query, "k": n, **search})
-        if turn.reference_ids:
-            call("similar_items", {"item_ids": turn.reference_ids, "k": n, **recall})
-        seeds = [i for i in turn.seeds if i not in turn.reference_ids]
-        if seeds:
-            call("similar_items", {"item_ids": seeds[-50:], "k": n, **recall})
-        if turn.stored_history:
-            call("similar_items", {"use_history": True, "k": n, **recall})
-        constraints = {
-            **{k: v for k, v in filters.items() if k not in ("exclude_ids", "include_ids")},
-            "exclude_seen": not request.include_seen,
-        }
-        if turn.allowed_ids is not None:
-            for item_id in turn.allowed_ids:
-                if item_id in ctx.catalog and item_id not in turn.exclusions:
-                    ctx.candidates.add(item_id, Evidence(tool="harness", kind="filter"))
-        else:
-            call("filter_items", {**constraints, "from_catalog": True, "k": n})
-        call("filter_items", constraints)
-        unscored = [
-            i
-            for i in ctx.candidates.ids()
-            if not any(ev.kind == "sequential" for ev in ctx.candidates.evidence(i))
-        ]
-        if turn.history and unscored:
-            call("score_candidates", {"item_ids": unscored, "k": min(len(unscored), SCORE_K)})
-        return notes
-
-    def rank(self, ctx: ToolContext, turn: Turn) -> Ranking:
-        """Blend the candidates' evidence once: the order every later step uses."""
-        ids = [i for i in ctx.candidates.ids() if i not in turn.exclusions]
-        counts = ctx.popularity_counts
-        extra: dict[str, dict[str, float]] = {
-            "popularity": {i: float(counts[ctx.catalog.idx(i)]) for i in ids},
-            "text_match": {  # a weak text match is no match: it does not rank
-                i: ev.score
-                for i in ids
-                for ev in ctx.candidates.evidence(i)
-                if ev.kind == "text_match"
-                and ev.score is not None
-                and ev.score >= ctx.match_threshold
+def own_title_steps(turn: Turn) -> list[PlanStep]:
+    """rank, judge, why_not: the person's titles on the table, and how close they are to
+    the history; judge and why_not also read the profile."""
+    if turn.kind not in ("rank", "judge", "why_not"):
+        return []
+    targets = list(turn.request.targets)
+    steps = [
+        PlanStep(
+            tool="filter_items",
+            args={
+                "include_ids": targets,
+                "from_catalog": True,
+                "exclude_seen": False,
+                "k": len(targets),
             },
-        }
-        if turn.liked_genres or turn.disliked_genres:
-            liked, disliked = set(turn.liked_genres), set(turn.disliked_genres)
-            fit = {}
-            for i in ids:
-                have = set(ctx.catalog[i].genres)
-                share = len(have & liked) / len(liked) if liked else 0.0
-                fit[i] = share - (1.0 if have & disliked else 0.0)
-            extra[GENRE_FIT] = fit
-        if turn.disliked:
-            self._push_away(ctx, turn.disliked, ids)
-        cfg = self.blend_config
-        weights = cfg.with_content if turn.has_content else cfg.history_only
-        if extra["text_match"] and not turn.reference_ids and not turn.seeds:
-            weights = cfg.with_taste  # a description that items match well, nothing named
-        elif not turn.history and not turn.has_content:
-            weights = {"popularity": 1.0, GENRE_FIT: 1.0}
-        scores = blend(ctx.candidates, weights, extra)
-        for item_id in turn.exclusions:
-            scores.pop(item_id, None)
-        return Ranking(scores=scores, order=order_by(scores))
+        )
+    ]
+    if turn.stored_history or turn.history:
+        steps.append(
+            PlanStep(
+                tool="similar_items",
+                args={
+                    "use_history": True,
+                    "k": len(targets),
+                    "filters": {"include_ids": targets},
+                    "exclude_seen": False,
+                },
+            )
+        )
+    if turn.kind != "rank":
+        steps.append(PlanStep(tool="summarize_profile"))
+    return steps
 
-    @staticmethod
-    def _push_away(ctx: ToolContext, disliked: list[str], ids: list[str]) -> None:
-        """Mark candidates that people watch with, or that read like, a disliked item."""
-        near: dict[str, tuple[float, list[str]]] = {}
-        if ctx.pairs is not None:
-            for item_id, score, because in ctx.pairs.related(disliked, DISLIKED_NEIGHBOURS):
-                near[item_id] = (score, because)
-        if ctx.index is not None and ids:
-            vectors = ctx.index.embeddings(disliked)
-            cand = ctx.index.embeddings(ids)
-            sims = cand @ vectors.T  # (candidates, disliked)
-            for row, item_id in enumerate(ids):
-                best = int(np.argmax(sims[row]))
-                score = float(sims[row, best])
-                if score > near.get(item_id, (-1.0, []))[0]:
-                    near[item_id] = (score, [disliked[best]])
-        wanted = set(ids)
-        for item_id, (score, because) in near.items():
-            if item_id in wanted:
-                ctx.candidates.add(
-                    item_id,
-                    Evidence(
-                        tool="rank",
-                        kind="similar_to_disliked",
-                        score=round(score, 4),
-                        because_of=because,
-                    ),
-                )
+
+def write_plan(turn: Turn, catalog: Catalog) -> Plan:
+    """The turn's plan, by rules."""
+    if turn.kind == "profile":
+        steps = [PlanStep(tool="summarize_profile")]
+    else:
+        steps = [*seed_steps(turn), *recall_steps(turn, catalog), *own_title_steps(turn)]
+        steps += finish_steps(turn)
+    return Plan(kind=turn.request.intent, steps=steps, mode="rules")
+
+
+class Explainer:
+    """An item's evidence in words, with the `explanation` prompt."""
+
+    def __init__(self, registry: PromptRegistry) -> None:
+        self.registry = registry
 
     def explain(
         self, ctx: ToolContext, item_id: str, turn: Turn, profile: UserProfile | None = None
     ) -> str:
-        """An explanation written from the item's evidence with the `explanation` prompt."""
         profile = profile or current_profile(ctx)
         item = ctx.catalog[item_id]
         evidence = ctx.candidates.evidence(item_id)
@@ -194,13 +186,16 @@ class Planner:
             elif ev.kind == "sequential" and turn.history:
                 ranked = strong_rank(ctx, item_id, "sequential")
                 if ranked:
-                    values["sasrec_rank"], values["n_candidates"] = ranked
+                    values["model_rank"], values["n_candidates"] = ranked
+                    values["model_name"] = scorer_name(ctx, ev.detail)
             elif ev.kind == "popularity":
                 values["popularity"] = int(ctx.dataset.popularity[ctx.catalog.idx(item_id)])
                 if not ctx.dataset.interactions.has_ratings:  # views, purchases, clicks...
                     values["popularity_unit"] = "interactions"
             elif ev.kind == "title_match":
                 values["title_match"] = True
+            elif ev.kind == "suggested":
+                values["suggested"] = True
         asked = set(turn.constraints.genres_all) | set(turn.constraints.genres_any)
         said = [g for g in turn.liked_genres if g in item.genres and g not in asked]
         liked = said or [g for g in profile.liked_genres if g in item.genres and g not in asked]
@@ -218,4 +213,16 @@ def strong_rank(ctx: ToolContext, item_id: str, kind: str) -> tuple[int, int] | 
     return None
 
 
-__all__ = ["RECALL_K", "SCORE_K", "Planner", "recall_filters", "strong_rank"]
+__all__ = [
+    "RECALL_K",
+    "SCORE_K",
+    "Explainer",
+    "constraint_args",
+    "finish_steps",
+    "own_title_steps",
+    "recall_args",
+    "recall_steps",
+    "seed_steps",
+    "strong_rank",
+    "write_plan",
+]

@@ -1,52 +1,50 @@
-"""The LLM's reading of a message: one typed tool call (`read_request`), validated against the
-catalog before it becomes the turn's `Request`.
+"""The LLM's reading of a message: one typed tool call (`read_request`) that returns what the
+person wants *and* the model's plan (`recagent.agent.plan`), validated field by field before
+it becomes the turn's `Request`.
 
-Genres must map to the catalog's genres (else the reading is invalid and the rules read the
-message instead, a counted repair); titles are resolved by typo-tolerant lookup (a title
-the catalog does not have is dropped and said); years must be sane. What the person did not
-say is dropped and said: genres the conversation does not name, a count the message does
-not name, rewatches it does not ask for, a taste in words the person never wrote (a small
-model copying an example). Two genres are "any of" only when the person says "or"; a range
-cut short inside a decade the message names becomes that decade.
+Nothing the model writes throws its whole reading away. A field that does not validate is
+dropped alone; a genre the catalog lacks becomes search words ("dark sci-fi" -> Sci-Fi and
+"dark"); a year past the catalog is clamped; reversed years are swapped; titles are resolved
+by typo-tolerant lookup (one the catalog lacks is dropped and said). What the person did not
+say is dropped and said: genres the conversation does not name, a count the message does not
+name, rewatches it does not ask for, a taste in words the person never wrote (a small model
+copying an example). What the message plainly says and the model lost is restored from the
+rules' reading (a genre named outright, a count, the titles asked about). Every repair is
+counted.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from collections import Counter
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recagent.agent.request import MAX_K, MIN_K, Mention, Request
-from recagent.agent.rules import decades, joins_with_or
+from recagent.agent.request import MAX_K, MIN_K, Intent, Mention, Request
+from recagent.agent.vocabulary import (
+    EARLIEST_YEAR,
+    STOPWORDS,
+    decades,
+    joins_with_or,
+    says_number,
+)
 from recagent.data.constraints import Constraints
 from recagent.data.dataset import Dataset
 
 READ_TOOL = "read_request"
 TITLE_SCORE = 85.0
-EARLIEST_YEAR = 1870
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "of",
-        "in",
-        "on",
-        "to",
-        "for",
-        "with",
-        "some",
-        "something",
-        "movie",
-        "movies",
-        "film",
-        "films",
-    ]
-)
+_REWATCH = re.compile(r"\b(?:again|re-?watch\w*|seen|watched|already|rewatchable)\b")
+PlanTool = Literal[
+    "search_items",
+    "similar_items",
+    "score_candidates",
+    "suggest_titles",
+    "lookup_items",
+    "filter_items",
+    "summarize_profile",
+]
 
 
 class MovieFeeling(BaseModel):
@@ -59,12 +57,31 @@ class MovieFeeling(BaseModel):
     )
 
 
-class Reading(BaseModel):
-    """Record what the person wants, from their own words only. Leave out what they did not
-    say."""
+class ModelStep(BaseModel):
+    """One tool call of the model's plan."""
 
     model_config = ConfigDict(extra="forbid")
 
+    tool: PlanTool
+    query: str = Field("", description="search_items: what to search for, in words.")
+    titles: list[str] = Field(
+        default_factory=list, description="similar_items / lookup_items: titles to start from."
+    )
+    model: str = Field("", description="score_candidates: which model (empty: the default).")
+
+
+class Reading(BaseModel):
+    """Record what the person wants, from their own words only (leave out what they did not
+    say), what kind of answer they ask for, titles you would recommend from what you know,
+    and the tool calls that find the answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Intent = Field(
+        "recommend",
+        description="recommend: items to try; rank: order titles they list; judge: is one "
+        "title right for them; profile: what their taste is; why_not: why a title was left out.",
+    )
     wanted_genres: list[str] = Field(default_factory=list, description="Genres they ask for.")
     any_genre: bool = Field(
         False, description="true: any of wanted_genres will do; false: all of them together."
@@ -75,42 +92,25 @@ class Reading(BaseModel):
     movies: list[MovieFeeling] = Field(
         default_factory=list, description="Every movie named in the conversation."
     )
+    asked_about: list[str] = Field(
+        default_factory=list, description="rank / judge / why_not: the titles they ask about."
+    )
     taste: str = Field(
         "", description="Mood, theme or setting in their words; no genres, years or titles."
     )
     count: int | None = Field(None, description="How many recommendations they ask for.")
     include_seen: bool = Field(False, description="true only if they accept rewatches.")
-
-
-_REWATCH = re.compile(r"\b(?:again|re-?watch\w*|seen|watched|already|rewatchable)\b")
-_NUMBER_WORDS = {
-    1: "one",
-    2: "two",
-    3: "three",
-    4: "four",
-    5: "five",
-    6: "six",
-    7: "seven",
-    8: "eight",
-    9: "nine",
-    10: "ten",
-    12: "twelve",
-    15: "fifteen",
-    20: "twenty",
-}
-
-
-def _says_number(message: str, n: int) -> bool:
-    """The message asks for `n` items in digits or words ("5", "five", "a couple")."""
-    low = message.lower()
-    if re.search(rf"\b{n}\b", low):
-        return True
-    word = _NUMBER_WORDS.get(n)
-    return bool(word and re.search(rf"\b{word}\b", low)) or (n == 2 and "couple" in low)
+    titles: list[str] = Field(
+        default_factory=list,
+        description="Titles (with year) you know and would recommend for this request.",
+    )
+    plan: list[ModelStep] = Field(
+        default_factory=list, description="Tool calls that find the answer, in order."
+    )
 
 
 def _content_words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+    return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
 def _written(word: str, conversation: set[str]) -> bool:
@@ -137,81 +137,197 @@ def _within_decade(
     return year_from, year_to
 
 
-def to_request(
-    raw: dict[str, object], dataset: Dataset, conversation: str, message: str
-) -> Request | str:
-    """The reading as a `Request`, or why it is invalid."""
-    try:
-        reading = Reading.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+def parse_reading(raw: dict[str, Any], repairs: Counter[str]) -> Reading | str:
+    """The model's arguments as a `Reading`, dropping each field that does not validate
+    (counted as `invalid_field`); a string when they are not an object at all."""
+    if not isinstance(raw, dict):
+        return "the reading is not an object"
+    data = {k: v for k, v in raw.items() if k in Reading.model_fields}
+    repairs["unknown_field"] += len(raw) - len(data)
+    for _ in range(len(data) + 1):
+        try:
+            return Reading.model_validate(data)
+        except ValidationError as exc:
+            bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+            if not bad & set(data):
+                return str(exc.errors()[0]["msg"])
+            for key in bad & set(data):
+                if key == "plan" and isinstance(data[key], list):
+                    data[key] = _valid_steps(data[key], repairs)
+                    continue
+                data.pop(key)
+                repairs["invalid_field"] += 1
+    return "the reading could not be repaired"
+
+
+def _valid_steps(steps: list[Any], repairs: Counter[str]) -> list[dict[str, Any]]:
+    """The plan's steps that validate; the others are dropped and counted."""
+    out = []
+    for step in steps:
+        try:
+            out.append(ModelStep.model_validate(step).model_dump())
+        except ValidationError:
+            repairs["invalid_step"] += 1
+    return out
+
+
+def _genres(
+    words: list[str], dataset: Dataset, said: set[str], notices: list[str]
+) -> tuple[list[str], list[str]]:
+    """Catalog genres for the model's genre words (those the conversation names), and the
+    words that are no genre ("dark sci-fi" -> Sci-Fi, and "dark" left over)."""
     genres = dataset.genres
+    found_all: list[str] = []
+    leftover: list[str] = []
+    for word in words:
+        found = genres.expand(word)
+        if not found:
+            parts = re.findall(r"[\w'-]+", word)
+            found = [g for part in parts for g in genres.expand(part)]
+            leftover += [p for p in parts if not genres.expand(p) and p.lower() not in STOPWORDS]
+        unsaid = [g for g in found if g not in said]
+        if unsaid:
+            notices.append(f"dropped the genre {word!r}: the person did not name it")
+        found_all += [g for g in found if g in said and g not in found_all]
+    return found_all, leftover
+
+
+def to_request(
+    raw: dict[str, Any],
+    dataset: Dataset,
+    conversation: str,
+    message: str,
+    rules: Request,
+    repairs: Counter[str],
+) -> Request | str:
+    """The model's reading as a `Request`, each field repaired or dropped on its own and
+    what it lost restored from the rules' reading `rules`; a string when the arguments are
+    not a reading at all. Every repair is counted in `repairs`."""
+    reading = parse_reading(raw, repairs)
+    if isinstance(reading, str):
+        return reading
     notices: list[str] = []
-    said = genres.mentions(conversation)  # genres named in the conversation (or synonyms)
-    resolved: dict[str, list[str]] = {"wanted": [], "unwanted": []}
-    for key, words in (("wanted", reading.wanted_genres), ("unwanted", reading.unwanted_genres)):
-        for word in words:
-            found = genres.expand(word)
-            if not found:
-                return f"unknown genre {word!r} (genres: {', '.join(genres.genres)})"
-            unsaid = [g for g in found if g not in said]
-            if unsaid:
-                notices.append(f"dropped the genre {word!r}: the person did not name it")
-            resolved[key] += [g for g in found if g in said and g not in resolved[key]]
-    latest = max((it.year for it in dataset.catalog if it.year), default=2100) + 1
-    for year in (reading.year_from, reading.year_to):
-        if year is not None and not EARLIEST_YEAR <= year <= latest:
-            return f"year {year} is not a release year"
-    if (
-        reading.year_from is not None
-        and reading.year_to is not None
-        and reading.year_from > reading.year_to
-    ):
-        return f"year_from {reading.year_from} is after year_to {reading.year_to}"
-    year_from, year_to = _within_decade(reading.year_from, reading.year_to, message, notices)
+    said = dataset.genres.mentions(conversation)  # genres named in the conversation
     written = set(_WORD.findall(conversation.lower()))
+    wanted, extra = _genres(reading.wanted_genres, dataset, said, notices)
+    unwanted, _ = _genres(reading.unwanted_genres, dataset, said, notices)
+    for word in extra:  # a genre the catalog lacks: its words search, if the person wrote them
+        if _written(word.lower(), written):
+            repairs["genre_to_taste"] += 1
+            notices.append(f"read {word!r} as search words, not a genre")
+        else:
+            repairs["unknown_genre"] += 1
+            notices.append(f"dropped the genre {word!r}: the catalog has no such genre")
+    extra = [w for w in extra if _written(w.lower(), written)]
+    c_rules = rules.constraints
+    for genre in [*c_rules.genres_all, *c_rules.genres_any]:  # named plainly, lost by the model
+        if genre not in wanted and genre not in unwanted:
+            wanted.append(genre)
+            repairs["genre_restored"] += 1
+            notices.append(f"kept the genre {genre}: the message names it")
+    for genre in c_rules.genres_none:
+        if genre not in unwanted and genre not in wanted:
+            unwanted.append(genre)
+            repairs["genre_restored"] += 1
+            notices.append(f"kept out the genre {genre}: the message rules it out")
+    year_from, year_to = _years(reading, dataset, repairs, notices)
+    year_from, year_to = _within_decade(year_from, year_to, message, notices)
     mentions = []
     for movie in reading.movies:
-        hits = dataset.titles.search(movie.title, limit=1, min_score=TITLE_SCORE)
-        if not hits:
+        item_id = _lookup(dataset, movie.title)
+        if item_id is None:
             notices.append(f"no title like {movie.title!r} in the catalog")
             continue
-        item = dataset.catalog[hits[0].item_id]
-        mentions.append(Mention(title=item.label, item_id=item.item_id, feeling=movie.feeling))
-    taste = " ".join(reading.taste.split())
-    content = _content_words(taste)
+        label = dataset.catalog[item_id].label
+        mentions.append(Mention(title=label, item_id=item_id, feeling=movie.feeling))
+    taste = " ".join([*reading.taste.split(), *extra])
+    content = _content_words(reading.taste)
     if content and 2 * sum(_written(w, written) for w in content) < len(content):
-        notices.append(f"dropped the taste {taste!r}: not the person's words")
-        taste = ""
+        notices.append(f"dropped the taste {reading.taste!r}: not the person's words")
+        taste = " ".join(extra)
     count = reading.count
-    if count is not None and not _says_number(message, count):
+    if count is not None and not says_number(message, count):
         notices.append(f"dropped the count {count}: the message does not ask for it")
         count = None
+    if count is None and rules.k is not None:
+        count = rules.k
+        repairs["count_restored"] += 1
     if count is not None:
         count = min(MAX_K, max(MIN_K, count))
+    intent, targets = _intent(reading, dataset, rules, repairs)
     include_seen = reading.include_seen and bool(_REWATCH.search(message.lower()))
-    wanted = [g for g in resolved["wanted"] if g not in resolved["unwanted"]]
     any_genre = reading.any_genre and (len(wanted) >= 3 or joins_with_or(message))
     if reading.any_genre and not any_genre and len(wanted) > 1:
         notices.append(f"read {' and '.join(wanted)} as wanted together (no 'or' was said)")
     constraints = Constraints(
         genres_all=[] if any_genre else wanted,
         genres_any=wanted if any_genre else [],
-        genres_none=resolved["unwanted"],
+        genres_none=unwanted,
         year_min=year_from,
         year_max=year_to,
     )
     return Request(
         text=message,
+        intent=intent,
+        targets=targets,
         k=count,
-        query=taste,
+        query=taste if intent == "recommend" else "",
         constraints=constraints,
         mentions=mentions,
         include_seen=include_seen,
+        combine=rules.combine,
         reader="llm",
         notices=notices,
     )
 
 
-__all__ = ["READ_TOOL", "MovieFeeling", "Reading", "to_request"]
+def _lookup(dataset: Dataset, title: str) -> str | None:
+    hits = dataset.titles.search(title, limit=1, min_score=TITLE_SCORE)
+    return hits[0].item_id if hits else None
+
+
+def _years(
+    reading: Reading, dataset: Dataset, repairs: Counter[str], notices: list[str]
+) -> tuple[int | None, int | None]:
+    """The model's years, clamped to the catalog's and in order."""
+    latest = max((it.year for it in dataset.catalog if it.year), default=2100)
+    out: list[int | None] = []
+    for year in (reading.year_from, reading.year_to):
+        if year is not None and not EARLIEST_YEAR <= year <= latest:
+            clamped = min(latest, max(EARLIEST_YEAR, year))
+            notices.append(f"read the year {year} as {clamped}, the catalog's limit")
+            repairs["year_clamped"] += 1
+            year = clamped
+        out.append(year)
+    year_from, year_to = out
+    if year_from is not None and year_to is not None and year_from > year_to:
+        year_from, year_to = year_to, year_from
+        repairs["years_swapped"] += 1
+    return year_from, year_to
+
+
+def _intent(
+    reading: Reading, dataset: Dataset, rules: Request, repairs: Counter[str]
+) -> tuple[Intent, list[str]]:
+    """The kind of answer and the titles asked about: the model's when it names titles the
+    catalog has, else the rules' (a kind without its titles is a plain recommendation)."""
+    targets = [i for i in (_lookup(dataset, t) for t in reading.asked_about) if i is not None]
+    targets = list(dict.fromkeys(targets))
+    intent = reading.kind
+    if intent in ("rank", "judge", "why_not") and not targets:
+        targets = list(rules.targets)
+        if targets:
+            repairs["targets_restored"] += 1
+    if intent != rules.intent and rules.intent != "recommend":
+        # the rules read a kind from plain words ("rank these: ..."); the model lost it
+        repairs["intent_restored"] += 1
+        return rules.intent, list(rules.targets)
+    if intent in ("rank", "judge", "why_not") and not targets:
+        repairs["intent_without_titles"] += 1
+        return "recommend", []
+    if intent == "recommend":
+        targets = []
+    return intent, targets
+
+
+__all__ = ["READ_TOOL", "ModelStep", "MovieFeeling", "PlanTool", "Reading", "to_request"]

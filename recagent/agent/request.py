@@ -22,6 +22,11 @@ Feeling = Literal["loved", "liked", "seen", "like_this", "disliked", "not_seen",
 ("something like X": a reference, and history), disliked (never recommend, push away),
 not_seen (no opinion yet), suggested (the other side of a dialogue named it)."""
 
+Intent = Literal["recommend", "rank", "judge", "profile", "why_not"]
+"""What kind of answer a message asks for: items to try (recommend), an order of the titles
+the person gives (rank), a verdict on one title for this person (judge), what is known of
+their taste (profile), or why a title was not recommended (why_not)."""
+
 POSITIVE: frozenset[str] = frozenset({"loved", "liked", "seen", "like_this"})
 NEGATIVE: frozenset[str] = frozenset({"disliked"})
 
@@ -54,11 +59,19 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str
+    intent: Intent = "recommend"
+    targets: list[str] = Field(
+        default_factory=list,
+        description="Item ids the person asks about (rank, judge, why_not), in their order.",
+    )
     k: int | None = None
     query: str = Field("", description="Free-text taste: what to search item text for.")
     constraints: Constraints = Field(default_factory=Constraints)
     mentions: list[Mention] = Field(default_factory=list)
     include_seen: bool = False
+    combine: Literal["any", "all"] = Field(
+        "any", description="all: items close to every reference ('between Alien and Heat')."
+    )
     more_like_rank: int | None = None
     older: bool = False
     newer: bool = False
@@ -74,7 +87,11 @@ class Request(BaseModel):
         """Names a taste, genres or items to go on (not only a refinement of the last answer)."""
         c = self.constraints
         return bool(
-            self.query or c.genres_all or c.genres_any or any(m.rank is None for m in self.mentions)
+            self.intent != "recommend"
+            or self.query
+            or c.genres_all
+            or c.genres_any
+            or any(m.rank is None for m in self.mentions)
         )
 
     @property
@@ -100,6 +117,8 @@ class Request(BaseModel):
         def key(r: Request) -> tuple[object, ...]:
             c = r.constraints
             return (
+                r.intent,
+                r.targets,
                 r.k,
                 r.query.lower(),
                 sorted(c.genres_all),
@@ -119,6 +138,7 @@ def refine(new: Request, last: Request, last_years: list[int]) -> Request:
     the second one", "not the third one"); `last_years`: the years of the last answer."""
     merged = last.model_copy(deep=True)
     merged.text, merged.notices, merged.reader = new.text, list(new.notices), new.reader
+    merged.intent, merged.targets = "recommend", []  # a refinement adjusts a list
     merged.more_like_rank, merged.older, merged.newer, merged.more = None, False, False, False
     c, n = merged.constraints, new.constraints
     if n.genres_none:
@@ -163,6 +183,7 @@ __all__ = [
     "POSITIVE",
     "ChatMessage",
     "Feeling",
+    "Intent",
     "Mention",
     "Request",
     "clamp_k",

@@ -6,9 +6,73 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recagent.agent.memory import Learned
-from recagent.agent.request import Request
+from recagent.agent.plan import Plan
+from recagent.agent.request import Feeling, Intent, Request
+from recagent.data.profile import UserProfile
 from recagent.tools.base import Evidence
+
+VerdictLabel = Literal["good_pick", "maybe", "not_for_you", "seen", "disliked", "excluded"]
+
+
+class LearnedItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str
+    title: str
+    feeling: Feeling
+
+
+class Learned(BaseModel):
+    """What the session learned, as the JSON answer and `/profile` show it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[LearnedItem] = Field(default_factory=list)
+    liked_genres: list[str] = Field(default_factory=list)
+    disliked_genres: list[str] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        groups: dict[str, list[str]] = {}
+        for it in self.items:
+            groups.setdefault(it.feeling, []).append(it.title)
+        parts = [
+            f"{feeling.replace('_', ' ')}: {'; '.join(titles)}"
+            for feeling, titles in groups.items()
+        ]
+        if self.liked_genres:
+            parts.append(f"likes {', '.join(self.liked_genres)}")
+        if self.disliked_genres:
+            parts.append(f"does not like {', '.join(self.disliked_genres)}")
+        return " | ".join(parts) if parts else "nothing yet"
+
+
+class Verdict(BaseModel):
+    """One title judged for this person (judge), or why it was not recommended (why_not)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str
+    title: str
+    label: VerdictLabel = Field(
+        description="good_pick, maybe, not_for_you; or seen, disliked, excluded (by the "
+        "request's constraints) when it cannot be recommended at all."
+    )
+    summary: str = Field(description="The verdict in plain words.")
+    reasons: list[str] = Field(default_factory=list, description="The evidence, in words.")
+    catalog_rank: int | None = Field(
+        None, description="Its place among the catalog's unseen items for this person."
+    )
+    catalog_size: int | None = None
+
+
+class ProfileAnswer(BaseModel):
+    """What is known of the person's taste (profile)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str
+    profile: UserProfile
+    learned: Learned
 
 
 class RankedItem(BaseModel):
@@ -25,10 +89,14 @@ class RankedItem(BaseModel):
 
 
 class RankedList(BaseModel):
-    """A validated answer (after the guard)."""
+    """A validated answer (after the guard). `kind` says what it answers: items to try
+    (recommend), the person's own titles in order (rank) - both lists -, a verdict on one
+    title (judge, why_not: `verdict`, the title as the one item), or their taste (profile:
+    `profile`, no items)."""
 
     model_config = ConfigDict(extra="forbid")
 
+    kind: Intent = "recommend"
     items: list[RankedItem]
     message: str = ""
     mode: Literal["llm", "planner"] = Field(
@@ -42,6 +110,9 @@ class RankedList(BaseModel):
     learned: Learned | None = Field(
         None, description="What the conversation taught the session (items, genres)."
     )
+    verdict: Verdict | None = None
+    profile: ProfileAnswer | None = None
+    plan: Plan | None = Field(None, description="The tool calls that ran, in order.")
 
 
 class FinalPick(BaseModel):
@@ -54,9 +125,16 @@ class FinalAnswer(BaseModel):
 
     items: list[FinalPick] = Field(description="The recommended items, best first.")
     message: str = Field("", description="One sentence to the person.")
-    search_more: str = Field(
-        "", description="Only if too few candidates fit: what to search for instead."
-    )
 
 
-__all__ = ["FinalAnswer", "FinalPick", "RankedItem", "RankedList"]
+__all__ = [
+    "FinalAnswer",
+    "FinalPick",
+    "Learned",
+    "LearnedItem",
+    "ProfileAnswer",
+    "RankedItem",
+    "RankedList",
+    "Verdict",
+    "VerdictLabel",
+]

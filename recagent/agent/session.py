@@ -1,17 +1,19 @@
 """A conversation: who the user is, what they said, what was shown, and one `ask` per turn.
 
-A turn is a short pipeline over one value (`Turn`) built once:
+A turn is a short pipeline of stages, each a function of the previous stage's value, with
+one commit at the end:
 
-    message -> understand -> gather -> rank -> guard -> respond
-               Request       tools     scores  Constraints  RankedList + run log
+    message -> understand -> plan -> execute -> rank -> guard -> respond -> commit
+               Request       Plan    Execution  Ranking  checked   RankedList  Conversation
 
-understand: the LLM's typed reading (validated against the catalog) or the rule reader's; a
-refinement merges with the previous request; what the person says they loved, saw or
-disliked goes into the conversation memory. gather: the planner's fixed plan of tool calls
-(offline, and for a clear LLM turn) or the LLM's own tool loop. rank: the blended order,
-computed once. guard: one `Guard` that checks and repairs the proposed list. respond: the
-`RankedList`, with what the session learned, and a run-log record that keeps both readings
-when the model's and the rules' differ.
+understand: the model's reading (plan mode) or the rules'; a refinement merges with the last
+request; what the person says they loved, saw or disliked is a delta to the conversation.
+plan: the model's plan (with the planner's steps it left out), the planner's, or (loop mode)
+the calls the model makes one at a time. execute: one executor runs it over one candidate
+set. rank: the blended order, computed once. guard: one `Guard` checks and repairs what is
+proposed. respond: the answer of the kind asked for. commit: the conversation takes the
+turn's delta only now, so a turn that fails learns nothing; the run log is written after the
+answer leaves.
 """
 
 from __future__ import annotations
@@ -20,40 +22,55 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-
-from recagent.agent.graph import AgentTurn, Event, ToolCallingAgent
-from recagent.agent.guard import Guard
+from recagent.agent.conversation import Conversation, ConversationDelta
+from recagent.agent.events import Event, no_events
+from recagent.agent.executor import Execution, Executor
+from recagent.agent.guard import Guard, GuardResult
 from recagent.agent.llm import LLMUnavailable
-from recagent.agent.memory import ConversationMemory
-from recagent.agent.planner import RECALL_K, SCORE_K, Planner, recall_filters
-from recagent.agent.ranking import Ranking
+from recagent.agent.llm_agent import AgentTurn, ToolCallingAgent
+from recagent.agent.model_plan import model_plan
+from recagent.agent.plan import Plan
+from recagent.agent.planner import Explainer, write_plan
+from recagent.agent.ranking import BlendConfig, Ranking, rank
 from recagent.agent.request import ChatMessage, Mention, Request, clamp_k, refine
+from recagent.agent.respond import list_message, profile_answer, verdict_item
 from recagent.agent.rules import RuleReader
 from recagent.agent.runlog import RunLog, TurnRecord
 from recagent.agent.schema import FinalPick, RankedItem, RankedList
-from recagent.agent.turn import AskOptions, Turn, constraints_for
+from recagent.agent.tool_loop import ToolLoop
+from recagent.agent.turn import AskOptions, Turn, build_turn
+from recagent.agent.understand import MODEL_PICKS, Understood, chat_messages, understand
+from recagent.agent.verdict import judge_item, why_not
 from recagent.config import AgentConfig
-from recagent.data.constraints import ConstraintError
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
+from recagent.models.base import Scorer
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import ToolContext, run_tool
+from recagent.tools.base import ToolContext
+from recagent.tools.profile import SummarizeProfileResult, current_profile
 
-MEMORY_TURNS = 3
-MODEL_PICKS = 10  # the model chooses and explains at most this many; the tools rank the rest
+if TYPE_CHECKING:
+    import numpy as np
+
+    from recagent.agent.profile_writer import ProfileWriter
+    from recagent.data.pairs import ItemPairs
+    from recagent.index.item_index import ItemIndex
+    from recagent.models.scorers import ScorerShelf
+
 SHORTLIST_EXTRA = 5  # candidates the model sees beyond the ones it must pick
 ROLES = ("user", "assistant")
+FOCUS_FEELINGS = ("loved", "liked")
 
 
 @dataclass
-class SessionState:
-    last_request: Request | None = None
-    last_list: RankedList | None = None
-    shown: list[str] = field(default_factory=list)
-    messages: list[BaseMessage] = field(default_factory=list)  # the recent conversation
+class Proposal:
+    """What the model proposed for a list (its picks in order), and whether it answered."""
+
+    picks: list[FinalPick]
+    answered: bool
 
 
 class ChatSession:
@@ -62,26 +79,29 @@ class ChatSession:
         dataset: Dataset,
         registry: PromptRegistry,
         agent_cfg: AgentConfig,
-        scorer: object = None,
-        index: object = None,
+        scorer: Scorer | None = None,
+        index: ItemIndex | None = None,
         agent: ToolCallingAgent | None = None,
         model_name: str | None = None,
         runlog: RunLog | None = None,
-        profile_writer: object = None,
-        pairs: object = None,
-        popularity: object = None,
-        scorers: object = None,
-        similar_index: object = None,
+        profile_writer: ProfileWriter | None = None,
+        pairs: ItemPairs | None = None,
+        popularity: np.ndarray | None = None,
+        scorers: ScorerShelf | None = None,
+        similar_index: ItemIndex | None = None,
+        loop: ToolLoop | None = None,
+        blend: BlendConfig | None = None,
     ) -> None:
         self.dataset = dataset
         self.registry = registry
         self.agent_cfg = agent_cfg
         self.agent = agent
+        self.loop = loop
         self.model_name = model_name
         self.runlog = runlog
-        self.planner = Planner(registry)
+        self.blend = blend or BlendConfig()
+        self.explainer = Explainer(registry)
         self.reader = RuleReader(dataset.catalog, dataset.titles, dataset.genres)
-        self.memory = ConversationMemory()
         self.ctx = ToolContext(
             dataset=dataset,
             scorer=scorer,
@@ -95,16 +115,17 @@ class ChatSession:
         self.user_history: list[str] = []
         self.user_ratings: list[float | None] | None = None
         self.session_id = secrets.token_hex(6)
-        self.state = SessionState()
+        self.conversation = Conversation(dataset=dataset.name)
         self.last_turn: TurnRecord | None = None
 
     @property
     def mode(self) -> str:
-        return "llm" if self.agent else "planner"
+        return "llm" if self.agent or self.loop else "planner"
 
     def set_user(self, user_id: str | None) -> str:
         """Switch user; an unknown id is a new user with no history (said, not an error)."""
-        self.reset()
+        self.conversation = Conversation(dataset=self.dataset.name, user_id=user_id)
+        self.ctx.extras.clear()
         self.ctx.user_id = user_id
         self.ctx.history, self.ctx.history_ratings = [], None
         idx = self.dataset.interactions.user_idx_of(user_id) if user_id else None
@@ -123,9 +144,22 @@ class ChatSession:
 
     def reset(self) -> None:
         """Forget the conversation (the user and their stored history stay)."""
-        self.state = SessionState()
-        self.memory.reset()
+        self.conversation = Conversation(dataset=self.dataset.name, user_id=self.ctx.user_id)
         self.ctx.extras.clear()
+
+    def restore(self, conversation: Conversation) -> None:
+        """Continue `conversation` (stored by a server) on this fresh session."""
+        if conversation.dataset != self.dataset.name:
+            raise ConfigError(
+                f"a conversation on {conversation.dataset} cannot continue on {self.dataset.name}"
+            )
+        self.set_user(conversation.user_id)
+        self.conversation = conversation
+
+    def known_history(self) -> list[str]:
+        """The stored history, then what the conversation taught."""
+        stored = set(self.user_history)
+        return [*self.user_history, *(i for i in self.conversation.history() if i not in stored)]
 
     def feedback(self, item_id: str, liked: bool) -> str:
         """A like or dislike of an item (a card's buttons), learned exactly as the person
@@ -136,13 +170,14 @@ class ChatSession:
         label = self.dataset.catalog[item_id].label
         text = f"I loved {label}" if liked else f"I didn't like {label}"
         mention = Mention(title=label, item_id=item_id, feeling="loved" if liked else "disliked")
-        self.memory.hear(Request(text=text, mentions=[mention]), self.state.shown)
-        self.state.messages.append(HumanMessage(content=text))
-        self.state.messages = self.state.messages[-2 * MEMORY_TURNS :]
+        delta = self.conversation.hear(Request(text=text, mentions=[mention]))
+        delta.messages = [ChatMessage(role="user", text=text)]
+        self.conversation = self.conversation.apply(delta)
         return text
 
     def why(self, n: int) -> RankedItem | None:
-        items = self.state.last_list.items if self.state.last_list else []
+        last = self.conversation.last_answer
+        items = last.items if last else []
         return items[n - 1] if 1 <= n <= len(items) else None
 
     # ---- a conversation that already happened ----------------------------------------------
@@ -152,14 +187,16 @@ class ChatSession:
         (`assistant`): the session learns from it as if it had been there."""
         if role not in ROLES:
             raise ConfigError(f"unknown role {role!r}: a message is by 'user' or 'assistant'")
-        request = self.memory.listen(self.reader, role, text)
+        request = self.reader.read(text, role=role)
+        conv = self.conversation
         if role == "user":
+            delta = conv.hear(request)
             if request.asks_something():
-                self.state.last_request = request
-            self.state.messages.append(HumanMessage(content=text))
+                delta.request = request
         else:
-            self.state.messages.append(AIMessage(content=text))
-        self.state.messages = self.state.messages[-2 * MEMORY_TURNS :]
+            delta = conv.suggested([m.item_id for m in request.mentions if m.item_id])
+        delta.messages = [ChatMessage(role=role, text=text)]  # type: ignore[arg-type]
+        self.conversation = conv.apply(delta)
 
     def replay(self, messages: Sequence[ChatMessage]) -> str:
         """Observe a conversation that already happened; returns the message to answer next:
@@ -180,43 +217,114 @@ class ChatSession:
         on_event: Event | None = None,
         options: AskOptions | None = None,
     ) -> RankedList:
-        """One turn. `on_event(kind, data)` hears it as it goes: "step" (a stage, in words),
-        "tool" ((name, args) of each tool as it starts), "tool_call" ((name, args) of each
-        call the model makes), "token" (the model's text); `recagent.agent.steps` words them."""
+        """One turn. `on_event(kind, data)` hears it as it goes (`recagent.agent.events`)."""
         started = time.perf_counter()
         options = options or AskOptions()
-        emit = on_event or (lambda kind, data: None)
+        emit = on_event or no_events
         self.ctx.on_call = (lambda name, args: emit("tool", (name, args))) if on_event else None
-        notices: list[str] = []
-        repairs: Counter[str] = Counter()
+        conv = self.conversation
         llm = AgentTurn(answer=None)
+        notices: list[str] = []
 
         # understand (the profile the model sees is the history known before this message)
         stored = options.history if options.history is not None else self.user_history
-        self.ctx.history = [*stored, *(i for i in self.memory.history() if i not in stored)]
-        rules = self.reader.read(message)
-        reading, rival, fallback = self._understand(message, rules, llm, repairs, emit, k)
-        notices += reading.notices
-        if fallback:
-            emit("step", f"LLM unavailable ({fallback}); answering with the rule-based planner")
-            notices.append(f"LLM unavailable ({fallback}); answered by the rule-based planner")
-        k = self._count(k, reading, notices)
-        last = self.state.last_request
-        years = [it.year for it in (self.state.last_list.items if self.state.last_list else [])]
-        effective = (
-            refine(reading, last, [y for y in years if y])
-            if reading.is_refinement and last
-            else reading
+        self.ctx.history = [*stored, *(i for i in conv.history() if i not in set(stored))]
+        plan_agent = self.agent if self.loop is None else None
+        understood = understand(
+            message, self.reader, conv, self.ctx, plan_agent, llm, emit, k, self.agent_cfg.k
         )
-        self.memory.hear(reading, self.state.shown)
+        fallback = understood.fallback
+        if fallback:
+            self._fell_back(fallback, emit, notices)
+        reading = understood.request
+        notices += reading.notices
+        k = self._count(k, reading, notices)
+        last = conv.last_request
+        years = [it.year for it in conv.last_answer.items if it.year] if conv.last_answer else []
+        effective = refine(reading, last, years) if reading.is_refinement and last else reading
+        heard = conv.apply(conv.hear(reading))
         if not message.strip():
+            has = self.user_history or options.history
             notices.append(
-                "empty message: recommending from "
-                + ("your history" if self.user_history or options.history else "what is popular")
+                "empty message: recommending from " + ("your history" if has else "what is popular")
             )
-        turn = self._turn(effective, k, options, notices)
+        focus = [
+            m.item_id
+            for m in reading.mentions
+            if m.item_id and m.rank is None and m.feeling in FOCUS_FEELINGS
+        ]
+        turn = build_turn(
+            effective, k, options, heard, self.dataset, self.user_history, focus, notices
+        )
+        self._prepare_context(turn, options)
 
-        # gather and rank
+        # plan and execute
+        use_model = (self.agent is not None or self.loop is not None) and fallback is None
+        plan = self._plan(turn, understood, use_model)
+        executor = Executor(self.ctx, turn, plan)
+        execution = self._execute(turn, plan, executor, heard, message, llm, emit, use_model)
+        if llm.failed and fallback is None:
+            fallback = llm.failed
+            self._fell_back(fallback, emit, notices)
+            use_model = False
+        repairs: Counter[str] = Counter(understood.repairs)
+        repairs.update(execution.repairs)
+
+        # rank, guard, respond
+        ranking = rank(self.ctx, turn, self.blend)
+        guard = Guard(self.ctx, turn)
+        answered = use_model and not llm.failed
+        if turn.kind in ("recommend", "rank"):
+            proposal = self._propose(turn, ranking, guard, llm, emit, answered)
+            if llm.failed:
+                fallback = fallback or llm.failed
+                self._fell_back(llm.failed, emit, notices)
+                answered = False
+            ranked = self._list(turn, ranking, guard, llm, proposal, answered, repairs, emit)
+        else:
+            ranked = self._about(turn, heard, execution, emit)
+        ranked = ranked.model_copy(
+            update={
+                "mode": "llm" if answered else "planner",
+                "model": self.model_name if answered else None,
+                "fallback_reason": fallback,
+                "notices": [*notices, *ranked.notices, *execution.notes],
+                "repairs": {k: v for k, v in {**repairs, **ranked.repairs}.items() if v},
+                "request": effective,
+                "plan": execution.plan,
+            }
+        )
+
+        # commit
+        final = heard.apply(
+            ConversationDelta(
+                request=effective,
+                answer=ranked,
+                messages=[
+                    ChatMessage(role="user", text=message or "(empty)"),
+                    ChatMessage(role="assistant", text=_listing(ranked)),
+                ],
+            )
+        )
+        ranked.learned = final.learned(self.dataset.catalog)
+        self.conversation = final
+        self._log(ranked, turn, llm, understood, execution, started)
+        return ranked
+
+    # ---- stages ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _fell_back(reason: str, emit: Event, notices: list[str]) -> None:
+        emit("step", f"LLM unavailable ({reason}); answering with the rule-based planner")
+        notices.append(f"LLM unavailable ({reason}); answered by the rule-based planner")
+
+    def _count(self, k: int | None, reading: Request, notices: list[str]) -> int:
+        if k is not None and reading.k is not None and k != reading.k:
+            notices.append(f"the message asks for {reading.k} items; --k {k} wins")
+        return clamp_k(k if k is not None else reading.k, notices, self.agent_cfg.k)
+
+    def _prepare_context(self, turn: Turn, options: AskOptions) -> None:
+        """The tools' context for this turn: a fresh candidate set, the turn's history."""
         ctx = self.ctx
         ctx.new_turn()
         ctx.history = list(turn.history)
@@ -224,241 +332,156 @@ class ChatSession:
         if options.history is None and self.user_ratings is not None:
             learned: list[float | None] = [None] * len(turn.learned_history)
             ctx.history_ratings = [*self.user_ratings, *learned]
-        use_llm = self.agent is not None and fallback is None
-        emit("step", "gathering candidates with the tools")
-        notes = self.planner.gather(ctx, turn)
-        ranking = self.planner.rank(ctx, turn)
-        guard = Guard(ctx, turn)
-        picks: list[FinalPick] = []
-        if use_llm:
-            picks, ranking = self._choose(turn, ranking, guard, llm, emit)
-            if llm.failed:
-                fallback = llm.failed
-                emit("step", f"LLM unavailable ({fallback}); answering with the rule-based planner")
-                notices.append(f"LLM unavailable ({fallback}); answered by the rule-based planner")
 
-        # guard and respond
+    def _plan(self, turn: Turn, understood: Understood, use_model: bool) -> Plan:
+        """The model's plan (with the planner's steps it left out), or the planner's."""
+        if use_model and self.loop is not None:
+            return Plan(kind=turn.request.intent, mode="loop")
+        if use_model and understood.model is not None:
+            raw = understood.model
+            return model_plan(raw.plan, raw.titles, turn, self.dataset, understood.repairs)
+        return write_plan(turn, self.dataset.catalog)
+
+    def _execute(
+        self,
+        turn: Turn,
+        plan: Plan,
+        executor: Executor,
+        conv: Conversation,
+        message: str,
+        llm: AgentTurn,
+        emit: Event,
+        use_model: bool,
+    ) -> Execution:
+        """Run the plan (loop mode: let the model call the tools)."""
+        current_profile(self.ctx)  # computed once for the explanations
+        if plan.mode == "loop" and self.loop is not None:
+            emit("step", "the model calls the tools")
+            try:
+                self.loop.run(self.ctx, turn, executor, chat_messages(conv), message, llm, emit)
+            except LLMUnavailable as exc:
+                llm.failed = str(exc)
+                self.ctx.new_turn()
+                fresh = Executor(self.ctx, turn, write_plan(turn, self.dataset.catalog))
+                return fresh.run(write_plan(turn, self.dataset.catalog))
+            return executor.execution
+        emit("plan", plan)
+        emit("step", "gathering candidates with the tools")
+        return executor.run(plan)
+
+    def _propose(
+        self,
+        turn: Turn,
+        ranking: Ranking,
+        guard: Guard,
+        llm: AgentTurn,
+        emit: Event,
+        answered: bool,
+    ) -> Proposal:
+        """The model's picks from the tools' best eligible candidates (plan mode), or what
+        it answered in its loop; nothing offline."""
+        if not answered:
+            return Proposal([], False)
+        if self.loop is not None:
+            return Proposal(llm.answer.items if llm.answer else [], True)
+        assert self.agent is not None
+        eligible = [i for i in ranking.order if guard.rejection(i) is None]
+        picks = min(turn.k, MODEL_PICKS, len(eligible))
+        shortlist = eligible[: picks + SHORTLIST_EXTRA]
+        emit("step", f"choosing {picks} of {len(shortlist)} candidates")
+        try:
+            self.agent.choose(self.ctx, shortlist, llm, emit, picks=max(picks, 1))
+        except LLMUnavailable as exc:
+            llm.failed = str(exc)
+            return Proposal([], False)
+        return Proposal(llm.answer.items if llm.answer else [], True)
+
+    def _list(
+        self,
+        turn: Turn,
+        ranking: Ranking,
+        guard: Guard,
+        llm: AgentTurn,
+        proposal: Proposal,
+        answered: bool,
+        repairs: Counter[str],
+        emit: Event,
+    ) -> RankedList:
+        """A list answer (recommend, rank), checked by the guard."""
         emit("step", "checking the answer")
-        keep = use_llm and not llm.failed and self.agent_cfg.order == "llm"
-        result = guard.check(
-            picks,
+        keep = answered and self.agent_cfg.order == "llm"
+        result: GuardResult = guard.check(
+            proposal.picks,
             ranking,
-            lambda i: self.planner.explain(ctx, i, turn),
+            lambda i: self.explainer.explain(self.ctx, i, turn),
             keep_pick_order=keep,
             expected=min(turn.k, MODEL_PICKS),
         )
         repairs.update(result.repairs)
-        if llm.malformed_calls:
+        if answered:
             repairs["malformed_tool_call"] += llm.malformed_calls
-        if llm.truncated:
             repairs["truncated_explanation"] += llm.truncated
-        answered = use_llm and not llm.failed
-        if answered and llm.answer is None:
-            repairs["no_final_answer"] += 1
-        ranked = RankedList(
+            if llm.answer is None:
+                repairs["no_final_answer"] += 1
+        model_text = (llm.answer.message if llm.answer else "") if answered else None
+        message = list_message(turn, result.items, self.dataset.catalog, model_text, guard, repairs)
+        return RankedList(
+            kind=turn.request.intent,
             items=result.items,
-            message=self._message(llm if answered else None, turn, result.items, guard, repairs),
-            mode="llm" if answered else "planner",
-            model=self.model_name if answered else None,
-            fallback_reason=fallback,
-            notices=notices + result.notices + [n for n in notes if n],
-            repairs=dict(repairs),
-            request=effective,
-            learned=self.memory.learned(self.dataset.catalog),
-        )
-        self._remember(message, effective, ranked)
-        self._log(ranked, turn, llm, rival, started)
-        return ranked
-
-    def _understand(
-        self,
-        message: str,
-        rules: Request,
-        llm: AgentTurn,
-        repairs: Counter[str],
-        emit: Event,
-        k: int | None,
-    ) -> tuple[Request, Request | None, str | None]:
-        """The reading the turn acts on, the other reader's when it differs, and why the LLM
-        failed (None when it did not)."""
-        if self.agent is None:
-            return rules, None, None
-        emit("step", "reading the request")
-        known = [self.dataset.catalog[i].label for i in self.memory.feelings]
-        found = [m.title for m in rules.mentions if m.item_id and m.title not in known]
-        try:
-            reading = self.agent.understand(
-                self.ctx,
-                self.state.messages,
-                message,
-                llm,
-                emit,
-                titles=known + found,
-                k=min(MODEL_PICKS, clamp_k(k if k is not None else rules.k, [], self.agent_cfg.k)),
-            )
-        except LLMUnavailable as exc:
-            llm.failed = str(exc)
-            return rules, None, str(exc)
-        if isinstance(reading, str):  # the model's structure was invalid
-            repairs["invalid_reading"] += 1
-            rules.notices.append(f"the model's reading was invalid ({reading}); used the rules")
-            return rules, None, None
-        # references to this session's own answers ("more like the second one", "not the
-        # third", "older ones") are the rules' to read: the model sees no numbered list
-        reading.more_like_rank, reading.older = rules.more_like_rank, rules.older
-        reading.newer, reading.more = rules.newer, rules.more
-        reading.mentions += [m for m in rules.mentions if m.rank is not None]
-        # titles the model left out keep the rules' feeling (small models drop them)
-        named = {m.item_id for m in reading.mentions}
-        reading.mentions += [
-            m for m in rules.mentions if m.item_id and m.item_id not in named and m.rank is None
-        ]
-        return reading, (None if reading.same_reading(rules) else rules), None
-
-    def _count(self, k: int | None, reading: Request, notices: list[str]) -> int:
-        if k is not None and reading.k is not None and k != reading.k:
-            notices.append(f"the message asks for {reading.k} items; --k {k} wins")
-        return clamp_k(k if k is not None else reading.k, notices, self.agent_cfg.k)
-
-    def _turn(self, request: Request, k: int, options: AskOptions, notices: list[str]) -> Turn:
-        """Everything the later stages act on, built once."""
-        catalog = self.dataset.catalog
-        stored = list(options.history) if options.history is not None else self.user_history
-        stored = [i for i in stored if i in catalog]
-        learned = [i for i in self.memory.history() if i not in set(stored)]
-        history = stored + learned
-        references = [
-            m.item_id
-            for m in request.mentions
-            if m.feeling == "like_this" and m.item_id and m.rank is None
-        ]
-        last = self.state.last_list
-        if request.more_like_rank and last and last.items:
-            n = request.more_like_rank
-            pick = self.why(n if n > 0 else len(last.items))  # -1 = "the last one"
-            if pick:
-                references.append(pick.item_id)
-        exclusions: dict[str, str] = {}
-        if not request.include_seen:
-            exclusions.update(dict.fromkeys(history, "seen"))
-            # another edition or platform of a seen item is seen too
-            for item_id in self.dataset.titles.other_editions(history):
-                exclusions.setdefault(item_id, "seen")
-        exclusions.update(dict.fromkeys(self.memory.disliked(), "disliked"))
-        if request.more:
-            exclusions.update({i: "already_shown" for i in self.state.shown if i not in exclusions})
-        exclusions.update(dict.fromkeys(references, "reference_item"))
-        liked, disliked = self.memory.genre_preferences()
-        try:
-            constraints = constraints_for(request, exclusions, options.allowed_ids, catalog)
-        except ConstraintError as exc:
-            notices.append(f"{exc}; ignoring the request's genres")
-            request.constraints = request.constraints.relaxed()
-            constraints = constraints_for(request, exclusions, options.allowed_ids, catalog)
-        seeds = {i: w for i, w in self.memory.seeds().items() if i not in set(stored)}
-        return Turn(
-            request=request,
-            k=k,
-            history=history,
-            reference_ids=list(dict.fromkeys(references)),
-            seeds=seeds,
-            exclusions=exclusions,
-            disliked=self.memory.disliked(),
-            liked_genres=liked,
-            disliked_genres=disliked,
-            allowed_ids=options.allowed_ids,
-            stored_history=len(stored),
-            constraints=constraints,
+            message=message,
+            mode="planner",
+            notices=result.notices,
+            repairs={k: v for k, v in repairs.items() if v},
         )
 
-    def _choose(
-        self, turn: Turn, ranking: Ranking, guard: Guard, llm: AgentTurn, emit: Event
-    ) -> tuple[list[FinalPick], Ranking]:
-        """The model picks and explains from the tools' best eligible candidates. If too few
-        fit and it asks for more (`search_more`), one more search, ranking and choice."""
-        assert self.agent is not None
-        for attempt in range(2):
-            eligible = [i for i in ranking.order if guard.rejection(i) is None]
-            picks = min(turn.k, MODEL_PICKS, len(eligible))
-            shortlist = eligible[: picks + SHORTLIST_EXTRA]
-            emit("step", f"choosing {picks} of {len(shortlist)} candidates")
-            try:
-                self.agent.choose(self.ctx, turn, shortlist, llm, emit, picks=max(picks, 1))
-            except LLMUnavailable as exc:
-                llm.failed = str(exc)
-                return [], ranking
-            answer = llm.answer
-            if attempt or answer is None or not answer.search_more.strip():
-                break
-            valid = {p.item_id for p in answer.items} & set(shortlist)
-            if len(valid) >= min(turn.k, MODEL_PICKS):
-                break
-            emit("step", f"searching for {answer.search_more!r}, as the model asked")
-            filters = recall_filters(turn)
-            run_tool(
-                "search_items",
-                {"query": answer.search_more, "k": RECALL_K, "filters": filters},
-                self.ctx,
+    def _about(
+        self, turn: Turn, conv: Conversation, execution: Execution, emit: Event
+    ) -> RankedList:
+        """An answer about the person (profile) or one of their titles (judge, why_not)."""
+        emit("step", "checking the answer")
+        profile = current_profile(self.ctx)
+        if turn.kind == "profile":
+            summaries = execution.result("summarize_profile")
+            summary = (
+                summaries[-1].summary
+                if summaries and isinstance(summaries[-1], SummarizeProfileResult)
+                else profile.text
             )
-            if turn.history:
-                run_tool("score_candidates", {"k": SCORE_K}, self.ctx)
-            ranking = self.planner.rank(self.ctx, turn)
-        return (llm.answer.items if llm.answer else []), ranking
-
-    def _message(
-        self,
-        llm: AgentTurn | None,
-        turn: Turn,
-        items: list[RankedItem],
-        guard: Guard,
-        repairs: Counter[str],
-    ) -> str:
-        if llm is not None:
-            text = (llm.answer.message if llm.answer else "") or ""
-            if text and guard.message_holds(text, items):
-                return text
-            if text:
-                repairs["unfaithful_message"] += 1
-            return f"{len(items)} picks chosen with the tools."
-        request = turn.request
-        if request.query:
-            what = f"“{request.query}”"
-        elif turn.reference_ids:
-            what = "things like " + ", ".join(
-                self.dataset.catalog[i].title for i in turn.reference_ids
+            answer = profile_answer(profile, summary, conv.learned(self.dataset.catalog))
+            return RankedList(
+                kind="profile", items=[], message=answer.summary, mode="planner", profile=answer
             )
-        elif turn.seeds:
-            what = "what you told me you like"
-        elif turn.history:
-            what = "your history"
+        item_id = turn.request.targets[0]
+        last = conv.last_request
+        last_constraints = last.constraints if last is not None else None
+        if turn.kind == "why_not":
+            ranks = [
+                ev.catalog_rank
+                for i in turn.compare_ids
+                for ev in self.ctx.candidates.evidence(i)
+                if ev.catalog_rank
+            ]
+            verdict = why_not(
+                self.ctx, turn, item_id, profile, conv.disliked(), last_constraints, ranks
+            )
         else:
-            what = "what people watch lately"
-        c = request.constraints.describe()
-        return f"Offline mode (rule-based planner): {len(items)} picks for {what}" + (
-            f" ({c})." if c else "."
+            verdict = judge_item(self.ctx, turn, item_id, profile, conv.disliked())
+        item = verdict_item(verdict, self.dataset.catalog, self.ctx.candidates.evidence(item_id))
+        return RankedList(
+            kind=turn.request.intent,
+            items=[item],
+            message=verdict.summary,
+            mode="planner",
+            verdict=verdict,
         )
-
-    def _remember(self, text: str, request: Request, ranked: RankedList) -> None:
-        self.state.last_request = request
-        self.state.last_list = ranked
-        self.state.shown += [
-            it.item_id for it in ranked.items if it.item_id not in self.state.shown
-        ]
-        listing = "; ".join(
-            f"{it.rank}. {it.title} ({it.year}) [item_id {it.item_id}]" for it in ranked.items
-        )
-        self.state.messages += [
-            HumanMessage(content=text or "(empty)"),
-            AIMessage(content=f"Recommended: {listing}"),
-        ]
-        self.state.messages = self.state.messages[-2 * MEMORY_TURNS :]
 
     def _log(
         self,
         ranked: RankedList,
         turn: Turn,
         llm: AgentTurn,
-        rival: Request | None,
+        understood: Understood,
+        execution: Execution,
         started: float,
     ) -> None:
         hashes = self.registry.hashes(
@@ -466,6 +489,7 @@ class ChatSession:
         )
         hashes.update(llm.prompt_hashes)
         readings = {}
+        rival = understood.rival
         if rival is not None and ranked.request is not None:
             readings = {
                 ranked.request.reader: ranked.request.model_dump(mode="json"),
@@ -477,12 +501,16 @@ class ChatSession:
             user_id=self.ctx.user_id,
             mode=ranked.mode,
             model=ranked.model,
+            kind=ranked.kind,
             message=ranked.request.text if ranked.request else "",
             k=turn.k,
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
             llm_calls=llm.llm_calls,
             input_tokens=llm.input_tokens,
             output_tokens=llm.output_tokens,
+            plan=ranked.plan.describe() if ranked.plan else [],
+            titles_proposed=execution.titles_proposed,
+            titles_found=execution.titles_found,
             tool_calls=[
                 {
                     "name": c.name,
@@ -503,7 +531,17 @@ class ChatSession:
         )
         self.last_turn = record
         if self.runlog is not None:
-            self.runlog.append(record)
+            self.runlog.submit(record)
 
 
-__all__ = ["ChatSession", "SessionState"]
+def _listing(ranked: RankedList) -> str:
+    """The answer as the model reads it in later turns."""
+    if ranked.kind in ("judge", "why_not", "profile"):
+        return ranked.message
+    listing = "; ".join(
+        f"{it.rank}. {it.title} ({it.year}) [item_id {it.item_id}]" for it in ranked.items
+    )
+    return f"Recommended: {listing}"
+
+
+__all__ = ["ChatSession"]

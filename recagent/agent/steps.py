@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from recagent.agent.plan import Plan
 from recagent.data.constraints import Constraints
+from recagent.models.registry import title as model_title
 from recagent.tools.base import ToolContext
 
 MAX_NAMED = 3  # items named in a step before "and N more"
-SCORER_NAMES = {"sasrec": "SASRec", "popularity": "popularity"}
 MODEL_CALLS = {
-    "read_request": "the model reads the request",
+    "read_request": "the model reads the request and writes its plan",
     "final_answer": "the model picks and explains its answer",
 }
 
@@ -40,13 +41,19 @@ def _filters(args: dict[str, Any]) -> str:
     return f" ({words})" if words else ""
 
 
-def scorer_name(ctx: ToolContext) -> str:
-    name = str(getattr(ctx.scorer, "name", "") or "")
-    return SCORER_NAMES.get(name, name or "the scorer")
+def scorer_name(ctx: ToolContext, name: str | None = None) -> str:
+    """What people call the model `name` (default: the one that scores by default): SASRec,
+    HSTU, BERT4Rec, BST, fusion, popularity. The one place a scorer is named in words."""
+    name = name or (ctx.scorer.name if ctx.scorer is not None else None)
+    return model_title(name) if name else "the scorer"
 
 
 def describe(kind: str, data: Any, ctx: ToolContext) -> str | None:
-    """One line for a "tool" or "tool_call" event (None for other kinds)."""
+    """One line for a "plan", "tool" or "tool_call" event (None for other kinds)."""
+    if kind == "plan" and isinstance(data, Plan):
+        tools = [s.tool for s in data.steps]
+        who = {"rules": "the planner's", "plan": "the model's", "loop": "the model's"}[data.mode]
+        return f"{who} plan: {len(tools)} steps ({', '.join(dict.fromkeys(tools))})"
     if kind == "tool_call":
         name, _ = data
         return MODEL_CALLS.get(name, f"the model calls {name}")
@@ -61,11 +68,18 @@ def describe(kind: str, data: Any, ctx: ToolContext) -> str | None:
         return f"finding items like {_titles(ctx, list(args.get('item_ids') or []))}"
     if name == "score_candidates":
         ids = args.get("item_ids")
+        model = scorer_name(ctx, args.get("model"))
         how_many = len(ids) if ids is not None else len(ctx.candidates)
-        model = scorer_name(ctx)
-        if how_many == 0:
+        if args.get("from_catalog") or (ids is None and not how_many):
             return f"asking {model} for this history's likely next items"
         return f"scoring {how_many} candidates with {model}"
+    if name == "suggest_titles":
+        titles = list(args.get("titles") or [])
+        return (
+            "looking up the model's own picks: "
+            + ", ".join(f"'{t}'" for t in titles[:MAX_NAMED])
+            + (f" and {len(titles) - MAX_NAMED} more" if len(titles) > MAX_NAMED else "")
+        )
     if name == "filter_items":
         if args.get("from_catalog"):
             return f"adding catalog items that fit{_filters({'filters': args})}"

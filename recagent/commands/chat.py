@@ -33,8 +33,11 @@ LLMOpt = Annotated[
     ),
 ]
 DatasetOpt = Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset name.")]
-HELP = """commands: /user ID  /history [N]  /profile  /why N  /reset  /help  /quit
-refine the last list in words: "no horror", "older ones", "more like the second one", "more" """
+HELP = """commands: /user ID  /history [N]  /profile  /why [N]  /reset  /help  /quit
+refine the last list in words: "no horror", "older ones", "more like the second one", "more"
+ask beyond a list: "rank these: Heat, Casino, Fargo", "is Titanic a good pick for me?",
+"something between Alien and Toy Story", "what do you know about my taste?", "why not Fargo?"
+/why without N shows the plan that ran for the last answer"""
 
 
 def _session(
@@ -57,21 +60,36 @@ def _session(
 
 
 def render(console: Console, ranked: RankedList) -> None:
+    """An answer of any kind: a list (recommendations, or the person's own titles ranked), a
+    verdict on one title with its evidence, or what is known of the person's taste."""
     label = f"LLM ({ranked.model})" if ranked.mode == "llm" else "offline: rule-based planner"
-    table = Table(title=f"{escape(ranked.message)}  [dim]\\[{escape(label)}][/]", show_lines=False)
-    table.add_column("#", justify="right")
-    table.add_column("title")
-    table.add_column("genres", style="dim")
-    table.add_column("why")
-    for it in ranked.items:
-        year = f" ({it.year})" if it.year else ""
-        table.add_row(
-            str(it.rank),
-            escape(it.title + year),
-            escape(", ".join(it.genres)),
-            escape(it.explanation),
+    if ranked.verdict is not None:
+        verdict = ranked.verdict
+        console.print(
+            f"[bold]{escape(verdict.summary)}[/]  [dim]\\[{escape(label)}][/]", soft_wrap=True
         )
-    console.print(table)
+        for reason in verdict.reasons:
+            console.print(f"  - {escape(reason)}", soft_wrap=True)
+    elif ranked.profile is not None:
+        console.print(f"[bold]Your taste[/]  [dim]\\[{escape(label)}][/]")
+        console.print(escape(ranked.profile.summary), soft_wrap=True)
+    else:
+        table = Table(
+            title=f"{escape(ranked.message)}  [dim]\\[{escape(label)}][/]", show_lines=False
+        )
+        table.add_column("#", justify="right")
+        table.add_column("title")
+        table.add_column("genres", style="dim")
+        table.add_column("why")
+        for it in ranked.items:
+            year = f" ({it.year})" if it.year else ""
+            table.add_row(
+                str(it.rank),
+                escape(it.title + year),
+                escape(", ".join(it.genres)),
+                escape(it.explanation),
+            )
+        console.print(table)
     for notice in ranked.notices:
         console.print(f"[yellow]note:[/] {escape(notice)}")
     if ranked.repairs:
@@ -93,8 +111,8 @@ def _on_event(console: Console) -> Any:
 
 def _command(session: ChatSession, line: str, console: Console) -> bool:
     """Handle a /command; False means quit."""
-    from recagent.tools.base import run_tool
     from recagent.tools.profile import SummarizeProfileResult
+    from recagent.tools.registry import run_tool
 
     cmd, _, arg = line[1:].partition(" ")
     arg = arg.strip()
@@ -117,20 +135,31 @@ def _command(session: ChatSession, line: str, console: Console) -> bool:
             rating = f"  rated {e.rating:g}" if e.rating is not None else ""
             console.print(f"  {escape(e.item.title)} ({e.item.year}){rating}")
     elif cmd == "profile":
-        session.ctx.history = session.user_history + session.memory.history()
+        session.ctx.history = session.known_history()
         result = run_tool("summarize_profile", {}, session.ctx)
         if isinstance(result, SummarizeProfileResult):
             console.print(escape(result.summary))
-        learned = session.memory.learned(session.dataset.catalog)
+        learned = session.conversation.learned(session.dataset.catalog)
         console.print(f"learned in this conversation: {escape(learned.describe())}")
     elif cmd == "why":
+        last = session.conversation.last_answer
+        if not arg and last is not None and last.plan is not None:
+            console.print(f"[bold]the plan that ran[/] ({last.plan.mode}):")
+            for line in last.plan.describe():
+                console.print(f"  {escape(line)}", soft_wrap=True)
+            return True
         item = session.why(int(arg)) if arg.isdigit() else None
         if item is None:
-            console.print("usage: /why N, for an item of the last list")
+            console.print("usage: /why N, for an item of the last list (/why: the plan)")
         else:
             console.print(f"[bold]{escape(item.title)}[/]: {escape(item.explanation)}")
             for ev in item.evidence:
                 console.print(f"  [dim]{escape(ev.model_dump_json(exclude_none=True))}[/]")
+            if last is not None and last.plan is not None:
+                found_by = {ev.tool for ev in item.evidence}
+                steps = [s for s in last.plan.steps if s.tool in found_by and s.ok]
+                for step in steps:
+                    console.print(f"  [dim]from the plan: {escape(step.describe())}[/]")
     else:
         console.print(f"unknown command /{escape(cmd)}; {HELP}")
     return True

@@ -20,7 +20,7 @@ from recagent.evals.summary import HEADLINE, load_prices, summarize
 if TYPE_CHECKING:  # the harness loads the agent, torch and scipy: only when a command runs
     from recagent.evals.env import EvalEnv
 
-PROTOCOLS = ("full-rank", "candidates", "conversation", "dialogues")
+PROTOCOLS = ("full-rank", "candidates", "conversation", "dialogues", "requests")
 
 
 def _env(app_ctx: AppContext, config: RunConfig) -> EvalEnv:
@@ -33,7 +33,7 @@ def _env(app_ctx: AppContext, config: RunConfig) -> EvalEnv:
         app_ctx.settings,
         dataset,
         app_ctx.reporter,
-        train_only=config.protocol != "dialogues",
+        train_only=config.protocol not in ("dialogues", "requests"),
     )
     return EvalEnv(services, config.llm, config.use_cache, config.llm_rpm)
 
@@ -89,7 +89,7 @@ def _print_summary(app_ctx: AppContext, summary: dict) -> None:
 def run_cmd(
     ctx: typer.Context,
     protocol: Annotated[
-        str, typer.Option(help="full-rank | candidates | conversation | dialogues")
+        str, typer.Option(help="full-rank | candidates | conversation | dialogues | requests")
     ] = "full-rank",
     pipelines: Annotated[
         str, typer.Option(help=f"Comma-separated: {', '.join(PIPELINES)}.")
@@ -127,7 +127,8 @@ def run_cmd(
     cases: Annotated[
         Path | None,
         typer.Option(
-            help="dialogues: the case file (JSON lines as in redial-dev; see the README)."
+            help="dialogues: the case file (JSON lines as in redial-dev); requests: a case "
+            "file other than the packaged one (see the README)."
         ),
     ] = None,
 ) -> None:
@@ -160,8 +161,12 @@ def run_cmd(
         if "llm-rerank" in names:
             raise ConfigError("llm-rerank ranks a candidate list; the dialogues protocol has none")
         cases = cases.resolve()
+    elif protocol == "requests":
+        if not {"planner", "llm"} >= set(names):
+            raise ConfigError("the requests protocol evaluates the agent: --pipelines planner,llm")
+        cases = cases.resolve() if cases is not None else None
     elif cases is not None:
-        raise ConfigError("--cases is for the dialogues protocol")
+        raise ConfigError("--cases is for the dialogues and requests protocols")
     config = RunConfig(
         run_id=new_run_id(),
         protocol=protocol,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recagent.agent.memory import ConversationMemory
+from recagent.agent.conversation import Conversation
 from recagent.agent.request import ChatMessage
 from recagent.agent.rules import RuleReader
 from recagent.data.dataset import Dataset
@@ -111,10 +111,15 @@ def load_cases(path: Path, dataset: Dataset) -> list[DialogueCase]:
 def liked_history(reader: RuleReader, case: DialogueCase) -> list[str]:
     """The items the person said they loved, liked, saw or wanted more like, in order
     (what the `sasrec` and `vector` pipelines score as a history)."""
-    memory = ConversationMemory()
+    conversation = Conversation(dataset="")
     for m in case.messages:
-        memory.listen(reader, m.role, m.text)
-    return memory.history()
+        request = reader.read(m.text, role=m.role)
+        if m.role == "user":
+            delta = conversation.hear(request)
+        else:
+            delta = conversation.suggested([x.item_id for x in request.mentions if x.item_id])
+        conversation = conversation.apply(delta)
+    return conversation.history()
 
 
 __all__ = [

@@ -14,6 +14,7 @@ import numpy as np
 
 from recagent.agent.rules import RuleReader
 from recagent.agent.runlog import TurnRecord
+from recagent.agent.schema import RankedItem
 from recagent.agent.turn import AskOptions
 from recagent.errors import ConfigError
 from recagent.evals.dialogues import DialogueCase, liked_history, load_cases
@@ -21,6 +22,7 @@ from recagent.evals.env import EvalEnv
 from recagent.evals.pipelines import SessionRecommender
 from recagent.evals.protocols import Case, base_cases, random_candidates, shuffled
 from recagent.evals.recommender import Recommendation, Recommender
+from recagent.evals.requests import RequestCase, answer_request, load_request_cases
 from recagent.evals.runs import Record, RunConfig, RunDir
 from recagent.evals.simulator import LLMSimulator, RulesSimulator, redact
 from recagent.progress import Reporter
@@ -147,6 +149,8 @@ def _tally(record: Record, turn_log: TurnRecord | None) -> None:
         record.tool_calls += len(turn_log.tool_calls)
         record.tool_failures += sum(not c["ok"] for c in turn_log.tool_calls)
         record.repairs += sum(v for key, v in turn_log.repairs.items() if key != "backfilled")
+        record.titles_proposed += turn_log.titles_proposed
+        record.titles_found += turn_log.titles_found
 
 
 def answer_dialogue(
@@ -171,6 +175,11 @@ def answer_dialogue(
             ranked = session.ask(message, k=config.k)
             _tally(record, session.last_turn)
             items = [it.item_id for it in ranked.items]
+            record.model_gold = [
+                it.item_id
+                for it in ranked.items
+                if it.item_id in case.new_gold and only_suggested(it)
+            ]
             record.explanations = len(items)
             record.unfaithful_explanations = ranked.repairs.get("unfaithful_explanation", 0)
             record.model = ranked.model
@@ -187,6 +196,18 @@ def answer_dialogue(
         record.failure = f"{type(exc).__name__}: {exc}"[:500]
     record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     return record
+
+
+def only_suggested(item: RankedItem) -> bool:
+    """The item was found by the model's own titles and by no other recall (the sequence
+    model scoring every candidate at the end does not count)."""
+    kinds = {
+        ev.kind
+        for ev in item.evidence
+        if not (ev.kind == "sequential" and ev.catalog_rank is None)
+        and ev.kind not in ("similar_to_disliked", "filter")
+    }
+    return kinds == {"suggested"}
 
 
 def dialogue_cases(config: RunConfig, env: EvalEnv) -> list[DialogueCase]:
@@ -217,6 +238,9 @@ def run(
     done = {r.key for r in run_dir.records()}
     if config.protocol == "dialogues":
         _run_dialogues(config, env, run_dir, reporter, done, on_record)
+        return run_dir.records()
+    if config.protocol == "requests":
+        _run_requests(config, env, run_dir, reporter, done, on_record)
         return run_dir.records()
     cases = build_cases(config, env)
     units: list[tuple[str, str | None]] = [(p, None) for p in config.pipelines]
@@ -266,6 +290,42 @@ def _run_dialogues(
 
             def one(case: DialogueCase, p: Recommender = pipeline) -> Record:
                 return answer_dialogue(p, case, config, reader)
+
+            def finish(record: Record) -> None:
+                run_dir.append(record)
+                if on_record:
+                    on_record(record)
+                advance(1)
+
+            if config.workers > 1:
+                with ThreadPoolExecutor(config.workers) as pool:
+                    for record in pool.map(one, todo):
+                        finish(record)
+            else:
+                for case in todo:
+                    finish(one(case))
+
+
+def _run_requests(
+    config: RunConfig,
+    env: EvalEnv,
+    run_dir: RunDir,
+    reporter: Reporter,
+    done: set[tuple[str, int]],
+    on_record: Callable[[Record], None] | None,
+) -> None:
+    cases = load_request_cases(Path(config.cases) if config.cases else None, env.dataset)
+    for name in config.pipelines:
+        todo = [c for c in cases if (name, c.index) not in done]
+        if not todo:
+            continue
+        pipeline = env.pipeline(name)
+        if not isinstance(pipeline, SessionRecommender):
+            raise ConfigError(f"the requests protocol evaluates the agent, not {name!r}")
+        with reporter.stage(f"{name} (requests)", total=len(todo)) as advance:
+
+            def one(case: RequestCase, p: SessionRecommender = pipeline) -> Record:
+                return answer_request(p, case, config, p.name)
 
             def finish(record: Record) -> None:
                 run_dir.append(record)

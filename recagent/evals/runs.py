@@ -23,7 +23,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: str
-    protocol: Literal["full-rank", "candidates", "conversation", "dialogues"]
+    protocol: Literal["full-rank", "candidates", "conversation", "dialogues", "requests"]
     pipelines: list[str]
     dataset: str
     split: Literal["valid", "test"] = "test"
@@ -34,7 +34,7 @@ class RunConfig(BaseModel):
     candidates_from: Literal["random", "hybrid"] = "random"
     simulator: Literal["rules", "llm"] = "rules"
     max_turns: int = 5
-    cases: str | None = Field(None, description="The dialogues protocol's case file.")
+    cases: str | None = Field(None, description="The dialogues (or requests) protocol's case file.")
     llm: str | None = None
     use_cache: bool = True
     llm_rpm: float = 0.0
@@ -74,6 +74,17 @@ class Record(BaseModel):
     hit_turn: int | None = None
     model: str | None = None
     failure: str | None = None
+    # the requests protocol
+    kind: str | None = None
+    checks: dict[str, bool] = Field(default_factory=dict, description="check -> passed")
+    plan_ok: bool | None = None
+    steps: int = 0
+    model_steps: int = Field(0, description="Steps the model wrote (plan and loop modes).")
+    titles_proposed: int = Field(0, description="Titles the model named (suggest_titles).")
+    titles_found: int = Field(0, description="... that the catalog has.")
+    model_gold: list[str] = Field(
+        default_factory=list, description="dialogues: gold items only the model's titles found."
+    )
 
     @property
     def key(self) -> tuple[str, int]:

@@ -21,12 +21,14 @@ KS = {
     "candidates": (1, 5, 10, 20),
     "conversation": (1, 5, 10),
     "dialogues": (1, 5, 10, 20, 50),
+    "requests": (),
 }
 HEADLINE = {
     "full-rank": "NDCG@10",
     "candidates": "NDCG@10",
     "conversation": "hit_rate",
     "dialogues": "Recall@10",
+    "requests": "outcome_checks",
 }
 PRICES = Path(__file__).with_name("prices.yaml")
 
@@ -47,6 +49,19 @@ def values_of(records: Sequence[Record], protocol: str) -> dict[str, np.ndarray]
     dialogue case whose gold the dialogue had all named already)."""
     if protocol == "conversation":
         return {"hit_rate": np.array([r.hit_turn is not None for r in records], dtype=float)}
+    if protocol == "requests":
+        nan = float("nan")
+        return {
+            "outcome_checks": np.array(
+                [np.mean(list(r.checks.values())) if r.checks else 0.0 for r in records]
+            ),
+            "all_checks": np.array(
+                [float(bool(r.checks) and all(r.checks.values())) for r in records]
+            ),
+            "plan_accuracy": np.array(
+                [nan if r.plan_ok is None else float(r.plan_ok) for r in records]
+            ),
+        }
     if protocol == "dialogues":
         out = {}
         for k in KS[protocol]:
@@ -147,6 +162,28 @@ def summarize(
         }
         if config.protocol == "candidates":
             entry["ranker_errors"] = _errors(ok)
+        proposed = sum(r.titles_proposed for r in ok)
+        if proposed:
+            entry["model_titles"] = {
+                "proposed_per_request": proposed / max(1, len(ok)),
+                "found_in_catalog": sum(r.titles_found for r in ok) / proposed,
+                "gold_only_from_model": sum(len(r.model_gold) for r in ok),
+                "cases_with_gold_only_from_model": sum(bool(r.model_gold) for r in ok),
+            }
+        if config.protocol == "requests":
+            checks = [v for r in recs for v in r.checks.values()]
+            by_check: dict[str, list[bool]] = defaultdict(list)
+            for r in recs:
+                for key, value in r.checks.items():
+                    by_check[key.split(":", 1)[1]].append(value)
+            entry["requests"] = {
+                "checks_passed": sum(checks),
+                "checks": len(checks),
+                "share_passed": sum(checks) / max(1, len(checks)),
+                "by_check": {k: sum(v) / len(v) for k, v in sorted(by_check.items())},
+                "failed_cases": [r.user_id for r in recs if not all(r.checks.values() or [False])],
+                "model_steps_per_request": sum(r.model_steps for r in ok) / max(1, len(ok)),
+            }
         if config.protocol == "conversation":
             hits = [r.hit_turn for r in ok if r.hit_turn is not None]
             entry["conversation"] = {
@@ -176,6 +213,13 @@ def summarize(
         notes.append(
             f"simulator: {config.simulator}; [attrs] = the simulator knows the target's genres "
             "and year (inflates scores), [no-attrs] = history only"
+        )
+    if config.protocol == "requests":
+        notes.append(
+            f"cases: {config.cases or 'the packaged requests.jsonl'}; outcome_checks = the share "
+            "of a case's checks its answer passes (the mean over cases), all_checks = cases "
+            "passing every check, plan_accuracy = the right kind of answer with every expected "
+            "step run"
         )
     if config.protocol == "dialogues":
         notes.append(

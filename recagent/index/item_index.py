@@ -63,6 +63,9 @@ MATCH_MARGIN = 0.08
 MAX_BECAUSE = 3
 
 
+MAX_K_POOL = 400  # candidates fetched around a mean vector before re-scoring them
+
+
 class QueryError(RecagentError):
     """A query the index cannot answer as asked (empty text, bad k, unknown ids)."""
 
@@ -178,6 +181,28 @@ class ItemIndex:
                 best[item_id] = max(score, best.get(item_id, -math.inf))
         top = sorted(best.items(), key=lambda t: -t[1])[:k]
         return self._explained(top, ids, vectors)
+
+    def similar_to_all(
+        self, item_ids: Sequence[str], k: int = 10, filters: Constraints | None = None
+    ) -> list[Hit]:
+        """Items near *every* one of `item_ids` ("between Alien and Toy Story"): found around
+        their mean vector, scored by the weakest similarity to one of them."""
+        ids = self._known_ids(item_ids, "item_ids", MAX_INPUT_ITEMS)
+        f = (filters or Constraints()).resolve(self.catalog).excluding(ids)
+        vectors = self.embeddings(ids)
+        centroid = vectors.mean(axis=0, keepdims=True)
+        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
+        k = check_k(k)
+        found = self._nearest(centroid, min(MAX_K_POOL, 4 * k), f)[0]
+        if not found:
+            return []
+        _, hit_vectors = self._records([i for i, _ in found], vectors=True, texts=False)
+        weakest = [(float((vectors @ hit_vectors[i]).min()), i) for i, _ in found]
+        top = [(i, s) for s, i in sorted(weakest, key=lambda t: (-t[0], t[1]))[:k]]
+        hits = self._explained(top, ids, vectors)
+        for hit in hits:
+            hit.because_of = list(ids)  # close to all of them, by construction
+        return hits
 
     def similar_to_history(
         self,

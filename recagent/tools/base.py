@@ -1,26 +1,30 @@
 """What every tool shares: item references, evidence, the per-turn candidate set, the runtime
-context, typed errors, and the adapter that turns a tool into a LangChain tool.
+context, typed errors and the `ToolSpec` that describes a tool.
 
-A tool is a plain function `run(args, ctx) -> result` registered with `@register_tool`. The
-rule-based planner calls it through `run_tool`; the LLM agent calls the same function through
-`langchain_tools(ctx)`, which binds the runtime context so the LLM never has to pass it.
-Results are small pydantic models; item text inside them is data, never instructions.
+A tool is a plain function `run(args, ctx) -> result`; each tool module lists its specs in
+`SPECS` and `recagent.tools.registry` registers them explicitly (one registry, nothing
+registered by importing a module). Results are small pydantic models; item text inside them
+is data, never instructions.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.tools import BaseTool, StructuredTool
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.data.catalog import Catalog, Item
 from recagent.data.dataset import Dataset
-from recagent.errors import RecagentError
+from recagent.models.base import Scorer
+
+if TYPE_CHECKING:
+    from recagent.data.pairs import ItemPairs
+    from recagent.data.profile import UserProfile
+    from recagent.index.item_index import ItemIndex
+    from recagent.models.scorers import ScorerShelf
 
 EvidenceKind = Literal[
     "text_match",  # matched a free-text query (score = similarity, matched_text)
@@ -28,7 +32,8 @@ EvidenceKind = Literal[
     "similar_to_history",  # near the user's history (because_of = the history items)
     "co_watched",  # people who liked the because_of items also liked this one
     "similar_to_disliked",  # near an item the user disliked (because_of = that item)
-    "sequential",  # scored by SASRec for this history (score, rank, because_of = attended)
+    "sequential",  # scored by the sequence model for this history (score, rank, attended)
+    "suggested",  # a title the model named from what it knows, found in the catalog (rank)
     "popularity",  # popular overall
     "title_match",  # title lookup
     "filter",  # passed hard filters
@@ -68,6 +73,9 @@ class Evidence(BaseModel):
     matched_text: str | None = None
     because_of: list[str] = Field(default_factory=list, description="Item ids behind it.")
     detail: str | None = None
+    catalog_rank: int | None = Field(
+        None, description="Its place among every unseen catalog item (a model's score)."
+    )
 
 
 class ToolError(BaseModel):
@@ -169,18 +177,18 @@ class ToolContext:
     dataset: Dataset
     user_id: str | None = None
     history: list[str] = field(default_factory=list)
-    scorer: Any = None  # recagent.models.base.Scorer: the default (best on valid)
-    scorers: Any = None  # recagent.models.scorers.ScorerShelf: any model by name, on first use
-    index: Any = None  # recagent.index.store.ItemIndex
+    scorer: Scorer | None = None  # the default model (best on valid)
+    scorers: ScorerShelf | None = None  # any model by name, loaded on first use
+    index: ItemIndex | None = None  # the text space
     # the space "more like this" searches when it is not the text index (the item
     # encoder's co-watch space, recagent.represent.space)
-    similar_index: Any = None
-    pairs: Any = None  # recagent.data.pairs.ItemPairs: items people consume together
+    similar_index: ItemIndex | None = None
+    pairs: ItemPairs | None = None  # items people consume together
     candidates: CandidateSet = field(default_factory=CandidateSet)
     calls: list[ToolCall] = field(default_factory=list)
-    profile_writer: Any = None  # Callable[[UserProfile], str] when an LLM words profiles
+    profile_writer: Callable[[UserProfile], str | None] | None = None  # an LLM words profiles
     history_ratings: list[float | None] | None = None  # aligned with `history` when known
-    popularity: Any = None  # counts per item_idx; default: the dataset's (evaluation: train only)
+    popularity: np.ndarray | None = None  # counts per item_idx (evaluation: train only)
     extras: dict[str, Any] = field(default_factory=dict)
     on_call: Callable[[str, dict[str, Any]], None] | None = None  # told of each call as it starts
 
@@ -194,7 +202,7 @@ class ToolContext:
         return float(getattr(self.index, "match_threshold", 0.0)) if self.index else 1.0
 
     @property
-    def popularity_counts(self) -> Any:
+    def popularity_counts(self) -> np.ndarray:
         return self.popularity if self.popularity is not None else self.dataset.popularity
 
     def ref(self, item_id: str) -> ItemRef:
@@ -208,63 +216,25 @@ class ToolContext:
         return [i for i in item_ids if i not in self.catalog]
 
 
-Runner = Callable[[Any, ToolContext], BaseModel]
+Runner = Callable[[Any, "ToolContext"], BaseModel]
 
 
 @dataclass(frozen=True)
 class ToolSpec:
+    """A tool: its name, the description the model reads (its docstring), its argument
+    model and the function that runs it."""
+
     name: str
     description: str
     args: type[BaseModel]
     run: Runner
 
 
-TOOLS: dict[str, ToolSpec] = {}
-
-
-def register_tool(name: str, args: type[BaseModel]) -> Callable[[Runner], Runner]:
-    """Register `run(args, ctx)` as a tool; its docstring is the description the LLM reads."""
-
-    def deco(fn: Runner) -> Runner:
-        doc = " ".join((fn.__doc__ or "").split())
-        TOOLS[name] = ToolSpec(name=name, description=doc, args=args, run=fn)
-        return fn
-
-    return deco
-
-
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()
+def tool_spec(name: str, args: type[BaseModel], run: Callable[..., BaseModel]) -> ToolSpec:
+    """The spec of `run(args, ctx)`; its docstring is the description the model reads."""
+    return ToolSpec(
+        name=name, description=" ".join((run.__doc__ or "").split()), args=args, run=run
     )
-
-
-def run_tool(name: str, args: dict[str, Any] | BaseModel, ctx: ToolContext) -> BaseModel:
-    """Validate `args`, run the tool, record the call. Never raises for bad input."""
-    started = time.perf_counter()
-    raw = args.model_dump() if isinstance(args, BaseModel) else dict(args or {})
-    if ctx.on_call is not None:
-        ctx.on_call(name, raw)
-    spec = TOOLS.get(name)
-    result: BaseModel
-    if spec is None:
-        result = ToolError(error=f"no tool named {name!r}", hint=f"tools: {', '.join(TOOLS)}")
-    else:
-        try:
-            parsed = args if isinstance(args, spec.args) else spec.args.model_validate(raw)
-            result = spec.run(parsed, ctx)
-        except ValidationError as exc:
-            schema = json.dumps(spec.args.model_json_schema().get("properties", {}))
-            result = ToolError(
-                error=f"invalid arguments: {_validation_message(exc)}",
-                hint=f"arguments schema: {schema}",
-            )
-        except RecagentError as exc:
-            result = ToolError(error=str(exc))
-    error = result.error if isinstance(result, ToolError) else None
-    ms = (time.perf_counter() - started) * 1000
-    ctx.calls.append(ToolCall(name, raw, error is None, ms, error))
-    return result
 
 
 def result_text(result: BaseModel) -> str:
@@ -278,7 +248,7 @@ _DROPPED_KEYS = {"title", "maxItems", "minItems", "maxLength", "minLength"}
 def llm_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The arguments schema shown to an LLM: the pydantic schema without titles and length
     bounds. Servers that compile schemas to grammars (llama.cpp) choke on large bounds, and
-    titles cost tokens; the full model still validates every call in `run_tool`."""
+    titles cost tokens; the full model still validates every call."""
 
     def clean(node: Any) -> Any:
         if isinstance(node, dict):  # a property *named* "title" (a dict) stays
@@ -296,32 +266,8 @@ def llm_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-def langchain_tools(ctx: ToolContext, names: Sequence[str] | None = None) -> list[BaseTool]:
-    """LangChain tools bound to `ctx`, one per registered tool (or those in `names`).
-    Arguments arrive unvalidated and are validated by `run_tool`, so a bad call becomes a
-    typed `ToolError` the model can read and correct."""
-    tools: list[BaseTool] = []
-    for spec in TOOLS.values():
-        if names is not None and spec.name not in names:
-            continue
-
-        def call(_spec: ToolSpec = spec, **kwargs: Any) -> str:
-            return result_text(run_tool(_spec.name, kwargs, ctx))
-
-        tools.append(
-            StructuredTool.from_function(
-                func=call,
-                name=spec.name,
-                description=spec.description,
-                args_schema=llm_schema(spec.args),
-            )
-        )
-    return tools
-
-
 __all__ = [
     "COWATCH",
-    "TOOLS",
     "Candidate",
     "CandidateSet",
     "Evidence",
@@ -331,9 +277,7 @@ __all__ = [
     "ToolContext",
     "ToolError",
     "ToolSpec",
-    "langchain_tools",
     "llm_schema",
-    "register_tool",
     "result_text",
-    "run_tool",
+    "tool_spec",
 ]

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.data.catalog import Item
 from recagent.data.constraints import ConstraintError, Constraints
-from recagent.tools.base import Evidence, ItemRef, ToolContext, ToolError, register_tool
+from recagent.tools.base import Evidence, ItemRef, ToolContext, ToolError, tool_spec
 
 MAX_IDS = 500
 
@@ -36,7 +36,6 @@ class LookupItemsResult(BaseModel):
     hint: str | None = None
 
 
-@register_tool("lookup_items", LookupItemsArgs)
 def lookup_items(args: LookupItemsArgs, ctx: ToolContext) -> BaseModel:
     """Find catalog items by title, tolerant of typos ("toy stroy" finds Toy Story). Use it
     to turn titles the user mentions into item_ids (for example before similar_items). A
@@ -99,7 +98,6 @@ _REASONS = {
 }
 
 
-@register_tool("filter_items", FilterItemsArgs)
 def filter_items(args: FilterItemsArgs, ctx: ToolContext) -> BaseModel:
     """Apply hard constraints: genres to keep (all of / any of) or drop, a year range, and
     (by default) drop items the user has already seen. Without item_ids it filters the
@@ -183,7 +181,6 @@ class GetHistoryResult(BaseModel):
     recent_first: list[HistoryEntry]
 
 
-@register_tool("get_history", GetHistoryArgs)
 def get_history(args: GetHistoryArgs, ctx: ToolContext) -> BaseModel:
     """The current user's history, most recent first, with their ratings when known. Items
     here are already seen: do not recommend them unless the user asks for that."""
@@ -197,5 +194,11 @@ def get_history(args: GetHistoryArgs, ctx: ToolContext) -> BaseModel:
         user_id=ctx.user_id, total=len(ctx.history), recent_first=entries[: args.limit]
     )
 
+
+SPECS = (
+    tool_spec("lookup_items", LookupItemsArgs, lookup_items),
+    tool_spec("filter_items", FilterItemsArgs, filter_items),
+    tool_spec("get_history", GetHistoryArgs, get_history),
+)
 
 __all__ = ["filter_items", "get_history", "lookup_items"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from recagent.data.profile import UserProfile, compute_profile
-from recagent.tools.base import ToolContext, register_tool
+from recagent.tools.base import ToolContext, tool_spec
 
 
 class SummarizeProfileArgs(BaseModel):
@@ -29,7 +29,6 @@ def current_profile(ctx: ToolContext) -> UserProfile:
     return profile
 
 
-@register_tool("summarize_profile", SummarizeProfileArgs)
 def summarize_profile(args: SummarizeProfileArgs, ctx: ToolContext) -> BaseModel:
     """The current user's taste from their history: top genres with shares, genres they rate
     above or below their average, favourite decades, recent and top-rated items, and how
@@ -40,5 +39,7 @@ def summarize_profile(args: SummarizeProfileArgs, ctx: ToolContext) -> BaseModel
         summary = ctx.profile_writer(profile) or summary
     return SummarizeProfileResult(summary=summary, profile=profile)
 
+
+SPECS = (tool_spec("summarize_profile", SummarizeProfileArgs, summarize_profile),)
 
 __all__ = ["SummarizeProfileResult", "current_profile", "summarize_profile"]

@@ -8,6 +8,8 @@ returned item joins the turn's candidate set with its evidence; bad input become
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recagent.data.constraints import ConstraintError, Constraints
@@ -19,7 +21,7 @@ from recagent.tools.base import (
     ItemRef,
     ToolContext,
     ToolError,
-    register_tool,
+    tool_spec,
 )
 
 MAX_TOOL_K = 100
@@ -62,6 +64,11 @@ class SimilarItemsArgs(BaseModel):
         description="Item ids to find neighbours of (ids from earlier tool results).",
     )
     use_history: bool = Field(False, description="Use the user's own history instead of item_ids.")
+    combine: Literal["any", "all"] = Field(
+        "any",
+        description="any: near any of item_ids; all: near every one of them ('something "
+        "between Alien and Toy Story').",
+    )
     k: int = Field(10, ge=1, le=MAX_TOOL_K, description="How many items to return.")
     filters: Constraints | None = Field(None, description="Hard constraints, as in search_items.")
     exclude_seen: bool = Field(True, description="Leave out items the user already has.")
@@ -150,7 +157,6 @@ def _error(exc: RecagentError) -> ToolError:
     return ToolError(error=str(exc))
 
 
-@register_tool("search_items", SearchItemsArgs)
 def search_items(args: SearchItemsArgs, ctx: ToolContext) -> BaseModel:
     """Find catalog items whose description matches what the user asks for, by meaning
     (not exact words): the mood, theme or setting in the user's own words. Put hard
@@ -176,12 +182,12 @@ def search_items(args: SearchItemsArgs, ctx: ToolContext) -> BaseModel:
     return result
 
 
-@register_tool("similar_items", SimilarItemsArgs)
 def similar_items(args: SimilarItemsArgs, ctx: ToolContext) -> BaseModel:
     """Find items like given items ('more like Toy Story') or, with use_history=true, like
     what this user watched recently: up to k with similar text, and up to k that people who
     liked those items also liked (how="watched together"). Give item_ids (from earlier
-    results) or use_history=true, not both. Each result names, in because_of, the input
+    results) or use_history=true, not both; combine="all" keeps to items near every one of
+    item_ids. Each result names, in because_of, the input
     items behind it, so explanations can cite them. Items the user already has and the
     input items themselves are never returned. Same `filters` as search_items."""
     if ctx.index is None and ctx.pairs is None:
@@ -210,6 +216,8 @@ def similar_items(args: SimilarItemsArgs, ctx: ToolContext) -> BaseModel:
         if space is not None:
             if args.use_history:
                 hits = space.similar_to_history(ctx.history, args.k, filters)
+            elif args.combine == "all" and len(args.item_ids) > 1:
+                hits = space.similar_to_all(args.item_ids, args.k, filters)
             else:
                 hits = space.similar_to_items(args.item_ids, args.k, filters)
         how = COWATCH if ctx.similar_index is not None else None
@@ -251,6 +259,11 @@ def _add_co_watched(
             )
         )
 
+
+SPECS = (
+    tool_spec("search_items", SearchItemsArgs, search_items),
+    tool_spec("similar_items", SimilarItemsArgs, similar_items),
+)
 
 __all__ = [
     "RecallHit",

@@ -19,11 +19,12 @@ from recagent.tools.base import (
     ItemRef,
     ToolContext,
     ToolError,
-    register_tool,
+    tool_spec,
 )
 
 TOOL = "score_candidates"
 ATTENDED = 3  # history items cited as the reason for the scores
+MAX_CATALOG_RANKED = 50  # given items placed among the whole catalog
 
 
 class ScoreCandidatesArgs(BaseModel):
@@ -32,8 +33,13 @@ class ScoreCandidatesArgs(BaseModel):
     item_ids: list[str] | None = Field(
         None,
         max_length=2000,
-        description="Item ids to score. Default: the candidates found so far this turn; "
-        "if there are none, the whole catalog.",
+        description="Item ids to score. Default: the candidates found so far this turn that "
+        "this model has not scored yet.",
+    )
+    from_catalog: bool = Field(
+        False,
+        description="Rank the whole catalog instead and add its best k to the candidates "
+        "(this history's likely next items).",
     )
     history: list[str] | None = Field(
         None,
@@ -58,6 +64,11 @@ class ScoredItem(BaseModel):
     item: ItemRef
     score: float = Field(description="Higher is better; compare only within one call.")
     rank: int = Field(description="1 = most likely next pick among the scored items.")
+    catalog_rank: int | None = Field(
+        None,
+        description="Its place among every catalog item the user has not seen (given "
+        "item_ids only, up to 50 of them).",
+    )
 
 
 class ScoreCandidatesResult(BaseModel):
@@ -66,6 +77,9 @@ class ScoreCandidatesResult(BaseModel):
     model: str = Field(description="The scoring model (popularity when no model is trained).")
     history_used: int = Field(description="History items the model read (0: popularity).")
     scored: int = Field(description="How many items were ranked.")
+    catalog_size: int | None = Field(
+        None, description="How many unseen catalog items `catalog_rank` is out of."
+    )
     items: list[ScoredItem] = Field(description="The best `k` scored items, best first.")
     attended: list[ItemRef] = Field(
         default_factory=list,
@@ -93,16 +107,26 @@ def _history(args: ScoreCandidatesArgs, ctx: ToolContext) -> list[str] | ToolErr
     return list(args.history) if args.history is not None else list(ctx.history)
 
 
-@register_tool(TOOL, ScoreCandidatesArgs)
+def unscored(ctx: ToolContext, model: str) -> list[str]:
+    """This turn's candidates that `model` has not scored yet."""
+    return [
+        i
+        for i in ctx.candidates.ids()
+        if not any(ev.tool == TOOL and ev.detail == model for ev in ctx.candidates.evidence(i))
+    ]
+
+
 def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
     """Rank items by how likely this user is to pick them next, with a sequential model
     trained on the order in which people watched things (by default the best one on
-    validation; `model` picks another). By default it scores the
-    candidates found so far this turn (or the `item_ids` you pass; with no candidates at all,
-    the whole catalog) against the current user's history (or the `history` you pass, oldest
-    first, e.g. items the user just mentioned). Returns the best `k` with score and rank, the
-    history items the model weighed most (cite them when explaining), and requested items
-    the user has already seen (skipped). Use it after finding candidates, to order them."""
+    validation; `model` picks another). By default it scores the candidates found so far
+    this turn (or the `item_ids` you pass) against the current user's history (or the
+    `history` you pass, oldest first, e.g. items the user just mentioned); with
+    from_catalog=true (or no candidates yet) it ranks the whole catalog and adds its best k
+    to the candidates.
+    Returns the best `k` with score and rank (given item_ids also get their place among the
+    whole catalog), the history items the model weighed most (cite them when explaining),
+    and requested items the user has already seen (skipped)."""
     scorer = _scorer(args, ctx)
     if not isinstance(scorer, Scorer):
         return scorer
@@ -112,15 +136,18 @@ def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
     hint = "use item ids exactly as other tools returned them"
     if unknown := ctx.unknown_ids(history):
         return ToolError(error=f"unknown history item ids: {', '.join(unknown[:5])}", hint=hint)
-    requested = args.item_ids if args.item_ids is not None else ctx.candidates.ids()
-    whole_catalog = not requested
+    if args.from_catalog and args.item_ids is not None:
+        return ToolError(error="give item_ids or from_catalog=true, not both")
+    requested = args.item_ids if args.item_ids is not None else unscored(ctx, scorer.name)
+    whole = args.from_catalog or (args.item_ids is None and not len(ctx.candidates))
     if unknown := ctx.unknown_ids(requested):
         return ToolError(error=f"unknown item ids: {', '.join(unknown[:5])}", hint=hint)
     seen_set = set(history)
     candidates = list(dict.fromkeys(i for i in requested if i not in seen_set))
     seen = list(dict.fromkeys(i for i in requested if i in seen_set))
 
-    if whole_catalog:
+    catalog_ranks: dict[str, int] = {}
+    if whole:
         ranked = scorer.recommend(history, args.k, exclude=history)
         scored_count = scorer.n_items - len(seen_set)
     else:
@@ -128,6 +155,8 @@ def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
         order = sorted(range(len(candidates)), key=lambda i: (-_finite(float(scores[i])), i))
         ranked = [(candidates[i], float(scores[i])) for i in order]
         scored_count = len(candidates)
+        if args.item_ids is not None and 0 < len(candidates) <= MAX_CATALOG_RANKED:
+            catalog_ranks = _catalog_ranks(scorer, history, candidates)
 
     sequential = isinstance(scorer, ReadsSequence | ExplainsScores) and bool(history)
     attended: list[str] = []
@@ -140,23 +169,51 @@ def score_candidates(args: ScoreCandidatesArgs, ctx: ToolContext) -> BaseModel:
     items = []
     for rank, (item_id, score) in enumerate(ranked, start=1):
         evidence = Evidence(
-            tool=TOOL, kind=kind, score=round(score, 4), rank=rank, because_of=attended
+            tool=TOOL,
+            kind=kind,
+            score=round(score, 4),
+            rank=rank,
+            because_of=attended,
+            detail=scorer.name,
+            catalog_rank=rank if whole else catalog_ranks.get(item_id),
         )
         if rank <= args.k:
-            items.append(ScoredItem(item=ctx.ref(item_id), score=round(score, 4), rank=rank))
+            items.append(
+                ScoredItem(
+                    item=ctx.ref(item_id),
+                    score=round(score, 4),
+                    rank=rank,
+                    catalog_rank=catalog_ranks.get(item_id),
+                )
+            )
             ctx.candidates.add(item_id, evidence)
-        elif not whole_catalog:
+        elif not whole:
             ctx.candidates.add(item_id, evidence)
-    scored_ids = [i for i in scorer.item_ids if i not in seen_set] if whole_catalog else candidates
+    scored_ids = [i for i in scorer.item_ids if i not in seen_set] if whole else candidates
     return ScoreCandidatesResult(
         model=scorer.name,
         history_used=history_used,
         scored=scored_count,
+        catalog_size=scorer.n_items - len(seen_set) if catalog_ranks else None,
         items=items,
         attended=[ctx.ref(i) for i in attended],
         seen=seen,
         notes=text_only_notes(scorer, scored_ids, [i.item.item_id for i in items]),
     )
+
+
+def _catalog_ranks(scorer: Scorer, history: list[str], item_ids: list[str]) -> dict[str, int]:
+    """Each item's place among every unseen catalog item for `history` (1 = best; ties
+    share the better place)."""
+    row = np.asarray(scorer.score(history), dtype=np.float64)
+    row[np.isnan(row)] = -np.inf
+    row[0] = -np.inf
+    if history:
+        row[scorer.to_idx(history)] = -np.inf
+    out = {}
+    for item_id, idx in zip(item_ids, scorer.to_idx(item_ids), strict=True):
+        out[item_id] = 1 + int((row > row[idx]).sum())
+    return out
 
 
 def text_only_notes(scorer: Scorer, scored: list[str], returned: list[str]) -> list[str]:
@@ -205,4 +262,12 @@ def _finite(value: float) -> float:
     return float(value) if np.isfinite(value) else float("-inf")
 
 
-__all__ = ["ScoreCandidatesArgs", "ScoreCandidatesResult", "ScoredItem", "score_candidates"]
+SPECS = (tool_spec(TOOL, ScoreCandidatesArgs, score_candidates),)
+
+__all__ = [
+    "ScoreCandidatesArgs",
+    "ScoreCandidatesResult",
+    "ScoredItem",
+    "score_candidates",
+    "unscored",
+]

@@ -11,8 +11,8 @@ from fastapi.responses import StreamingResponse
 from recagent.agent.schema import RankedList
 from recagent.agent.turn import AskOptions
 from recagent.app import Services
-from recagent.tools.base import run_tool
 from recagent.tools.profile import SummarizeProfileResult
+from recagent.tools.registry import run_tool
 from recagent.web.backend import Backend, UnknownDataset
 from recagent.web.errors import ApiError
 from recagent.web.models import (
@@ -78,8 +78,8 @@ def session_info(live: Live, note: str = "") -> SessionInfo:
         user_id=s.ctx.user_id,
         user_note=note or _user_note(live),
         mode=s.mode,  # type: ignore[arg-type]
-        model=s.model_name if s.agent else None,
-        learned=s.memory.learned(s.dataset.catalog),
+        model=s.model_name if s.mode == "llm" else None,
+        learned=s.conversation.learned(s.dataset.catalog),
         turns=list(live.turns),
     )
 

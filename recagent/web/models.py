@@ -6,9 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recagent.agent.memory import Learned
 from recagent.agent.request import MAX_K, MIN_K
-from recagent.agent.schema import RankedList
+from recagent.agent.schema import Learned, RankedList
 from recagent.data.profile import UserProfile
 
 MAX_TEXT = 4000  # characters of one message

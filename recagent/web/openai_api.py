@@ -105,17 +105,25 @@ class ChatCompletion(BaseModel):
 
 
 def reply_text(ranked: RankedList) -> str:
-    """The answer as chat text: the message, one numbered line per item with its
-    explanation, then notices."""
+    """The answer as chat text, by kind: a list (the message, one numbered line per item
+    with its explanation), a verdict (the verdict, then its evidence), or a profile; then
+    notices."""
     lines = [ranked.message.strip(), ""] if ranked.message.strip() else []
-    for it in ranked.items:
-        year = f" ({it.year})" if it.year else ""
-        genres = f" [{', '.join(it.genres)}]" if it.genres else ""
-        lines.append(f"{it.rank}. {it.title}{year}{genres}: {it.explanation}")
+    if ranked.verdict is not None:
+        lines += [f"- {reason}" for reason in ranked.verdict.reasons]
+    elif ranked.profile is not None:
+        top = ", ".join(f"{g.genre} {g.share:.0%}" for g in ranked.profile.profile.top_genres)
+        if top:
+            lines.append(f"Top genres: {top}")
+    else:
+        for it in ranked.items:
+            year = f" ({it.year})" if it.year else ""
+            genres = f" [{', '.join(it.genres)}]" if it.genres else ""
+            lines.append(f"{it.rank}. {it.title}{year}{genres}: {it.explanation}")
+        if not ranked.items:
+            lines.append("I found nothing that fits; try asking differently.")
     if ranked.notices:
         lines += ["", *(f"Note: {n}" for n in ranked.notices)]
-    if not ranked.items:
-        lines.append("I found nothing that fits; try asking differently.")
     return "\n".join(lines).strip()
 
 

@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from recagent.agent.conversation import Conversation
 from recagent.agent.session import ChatSession
-from recagent.agent.snapshot import SessionSnapshot, restore, snapshot
 from recagent.web.models import Turn
 
 MAX_TURNS = 50  # turns kept for showing the conversation again (the session keeps its memory)
@@ -42,8 +43,30 @@ class StoredSession(BaseModel):
     offline: bool = False
     created_at: float
     updated_at: float
-    snapshot: SessionSnapshot
+    conversation: Conversation
     turns: list[Turn] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_version_1(cls, data: Any) -> Any:
+        """A record stored before the conversation was one value (`snapshot`, version 1)."""
+        if isinstance(data, dict) and "snapshot" in data and "conversation" not in data:
+            data = dict(data)
+            old = data.pop("snapshot")
+            memory = old.get("memory") or {}
+            data["conversation"] = {
+                "dataset": old["dataset"],
+                "user_id": old.get("user_id"),
+                "feelings": dict(memory.get("feelings") or []),
+                "pending": memory.get("pending") or [],
+                "liked_genres": memory.get("liked_genres") or {},
+                "disliked_genres": memory.get("disliked_genres") or {},
+                "last_request": old.get("last_request"),
+                "last_answer": old.get("last_list"),
+                "shown": old.get("shown") or [],
+                "messages": old.get("messages") or [],
+            }
+        return data
 
 
 class SessionStore:
@@ -68,7 +91,7 @@ class SessionStore:
                 "updated_at = excluded.updated_at, record = excluded.record",
                 (
                     record.session_id,
-                    record.snapshot.dataset,
+                    record.conversation.dataset,
                     record.created_at,
                     record.updated_at,
                     record.model_dump_json(),
@@ -112,7 +135,7 @@ class Live:
             offline=self.offline,
             created_at=self.created_at,
             updated_at=now,
-            snapshot=snapshot(self.session),
+            conversation=self.session.conversation,
             turns=self.turns[-MAX_TURNS:],
         )
 
@@ -187,8 +210,8 @@ class Sessions:
             if stored is not None:
                 self.store.delete(session_id)
             raise UnknownSession(session_id)
-        session = self.factory(stored.snapshot.dataset, stored.offline)
-        restore(session, stored.snapshot)
+        session = self.factory(stored.conversation.dataset, stored.offline)
+        session.restore(stored.conversation)
         session.session_id = session_id
         fresh = Live(session_id, session, stored.offline, stored.created_at, now, stored.turns)
         return self._keep(fresh)

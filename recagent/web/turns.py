@@ -60,7 +60,9 @@ def _feedback(backend: Backend, live: Live, item_id: str, liked: bool) -> Feedba
     said = live.session.feedback(item_id, liked)
     live.turns.append(Turn(kind="feedback", text=said))
     backend.sessions.save(live)
-    return FeedbackOut(said=said, learned=live.session.memory.learned(live.session.dataset.catalog))
+    return FeedbackOut(
+        said=said, learned=live.session.conversation.learned(live.session.dataset.catalog)
+    )
 
 
 async def feedback(backend: Backend, live: Live, item_id: str, liked: bool) -> FeedbackOut:

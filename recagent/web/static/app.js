@@ -94,8 +94,45 @@ const log = () => $("#log");
 function scrollDown() { window.scrollTo(0, document.body.scrollHeight); }
 function system(text, cls = "system") { log().append(el("p", { class: cls }, text)); scrollDown(); }
 
+const VERDICTS = {
+  good_pick: "Good pick", maybe: "Maybe", not_for_you: "Probably not",
+  seen: "Already seen", disliked: "You disliked it", excluded: "Left out",
+};
+
+function renderVerdict(container, verdict) {
+  container.append(el("div", { class: `verdict ${verdict.label}`, role: "status" },
+    el("p", {}, el("strong", { class: "label" }, VERDICTS[verdict.label] || verdict.label), " ",
+      verdict.summary),
+    el("ul", { "aria-label": "Evidence" }, ...verdict.reasons.map((r) => el("li", {}, r)))));
+}
+
+function renderProfile(container, profile) {
+  const genres = profile.profile.top_genres.map((g) => `${g.genre} ${Math.round(g.share * 100)}%`);
+  container.append(el("div", { class: "profile", "aria-label": "Your taste" },
+    el("p", {}, profile.summary),
+    genres.length ? el("p", { class: "genres" }, `Top genres: ${genres.join(" · ")}`) : ""));
+}
+
+function renderPlan(container, plan) {
+  if (!plan?.steps?.length) return;
+  const who = { rules: "the planner's plan", plan: "the model's plan", loop: "the model's calls" };
+  const steps = plan.steps.map((s) => {
+    const args = Object.entries(s.args || {}).filter(([, v]) => v !== null && !(Array.isArray(v) && !v.length))
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ");
+    const state = s.ok === null ? " (dropped)" : s.ok === false ? ` (failed: ${s.error})` : "";
+    const fixed = s.repaired?.length ? ` [repaired: ${s.repaired.join("; ")}]` : "";
+    return el("li", { class: `plan-step ${s.source}` },
+      el("span", { class: "source" }, s.source), " ", el("code", {}, s.tool), ` ${args.slice(0, 160)}${state}${fixed}`);
+  });
+  container.append(el("details", { class: "plan" },
+    el("summary", {}, `The plan that ran: ${who[plan.mode] || plan.mode}, ${plan.steps.length} steps`),
+    el("ol", {}, ...steps)));
+}
+
 function renderAnswer(container, answer) {
-  if (answer.message) container.append(el("p", { class: "message" }, answer.message));
+  if (answer.verdict) renderVerdict(container, answer.verdict);
+  else if (answer.profile) renderProfile(container, answer.profile);
+  else if (answer.message) container.append(el("p", { class: "message" }, answer.message));
   if (answer.notices?.length) {
     container.append(el("ul", { class: "notices", "aria-label": "Notices" },
       ...answer.notices.map((n) => el("li", {}, n))));
@@ -105,9 +142,14 @@ function renderAnswer(container, answer) {
     const words = repairs.map(([k, v]) => `${k.replaceAll("_", " ")} × ${v}`).join(", ");
     container.append(el("p", { class: "repairs" }, `The guard repaired the answer: ${words}.`));
   }
-  const cards = el("ol", { class: "cards", "aria-label": "Recommendations" });
-  for (const item of answer.items) cards.append(card(item));
-  container.append(cards);
+  if (answer.items.length) {
+    const label = answer.kind === "rank" ? "Your titles, best first"
+      : answer.verdict ? "The title" : "Recommendations";
+    const cards = el("ol", { class: "cards", "aria-label": label });
+    for (const item of answer.items) cards.append(card(item));
+    container.append(cards);
+  }
+  renderPlan(container, answer.plan);
 }
 
 function card(item) {

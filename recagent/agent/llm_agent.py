@@ -1,15 +1,16 @@
-"""The LLM agent: the model's side of a turn, in two calls that share one prompt prefix (the
-static system prompt, the same two tools, the conversation) so a server's prompt cache
-(llama.cpp's) reuses it:
+"""The LLM agent in plan mode: the model's side of a turn, in two calls that share one prompt
+prefix (the static system prompt, the same two tools, the conversation) so a server's prompt
+cache (llama.cpp's) reuses it:
 
-- `understand`: the model records its reading of the message with `read_request` (a named
-  tool choice: it must answer with that structure; llama.cpp rejects 'required');
-- `choose`: after the planner's tools gathered and ranked candidates, the model picks and
-  explains from the best eligible ones with `final_answer`. If none fit, it may ask for more
-  (`search_more`); the session then searches once more and asks it again.
+- `understand`: with `read_request` (a named tool choice: it must answer with that
+  structure; llama.cpp rejects 'required') the model returns its reading of the message,
+  the kind of answer asked for, titles it knows and would recommend, and its plan of tool
+  calls (`recagent.agent.model_plan` turns those into the plan the executor runs);
+- `choose`: after the executor ran the plan and the candidates were ranked, the model picks
+  and explains from the best eligible ones with `final_answer`.
 
 Small models skip tools, invent ids and break JSON, so both calls are forced and bounded, and
-whatever comes out goes through the guard.
+whatever comes out is repaired field by field and goes through the guard.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -27,12 +28,13 @@ import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from recagent.agent.events import Event, no_events
 from recagent.agent.llm import LLMUnavailable, describe_error, with_retries
 from recagent.agent.planner import strong_rank
-from recagent.agent.reading import READ_TOOL, Reading, to_request
+from recagent.agent.reading import READ_TOOL, Reading, parse_reading, to_request
 from recagent.agent.request import Request
 from recagent.agent.schema import FinalAnswer, FinalPick
-from recagent.agent.turn import Turn
+from recagent.agent.steps import scorer_name
 from recagent.config import AgentConfig, LLMConfig
 from recagent.prompts.registry import PromptRegistry
 from recagent.tools.base import COWATCH, ToolContext, llm_schema
@@ -42,13 +44,14 @@ FINAL_TOOL = "final_answer"
 EARLIER_CHARS = 400
 EXPLANATION_CHARS = 140
 MESSAGE_CHARS = 160
-Event = Callable[[str, Any], None]
+MODEL_TITLES_ASKED = 10  # titles of its own the model is asked for in a plan
 EVIDENCE_WORDS = {
     "co_watched": "people who liked {titles} also liked it",
     "similar_to_items": "similar to {titles}",
     "similar_to_history": "close to {titles} from their history",
     "text_match": "matches the taste",
-    "sequential": "SASRec ranks it #{rank} of {n} for their history",
+    "sequential": "{model} ranks it #{rank} of {n} for their history",
+    "suggested": "you suggested it",
     "popularity": "popular lately",
 }
 
@@ -67,6 +70,7 @@ class AgentTurn:
     failed: str | None = None  # why the LLM failed for good, if it did
     truncated: int = 0  # explanations cut off at the length limit (rewritten from evidence)
     messages: list[BaseMessage] = field(default_factory=list)  # this turn's exchange so far
+    repairs: Counter[str] = field(default_factory=Counter)  # what the reading needed fixed
 
     def count(self, reply: AIMessage) -> None:
         self.llm_calls += 1
@@ -119,11 +123,12 @@ def _tool_defs(k: int) -> str:
     params["properties"]["items"].update(minItems=k, maxItems=k)
     # on a CPU every generated token costs ~40 ms: short answers are fast answers
     params["properties"]["message"]["maxLength"] = MESSAGE_CHARS
-    params["properties"]["search_more"]["maxLength"] = 60
     pick = params["$defs"]["FinalPick"]
     pick["properties"]["explanation"]["maxLength"] = EXPLANATION_CHARS
     pick["required"] = ["item_id"]  # a model may leave the reason to the evidence
-    return json.dumps([READ_TOOL_DEF, final])
+    read = copy.deepcopy(READ_TOOL_DEF)
+    read["function"]["parameters"]["properties"]["titles"]["maxItems"] = MODEL_TITLES_ASKED
+    return json.dumps([read, final])
 
 
 def tool_defs(k: int) -> list[dict[str, Any]]:
@@ -164,7 +169,8 @@ def evidence_line(ctx: ToolContext, item_id: str) -> str:
             continue
         if ev.kind == "text_match" and (ev.score or 0.0) < ctx.match_threshold:
             continue
-        text = template.format(titles=titles, rank=rank, n=n)
+        model = scorer_name(ctx, ev.detail) if ev.kind == "sequential" else ""
+        text = template.format(titles=titles, rank=rank, n=n, model=model)
         if text not in reasons:
             reasons.append(text)
     return "; ".join(reasons[:3]) or "passes the filters"
@@ -218,17 +224,18 @@ class ToolCallingAgent:
         ctx: ToolContext,
         history: list[BaseMessage],
         message: str,
+        rules: Request,
         llm: AgentTurn,
-        emit: Event | None = None,
+        emit: Event = no_events,
         titles: list[str] | None = None,
         k: int = 10,
-    ) -> Request | str:
-        """The model's reading of `message` (with the conversation before it) as a
-        validated `Request`, or why its reading is invalid. `titles`: catalog titles found
-        in the conversation, listed for the model to say how the person feels about each;
-        `k`: the count the answer will likely have (it shapes the shared tools).
-        Raises `LLMUnavailable`."""
-        emit = emit or (lambda kind, data: None)
+    ) -> tuple[Request | str, Reading | None]:
+        """The model's reading of `message` (with the conversation before it) as a validated
+        `Request` (or why it is no reading at all), and its raw reading (its plan and its own
+        titles). `rules`: the rules' reading, which restores what the model lost; `titles`:
+        catalog titles found in the conversation, listed for the model to say how the person
+        feels about each; `k`: the count the answer will likely have (it shapes the shared
+        tools). Raises `LLMUnavailable`."""
         who = current_profile(ctx)
         user = who.text if who.n_items else "a new user"
         notes = [f"user: {user}"]
@@ -241,25 +248,25 @@ class ToolCallingAgent:
         calls = [tc for tc in reply.tool_calls if tc["name"] == READ_TOOL]
         llm.messages = [*messages, _as_text(reply)]
         if not calls:
-            return "no read_request call"
-        call = calls[0]
+            return "no read_request call", None
+        raw = calls[0]["args"]
         conversation = " ".join(
             str(m.content) for m in [*history, ask] if isinstance(m, HumanMessage)
         )
-        return to_request(call["args"], ctx.dataset, conversation, message)
+        request = to_request(raw, ctx.dataset, conversation, message, rules, llm.repairs)
+        reading = parse_reading(raw, Counter())
+        return request, reading if isinstance(reading, Reading) else None
 
     def choose(
         self,
         ctx: ToolContext,
-        turn: Turn,
         shortlist: list[str],
         llm: AgentTurn,
-        emit: Event | None = None,
+        emit: Event = no_events,
         picks: int = 10,
     ) -> None:
         """The model picks `picks` of `shortlist` (the tools' best eligible candidates), best
         first, and may explain each beyond its evidence; the answer lands in `llm.answer`."""
-        emit = emit or (lambda kind, data: None)
         lines = []
         for item_id in shortlist:
             item = ctx.catalog[item_id]
