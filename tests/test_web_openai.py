@@ -138,7 +138,9 @@ def test_an_llm_turn_streams_its_tokens(services: Services, tmp_path: Path) -> N
     assert '"wanted_genres"' in tokens and '"Sci-Fi"' in tokens  # the model's own writing
     assert kinds.index("token") < kinds.index("answer")
     steps = [d["text"] for k, d in events if k == "step"]
-    assert "reading the request" in steps and "the model reads the request" in steps
+    assert "reading the request and planning" in steps
+    assert "the model reads the request and writes its plan" in steps
+    assert any(s.startswith("the model's plan: ") for s in steps)
     assert any(s.startswith("choosing ") for s in steps)
     assert llm_server.chat_requests[0]["stream"] is True
 

@@ -44,7 +44,8 @@ FINAL_TOOL = "final_answer"
 EARLIER_CHARS = 400
 EXPLANATION_CHARS = 140
 MESSAGE_CHARS = 160
-MODEL_TITLES_ASKED = 10  # titles of its own the model is asked for in a plan
+MODEL_TITLES_ASKED = 10  # titles of its own the model is asked for in a plan, at most
+MODEL_TITLES_MIN = 5  # ... and at least
 EVIDENCE_WORDS = {
     "co_watched": "people who liked {titles} also liked it",
     "similar_to_items": "similar to {titles}",
@@ -127,7 +128,9 @@ def _tool_defs(k: int) -> str:
     pick["properties"]["explanation"]["maxLength"] = EXPLANATION_CHARS
     pick["required"] = ["item_id"]  # a model may leave the reason to the evidence
     read = copy.deepcopy(READ_TOOL_DEF)
-    read["function"]["parameters"]["properties"]["titles"]["maxItems"] = MODEL_TITLES_ASKED
+    # a schema-constrained server makes a small model name titles instead of skipping them
+    titles = read["function"]["parameters"]["properties"]["titles"]
+    titles.update(minItems=MODEL_TITLES_MIN, maxItems=MODEL_TITLES_ASKED)
     return json.dumps([read, final])
 
 

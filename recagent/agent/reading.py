@@ -255,6 +255,11 @@ def to_request(
     if count is not None:
         count = min(MAX_K, max(MIN_K, count))
     intent, targets = _intent(reading, dataset, rules, repairs)
+    if targets:  # titles asked about are no statement of taste unless the message says one
+        felt = {m.item_id for m in rules.mentions if m.item_id}
+        kept = [m for m in mentions if m.item_id not in targets or m.item_id in felt]
+        repairs["feeling_dropped"] += len(mentions) - len(kept)
+        mentions = kept
     include_seen = reading.include_seen and bool(_REWATCH.search(message.lower()))
     any_genre = reading.any_genre and (len(wanted) >= 3 or joins_with_or(message))
     if reading.any_genre and not any_genre and len(wanted) > 1:
@@ -286,6 +291,12 @@ def _lookup(dataset: Dataset, title: str) -> str | None:
     return hits[0].item_id if hits else None
 
 
+def _named_in(title: str, written: list[str]) -> bool:
+    """The message writes (most of) the title: a title asked about is one the person wrote."""
+    words = [w for w in _WORD.findall(title.lower()) if w not in STOPWORDS]
+    return bool(words) and 2 * sum(w in written for w in words) >= len(words)
+
+
 def _years(
     reading: Reading, dataset: Dataset, repairs: Counter[str], notices: list[str]
 ) -> tuple[int | None, int | None]:
@@ -311,9 +322,18 @@ def _intent(
 ) -> tuple[Intent, list[str]]:
     """The kind of answer and the titles asked about: the model's when it names titles the
     catalog has, else the rules' (a kind without its titles is a plain recommendation)."""
-    targets = [i for i in (_lookup(dataset, t) for t in reading.asked_about) if i is not None]
+    written = _WORD.findall(rules.text.lower())
+    targets = [
+        i
+        for i in (_lookup(dataset, t) for t in reading.asked_about)
+        if i is not None and _named_in(dataset.catalog[i].title, written)
+    ]
     targets = list(dict.fromkeys(targets))
     intent = reading.kind
+    if intent == "profile" and rules.intent == "recommend" and rules.asks_something():
+        # the message asks for items (genres, a taste, titles): no question about the person
+        repairs["intent_overridden"] += 1
+        return "recommend", []
     if intent in ("rank", "judge", "why_not") and not targets:
         targets = list(rules.targets)
         if targets:

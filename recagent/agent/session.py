@@ -365,8 +365,8 @@ class ChatSession:
                 fresh = Executor(self.ctx, turn, write_plan(turn, self.dataset.catalog))
                 return fresh.run(write_plan(turn, self.dataset.catalog))
             return executor.execution
-        emit("plan", plan)
         emit("step", "gathering candidates with the tools")
+        emit("plan", plan)
         return executor.run(plan)
 
     def _propose(

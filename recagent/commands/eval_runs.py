@@ -155,6 +155,10 @@ def run_cmd(
         raise ConfigError(
             "the conversation protocol evaluates the agent: use --pipelines planner,llm"
         )
+    if "llm-titles" in names and protocol not in ("dialogues", "full-rank"):
+        raise ConfigError(
+            "llm-titles (the model alone) runs on the dialogues and full-rank protocols"
+        )
     if protocol == "dialogues":
         if cases is None:
             raise ConfigError("the dialogues protocol needs --cases FILE.jsonl")

@@ -15,6 +15,7 @@ from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.evals.cache import CachedChatModel, LLMCache, RateLimiter
 from recagent.evals.pipelines import (
+    LLM_PIPELINES,
     MODEL_PIPELINES,
     PIPELINES,
     HybridRecommender,
@@ -127,7 +128,7 @@ class EvalEnv:
             out["index"] = str(getattr(self.index, "meta", ""))[:200]
             if self.services.similar_index is not None:
                 out["similar_index"] = str(self.services.similar_index.meta.embedder)
-        if any(p in pipelines for p in ("llm", "llm-rerank")):
+        if any(p in pipelines for p in LLM_PIPELINES):
             out["llm"] = self.llm.model_name
         return out
 
@@ -166,6 +167,12 @@ class EvalEnv:
             return SessionRecommender("planner", lambda: self.session(with_llm=False))
         if name == "llm":
             return SessionRecommender("llm", lambda: self.session(with_llm=True))
+        if name == "llm-titles":
+            from recagent.evals.titles import TitlesRecommender
+
+            return TitlesRecommender(
+                self.llm, self.dataset, self.registry, self.settings.llm, self.settings.agent.domain
+            )
         if name == "llm-rerank":
             ranker = LLMRanker(
                 self.llm,

@@ -25,6 +25,7 @@ from recagent.evals.recommender import Recommendation, Recommender
 from recagent.evals.requests import RequestCase, answer_request, load_request_cases
 from recagent.evals.runs import Record, RunConfig, RunDir
 from recagent.evals.simulator import LLMSimulator, RulesSimulator, redact
+from recagent.evals.titles import TitlesRecommender
 from recagent.progress import Reporter
 
 CONVERSATION_K = 10
@@ -74,6 +75,8 @@ def list_errors(
 
 
 def _from(rec: Recommendation, record: Record) -> None:
+    record.titles_proposed += rec.titles_proposed
+    record.titles_found += rec.titles_found
     record.llm_calls, record.input_tokens = rec.llm_calls, rec.input_tokens
     record.output_tokens, record.repairs = rec.output_tokens, rec.repairs
     record.tool_calls, record.tool_failures = rec.tool_calls, rec.tool_failures
@@ -183,6 +186,10 @@ def answer_dialogue(
             record.explanations = len(items)
             record.unfaithful_explanations = ranked.repairs.get("unfaithful_explanation", 0)
             record.model = ranked.model
+        elif isinstance(pipeline, TitlesRecommender):
+            rec = pipeline.recommend_dialogue(case.messages, config.k, set(case.named))
+            items = rec.item_ids
+            _from(rec, record)
         else:
             history = liked_history(reader, case)
             named = set(case.named)

@@ -6,8 +6,9 @@ vector              vector recall from the history's embeddings
 hybrid              vector recall from the history, then the default model (the best on
                     valid) reranks the recalled items
 planner             the offline agent (rule-based planner over the tools)
-llm                 the LLM agent through the configured model
+llm                 the LLM agent through the configured model ([agent] mode: plan or loop)
 llm-rerank          an LLM orders a candidate list handed to it (as in LLM-ranking papers)
+llm-titles          the model alone: the titles it names, found in the catalog, in its order
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
 HYBRID_RECALL = 200
 RERANK_CANDIDATES = 20
 MODEL_PIPELINES = ("popularity", "sasrec", "hstu", "bert4rec", "bst", "fusion")
-PIPELINES = (*MODEL_PIPELINES, "vector", "hybrid", "planner", "llm", "llm-rerank")
-LLM_PIPELINES = ("llm", "llm-rerank")
+PIPELINES = (*MODEL_PIPELINES, "vector", "hybrid", "planner", "llm", "llm-rerank", "llm-titles")
+LLM_PIPELINES = ("llm", "llm-rerank", "llm-titles")
 
 
 def _top(ids: Sequence[str], scores: np.ndarray, k: int, exclude: set[str]) -> list[str]:

@@ -23,6 +23,8 @@ class Recommendation(BaseModel):
     tool_calls: int = 0
     tool_failures: int = 0
     model: str | None = None
+    titles_proposed: int = Field(0, description="Titles a model named from what it knows.")
+    titles_found: int = Field(0, description="... that the catalog has.")
 
 
 class Recommender(Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recagent.data.dataset import Dataset
 from recagent.tools.base import Evidence, ItemRef, ToolContext, tool_spec
 
 TOOL = "suggest_titles"
@@ -40,30 +41,37 @@ class SuggestTitlesResult(BaseModel):
     )
 
 
+def ground_titles(
+    dataset: Dataset, titles: list[str], history: set[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """Written titles as catalog items, in order: (found item ids, titles the catalog lacks,
+    labels of the ones the person already has, an edition of them included)."""
+    found: list[str] = []
+    missing: list[str] = []
+    seen: list[str] = []
+    for raw in titles:
+        text = raw.strip()
+        if not text:
+            continue
+        hits = dataset.titles.search(text, limit=1, min_score=TITLE_SCORE)
+        if not hits:
+            missing.append(text)
+            continue
+        item_id = hits[0].item_id
+        editions = dataset.titles.other_editions([item_id]) | {item_id}
+        if editions & history:
+            seen.append(dataset.catalog[item_id].label)
+        elif item_id not in found:
+            found.append(item_id)
+    return found, missing, seen
+
+
 def suggest_titles(args: SuggestTitlesArgs, ctx: ToolContext) -> BaseModel:
     """Put titles you know and would recommend on the table: each is looked up in the catalog
     (typos and a missing year are fine) and the ones it has join the candidates as
     "suggested by the model", to be scored and checked like any other. Titles the catalog
     lacks are reported, never recommended."""
-    found: list[str] = []
-    missing: list[str] = []
-    seen: list[str] = []
-    history = set(ctx.history)
-    for raw in args.titles:
-        text = raw.strip()
-        if not text:
-            continue
-        hits = ctx.dataset.titles.search(text, limit=1, min_score=TITLE_SCORE)
-        if not hits:
-            missing.append(text)
-            continue
-        item_id = hits[0].item_id
-        editions = ctx.dataset.titles.other_editions([item_id]) | {item_id}
-        if editions & history:
-            seen.append(ctx.catalog[item_id].label)
-            continue
-        if item_id not in found:
-            found.append(item_id)
+    found, missing, seen = ground_titles(ctx.dataset, args.titles, set(ctx.history))
     for rank, item_id in enumerate(found, start=1):
         score = 1.0 - (rank - 1) / max(len(found), 1)
         ctx.candidates.add(
@@ -77,4 +85,10 @@ def suggest_titles(args: SuggestTitlesArgs, ctx: ToolContext) -> BaseModel:
 
 SPECS = (tool_spec(TOOL, SuggestTitlesArgs, suggest_titles),)
 
-__all__ = ["SUGGESTED", "SuggestTitlesArgs", "SuggestTitlesResult", "suggest_titles"]
+__all__ = [
+    "SUGGESTED",
+    "SuggestTitlesArgs",
+    "SuggestTitlesResult",
+    "ground_titles",
+    "suggest_titles",
+]
