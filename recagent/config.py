@@ -71,6 +71,12 @@ class AgentConfig(Section):
     loop_max_tool_calls: int = Field(
         12, ge=1, le=100, description="Loop mode: tool calls per turn at most."
     )
+    explain: Literal["evidence", "model"] = Field(
+        "evidence",
+        description="Who words each item's explanation in plan mode: the tools' evidence "
+        "(grounded by construction; the model picks and writes one message) or the model "
+        "(a sentence per item, held to its evidence by the guard; slower on a CPU).",
+    )
     order: Literal["tools", "llm"] = Field(
         "tools",
         description="Order of an LLM turn's answer: the tools' blended scores, or the order "

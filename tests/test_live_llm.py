@@ -67,3 +67,26 @@ def test_llm_mode_keeps_the_constraints(cli, live_env, ml100k_stack: Stack, mess
     for item in ranked["items"]:
         assert ok(item), item
         assert item["item_id"] not in history
+
+
+@pytest.mark.parametrize(("message", "ok"), REQUESTS[:2], ids=["80s-scifi", "like-toy-story"])
+def test_loop_mode_with_a_real_model(
+    cli, live_env, monkeypatch: pytest.MonkeyPatch, ml100k_stack: Stack, message, ok
+) -> None:
+    """The model calls the tools one at a time; whatever it does, the guard closes the turn
+    and the answer keeps the request's constraints."""
+    monkeypatch.setenv("RECAGENT_AGENT__MODE", "loop")
+    monkeypatch.setenv("RECAGENT_AGENT__LOOP_MAX_STEPS", "4")
+    result = cli(
+        "--home", str(ml100k_stack.workspace.root), "recommend", message, "--k", "5", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    ranked = json.loads(result.stdout)
+    steps = ranked["plan"]["steps"]
+    print(f"\n{message!r}: mode={ranked['mode']} repairs={ranked['repairs']}")
+    print("\n".join(f"  {s['source']}: {s['tool']} {s['args']} ok={s['ok']}" for s in steps))
+    assert ranked["mode"] == "llm", ranked["fallback_reason"]
+    assert ranked["plan"]["mode"] == "loop"
+    assert len(ranked["items"]) == 5
+    for item in ranked["items"]:
+        assert ok(item), item

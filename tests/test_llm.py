@@ -113,3 +113,14 @@ def test_assistant_tool_messages_carry_string_content() -> None:
         _model(server).invoke(history)
     sent = server.chat_requests[0]["messages"][1]
     assert sent["role"] == "assistant" and sent["content"] == ""
+
+
+def test_a_compatible_server_gets_the_output_cap_it_knows() -> None:
+    """llama.cpp's server reads `max_tokens` only: without it a model looping inside a
+    schema-constrained answer writes until the context is full (seen: 6,841 tokens, 18 min)."""
+    cfg = LLMConfig(timeout_s=2, max_retries=0, max_tokens=321)
+    with FakeOpenAIServer([{"content": "hello"}]) as server:
+        model = make_chat_model(LLMChoice("openai", "fake-model", server.base_url), cfg)
+        with_retries(lambda: model.invoke([HumanMessage(content="hi")]), cfg)
+    body = server.chat_requests[0]
+    assert body["max_tokens"] == 321

@@ -139,3 +139,19 @@ def test_a_model_that_fails_falls_back_to_the_planner(mini_stack: Stack) -> None
     assert ranked.mode == "planner" and ranked.fallback_reason
     assert ranked.plan is not None and {s.source for s in ranked.plan.steps} == {"rules"}
     assert len(ranked.items) == 3
+
+
+def test_a_verdict_in_loop_mode_rests_on_the_planners_steps_it_left_out(
+    mini_stack: Stack,
+) -> None:
+    script = [call("lookup_items", titles=["Blade Runner"]), answer(lambda found: [])]
+    session, _ = _session(mini_stack, script)
+    session.set_user("1")
+    ranked = session.ask("is Blade Runner a good pick for me?")
+    assert ranked.kind == "judge" and ranked.verdict is not None
+    assert ranked.verdict.item_id == BLADE_RUNNER and [i.item_id for i in ranked.items] == [
+        BLADE_RUNNER
+    ]
+    assert ranked.plan is not None
+    sources = {(s.tool, s.source) for s in ranked.plan.steps}
+    assert ("lookup_items", "loop") in sources and ("score_candidates", "rules") in sources

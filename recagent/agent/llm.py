@@ -112,12 +112,17 @@ def _dedupe_tool_chunk(message: BaseMessage, seen: set[Any]) -> None:
 
 class CompatChatOpenAI(ChatOpenAI):
     """`ChatOpenAI` that also suits llama.cpp-style servers: assistant messages carry ''
-    rather than null content, and repeated tool-call names in streams are not doubled."""
+    rather than null content, the output cap is sent as `max_tokens` too, and repeated
+    tool-call names in streams are not doubled."""
 
     def _get_request_payload(
         self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
     ) -> dict:
         payload = super()._get_request_payload(input_, stop=stop, **kwargs)
+        if self.openai_api_base and "max_completion_tokens" in payload:
+            # compatible servers (llama.cpp's) know only max_tokens: without it a model that
+            # loops inside a constrained answer writes until the context is full
+            payload.setdefault("max_tokens", payload["max_completion_tokens"])
         for message in payload.get("messages", []):
             if message.get("role") == "assistant" and message.get("content") is None:
                 message["content"] = ""

@@ -44,8 +44,11 @@ FINAL_TOOL = "final_answer"
 EARLIER_CHARS = 400
 EXPLANATION_CHARS = 140
 MESSAGE_CHARS = 160
-MODEL_TITLES_ASKED = 10  # titles of its own the model is asked for in a plan, at most
-MODEL_TITLES_MIN = 5  # ... and at least
+MODEL_TITLES_ASKED = 8  # titles of its own the model is asked for in a plan, at most
+MODEL_TITLES_MIN = 3  # ... and at least
+PLAN_STEPS = 4  # the most steps a model's plan may have (the planner adds what it leaves out)
+TITLE_CHARS = 60
+TASTE_CHARS = 80
 EVIDENCE_WORDS = {
     "co_watched": "people who liked {titles} also liked it",
     "similar_to_items": "similar to {titles}",
@@ -115,27 +118,42 @@ FINAL_TOOL_DEF = _schema_tool(
 
 
 @lru_cache(maxsize=64)
-def _tool_defs(k: int) -> str:
+def _tool_defs(k: int, explain: bool) -> str:
     """Both tools of a turn, `final_answer` asking for exactly `k` items (a server that
     turns the schema into a grammar then makes a small model write all k instead of
-    stopping early). JSON, so the cache key is hashable and the list is built once."""
+    stopping early), with an explanation per item only when the model `explain`s. JSON,
+    so the cache key is hashable and the list is built once."""
     final = copy.deepcopy(FINAL_TOOL_DEF)
     params = final["function"]["parameters"]
     params["properties"]["items"].update(minItems=k, maxItems=k)
-    # on a CPU every generated token costs ~40 ms: short answers are fast answers
+    # on a CPU every generated token costs 40-100 ms: short answers are fast answers
     params["properties"]["message"]["maxLength"] = MESSAGE_CHARS
     pick = params["$defs"]["FinalPick"]
-    pick["properties"]["explanation"]["maxLength"] = EXPLANATION_CHARS
+    if explain:
+        pick["properties"]["explanation"]["maxLength"] = EXPLANATION_CHARS
+    else:  # the tools' evidence words every explanation
+        del pick["properties"]["explanation"]
     pick["required"] = ["item_id"]  # a model may leave the reason to the evidence
     read = copy.deepcopy(READ_TOOL_DEF)
-    # a schema-constrained server makes a small model name titles instead of skipping them
-    titles = read["function"]["parameters"]["properties"]["titles"]
+    # a schema-constrained server makes a small model name titles instead of skipping them,
+    # and short strings keep it from writing a whole answer into one
+    params = read["function"]["parameters"]
+    titles = params["properties"]["titles"]
     titles.update(minItems=MODEL_TITLES_MIN, maxItems=MODEL_TITLES_ASKED)
+    titles["items"]["maxLength"] = TITLE_CHARS
+    params["properties"]["asked_about"]["items"]["maxLength"] = TITLE_CHARS
+    params["properties"]["taste"]["maxLength"] = TASTE_CHARS
+    params["$defs"]["MovieFeeling"]["properties"]["title"]["maxLength"] = TITLE_CHARS
+    params["properties"]["plan"]["maxItems"] = PLAN_STEPS
+    step = params["$defs"]["ModelStep"]["properties"]
+    step["query"]["maxLength"] = TASTE_CHARS
+    step["titles"]["items"]["maxLength"] = TITLE_CHARS
+    step["model"]["maxLength"] = 12
     return json.dumps([read, final])
 
 
-def tool_defs(k: int) -> list[dict[str, Any]]:
-    return list(json.loads(_tool_defs(k)))
+def tool_defs(k: int, explain: bool = True) -> list[dict[str, Any]]:
+    return list(json.loads(_tool_defs(k, explain)))
 
 
 def picks_from_text(text: str, ctx: ToolContext) -> list[FinalPick]:
@@ -208,7 +226,8 @@ class ToolCallingAgent:
     ) -> AIMessage:
         """One model call with `tool` forced; its reply is counted and kept in the turn.
         Both calls of a turn bind the same two tools (one prompt prefix)."""
-        bound = self.model.bind_tools(tool_defs(k), tool_choice=tool)
+        explain = self.agent_cfg.explain == "model"
+        bound = self.model.bind_tools(tool_defs(k, explain), tool_choice=tool)
         try:
             reply = with_retries(lambda: bound.invoke(messages), self.llm_cfg)
         except (openai.OpenAIError, httpx.HTTPError, TimeoutError) as exc:
@@ -275,13 +294,19 @@ class ToolCallingAgent:
             item = ctx.catalog[item_id]
             year = f" ({item.year})" if item.year else ""
             lines.append(f"- {item_id}: {item.title}{year} — {evidence_line(ctx, item_id)}")
+        how = (
+            "add a short reason only where you can say more than its evidence line"
+            if self.agent_cfg.explain == "model"
+            else "their evidence explains them"
+        )
         prompt = (
             f"The tools found these candidates, best first (item_id: title — evidence). Call "
             f"{FINAL_TOOL} with exactly {picks} of them that fit the request best, best first; "
-            "add a short reason only where you can say more than its evidence line:\n"
-            + "\n".join(lines)
+            f"{how}:\n" + "\n".join(lines)
         )
-        messages = [*llm.messages, HumanMessage(content=prompt)]
+        # the first call's prompt, then the candidates: the server reuses all of the first
+        # call's prompt (its answer, already read, is not sent back)
+        messages = [*llm.messages[:-1], HumanMessage(content=prompt)]
         reply = self._call(llm, messages, FINAL_TOOL, emit, picks)
         llm.messages = [*messages, _as_text(reply)]
         llm.answer = None

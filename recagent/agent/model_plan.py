@@ -107,8 +107,12 @@ def model_plan(
     written: list[PlanStep] = []
     for ms in steps:
         step = _compile(ms, turn, dataset, repairs)
-        if step is not None:
-            written.append(step)
+        if step is None:
+            continue
+        if any(_same(step, w) and step.args.get("model") == w.args.get("model") for w in written):
+            repairs["duplicate_step"] += 1  # small models repeat a step word for word
+            continue
+        written.append(step)
     if titles and turn.kind == "recommend":
         own = ModelStep(tool="suggest_titles", titles=titles)
         if (step := _compile(own, turn, dataset, repairs)) is not None:

@@ -50,10 +50,9 @@ PlanTool = Literal[
 class MovieFeeling(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(description="The title as written in the conversation.")
+    title: str
     feeling: Literal["loved", "liked", "seen", "disliked", "not_seen", "like_this"] = Field(
-        description="loved/liked/seen: the person watched it; disliked: never recommend it "
-        "or things like it; not_seen: no opinion yet; like_this: they want things like it."
+        description="like_this: they want things like it; not_seen: no opinion yet."
     )
 
 
@@ -63,11 +62,9 @@ class ModelStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tool: PlanTool
-    query: str = Field("", description="search_items: what to search for, in words.")
-    titles: list[str] = Field(
-        default_factory=list, description="similar_items / lookup_items: titles to start from."
-    )
-    model: str = Field("", description="score_candidates: which model (empty: the default).")
+    query: str = Field("", description="search_items: words to search for.")
+    titles: list[str] = Field(default_factory=list, description="similar_items: titles.")
+    model: str = Field("", description="score_candidates: a model, or empty.")
 
 
 class Reading(BaseModel):
@@ -79,34 +76,27 @@ class Reading(BaseModel):
 
     kind: Intent = Field(
         "recommend",
-        description="recommend: items to try; rank: order titles they list; judge: is one "
-        "title right for them; profile: what their taste is; why_not: why a title was left out.",
+        description="rank: order titles they list; judge: is one title right for them; "
+        "profile: their taste; why_not: why a title was left out; else recommend.",
     )
-    wanted_genres: list[str] = Field(default_factory=list, description="Genres they ask for.")
-    any_genre: bool = Field(
-        False, description="true: any of wanted_genres will do; false: all of them together."
-    )
-    unwanted_genres: list[str] = Field(default_factory=list, description="Genres to avoid.")
-    year_from: int | None = Field(None, description="Earliest release year they accept.")
-    year_to: int | None = Field(None, description="Latest release year they accept.")
+    wanted_genres: list[str] = Field(default_factory=list)
+    any_genre: bool = Field(False, description="true: any of wanted_genres will do.")
+    unwanted_genres: list[str] = Field(default_factory=list)
+    year_from: int | None = None
+    year_to: int | None = None
     movies: list[MovieFeeling] = Field(
-        default_factory=list, description="Every movie named in the conversation."
+        default_factory=list, description="Every title they named, and how they feel."
     )
     asked_about: list[str] = Field(
-        default_factory=list, description="rank / judge / why_not: the titles they ask about."
+        default_factory=list, description="rank, judge, why_not: the titles asked about."
     )
-    taste: str = Field(
-        "", description="Mood, theme or setting in their words; no genres, years or titles."
-    )
-    count: int | None = Field(None, description="How many recommendations they ask for.")
+    taste: str = Field("", description="Mood or theme in their words, not genres or titles.")
+    count: int | None = Field(None, description="How many they ask for.")
     include_seen: bool = Field(False, description="true only if they accept rewatches.")
     titles: list[str] = Field(
-        default_factory=list,
-        description="Titles (with year) you know and would recommend for this request.",
+        default_factory=list, description="Titles with year you would recommend."
     )
-    plan: list[ModelStep] = Field(
-        default_factory=list, description="Tool calls that find the answer, in order."
-    )
+    plan: list[ModelStep] = Field(default_factory=list, description="Tool calls, in order.")
 
 
 def _content_words(text: str) -> list[str]:

@@ -33,7 +33,7 @@ from recagent.agent.executor import Executor
 from recagent.agent.llm import LLMUnavailable, describe_error, is_transient
 from recagent.agent.llm_agent import FINAL_TOOL, AgentTurn
 from recagent.agent.plan import Plan, PlanStep
-from recagent.agent.planner import finish_steps, recall_steps, seed_steps
+from recagent.agent.planner import finish_steps, own_title_steps, recall_steps, seed_steps
 from recagent.agent.schema import FinalAnswer
 from recagent.agent.turn import Turn
 from recagent.config import AgentConfig, LLMConfig
@@ -161,15 +161,26 @@ class ToolLoop:
             raise LLMUnavailable(describe_error(exc)) from exc
         if llm.answer is None and llm.llm_calls >= cfg.loop_max_steps:
             executor.execution.repairs["step_budget_reached"] += 1
-        if _short(ctx, turn):  # too little to answer with: the planner's recall, labelled
-            for step in [*seed_steps(turn), *recall_steps(turn, ctx.catalog)]:
-                executor.step(step)
-        scored = any(s.tool == "score_candidates" and s.ok for s in executor.execution.plan.steps)
-        for step in finish_steps(turn):
-            if step.tool == "score_candidates" and scored:
-                continue
+        for step in self._rest(ctx, turn, executor):
             executor.step(step)
         return executor.execution.plan
+
+    @staticmethod
+    def _rest(ctx: ToolContext, turn: Turn, executor: Executor) -> list[PlanStep]:
+        """The planner's steps the loop left out and the answer needs: recall when its
+        candidates cannot fill the answer, the person's own titles for a ranking or a
+        verdict, the hard filters, and scores for what is not scored yet."""
+        steps: list[PlanStep] = []
+        if turn.kind == "recommend" and _short(ctx, turn):
+            steps += [*seed_steps(turn), *recall_steps(turn, ctx.catalog)]
+        steps += own_title_steps(turn)
+        ran = executor.execution.plan.steps
+        scored = any(s.tool == "score_candidates" and s.ok for s in ran)
+        for step in finish_steps(turn):
+            if step.tool == "score_candidates" and scored and turn.kind == "recommend":
+                continue  # the model scored its candidates itself
+            steps.append(step)
+        return steps
 
     @staticmethod
     def _stream(agent: Any, messages: list[BaseMessage]) -> Iterator[AIMessage]:

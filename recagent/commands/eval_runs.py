@@ -226,15 +226,34 @@ def resume_cmd(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="R
 def compare_cmd(
     ctx: typer.Context,
     run_a: Annotated[str, typer.Argument(help="Baseline run id.")],
-    run_b: Annotated[str, typer.Argument(help="Run to compare with it.")],
+    run_b: Annotated[
+        str | None, typer.Argument(help="Run to compare with it [default: run_a itself].")
+    ] = None,
+    pair: Annotated[
+        str | None,
+        typer.Option(
+            help="BASE,OTHER: pipeline OTHER (of run_b) against pipeline BASE (of run_a), case "
+            "by case, e.g. planner,llm within one run."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Per-metric deltas (b - a) over the same users, with paired significance tests."""
+    """Per-metric deltas (b - a) over the same users or cases, with paired significance
+    tests: one pipeline across two runs, or two pipelines (--pair) of one run."""
     app_ctx = get_context(ctx)
-    a, b = RunDir(app_ctx.workspace.runs_dir, run_a), RunDir(app_ctx.workspace.runs_dir, run_b)
+    a = RunDir(app_ctx.workspace.runs_dir, run_a)
+    b = RunDir(app_ctx.workspace.runs_dir, run_b or run_a)
     from recagent.evals.compare import compare
 
-    deltas, warnings = compare(a.config(), a.records(), b.config(), b.records())
+    pipelines = None
+    if pair is not None:
+        names = [p.strip() for p in pair.split(",") if p.strip()]
+        if len(names) != 2:
+            raise ConfigError(f"--pair takes two pipelines, BASE,OTHER; got {pair!r}")
+        pipelines = (names[0], names[1])
+    elif run_b is None:
+        raise ConfigError("give a second run, or --pair BASE,OTHER to compare within one run")
+    deltas, warnings = compare(a.config(), a.records(), b.config(), b.records(), pipelines)
     if as_json:
         app_ctx.print_json({"warnings": warnings, "deltas": [d.model_dump() for d in deltas]})
         return

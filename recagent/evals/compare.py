@@ -1,4 +1,5 @@
-"""Comparing two runs user by user (prompt A/B tests: same users, same seed): the mean
+"""Comparing two runs user by user (prompt A/B tests: same users, same seed), or two
+pipelines of one run case by case (the LLM against the same pipeline without it): the mean
 difference per metric with a paired t-test, a Wilcoxon signed-rank test and a bootstrap
 interval of the difference."""
 
@@ -46,8 +47,10 @@ def compare(
     records_a: Sequence[Record],
     config_b: RunConfig,
     records_b: Sequence[Record],
+    pair: tuple[str, str] | None = None,
 ) -> tuple[list[Delta], list[str]]:
-    """Paired deltas (b - a) over the users both runs evaluated, per pipeline and metric."""
+    """Paired deltas (b - a) over the users both runs evaluated, per pipeline and metric;
+    with `pair` (base, other), pipeline `other` of run b against `base` of run a."""
     warnings = []
     if config_a.protocol != config_b.protocol:
         warnings.append(f"different protocols ({config_a.protocol} vs {config_b.protocol})")
@@ -58,11 +61,14 @@ def compare(
     deltas: list[Delta] = []
     index_b = {r.key: r for r in records_b if r.failure is None}
     pipelines = sorted({r.pipeline for r in records_a} & {r.pipeline for r in records_b})
+    if pair is not None:
+        pipelines = [pair[0]]
     for pipeline in pipelines:
+        other = pair[1] if pair is not None else pipeline
         pairs = [
-            (r, index_b[r.key])
+            (r, index_b[(other, r.user_idx)])
             for r in records_a
-            if r.pipeline == pipeline and r.failure is None and r.key in index_b
+            if r.pipeline == pipeline and r.failure is None and (other, r.user_idx) in index_b
         ]
         if not pairs:
             continue
@@ -76,7 +82,7 @@ def compare(
             diff = y - x
             deltas.append(
                 Delta(
-                    pipeline=pipeline,
+                    pipeline=pipeline if pair is None else f"{other} vs {pipeline}",
                     metric=metric,
                     users=int(both.sum()),
                     a=float(x.mean()),

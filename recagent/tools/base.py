@@ -242,13 +242,22 @@ def result_text(result: BaseModel) -> str:
     return result.model_dump_json(exclude_none=True)
 
 
-_DROPPED_KEYS = {"title", "maxItems", "minItems", "maxLength", "minLength"}
+_DROPPED_KEYS = {
+    "title",
+    "maxItems",
+    "minItems",
+    "maxLength",
+    "minLength",
+    "default",
+    "additionalProperties",
+}
 
 
 def llm_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The arguments schema shown to an LLM: the pydantic schema without titles and length
-    bounds. Servers that compile schemas to grammars (llama.cpp) choke on large bounds, and
-    titles cost tokens; the full model still validates every call."""
+    """The arguments schema shown to an LLM: the pydantic schema without titles, defaults,
+    `additionalProperties` and length bounds. Servers that compile schemas to grammars
+    (llama.cpp) choke on large bounds, and every key costs prompt tokens; the full model
+    still validates every call."""
 
     def clean(node: Any) -> Any:
         if isinstance(node, dict):  # a property *named* "title" (a dict) stays
