@@ -67,6 +67,30 @@ def test_chat_repl_commands_and_refinements(cli, mini_stack: Stack) -> None:
     assert out.count("┏") >= 2  # two answers rendered as tables
 
 
+def test_every_kind_of_answer_in_the_terminal_and_as_json(cli, mini_stack: Stack) -> None:
+    home = _home(mini_stack)
+    verdict = cli(*home, "recommend", "--user", "3", "is Blade Runner a good pick for me?")
+    assert verdict.exit_code == 0, verdict.output
+    assert "Blade Runner" in verdict.stdout and "┏" not in verdict.stdout  # a verdict, no table
+    as_json = json.loads(
+        cli(
+            *home, "recommend", "--user", "3", "is Blade Runner a good pick for me?", "--json"
+        ).stdout
+    )
+    assert as_json["kind"] == "judge" and as_json["verdict"]["title"] == "Blade Runner"
+    profile = cli(*home, "recommend", "--user", "3", "what do you know about my taste?")
+    assert "Your taste" in profile.stdout and "items in the history" in profile.stdout
+    ranked = json.loads(
+        cli(*home, "recommend", "rank these for me: Heat, Alien, Toy Story", "--json").stdout
+    )
+    assert ranked["kind"] == "rank"
+    assert sorted(i["title"] for i in ranked["items"]) == ["Alien", "Heat", "Toy Story"]
+    chat = cli(*home, "chat", input="a comedy\n/why\n/quit\n")
+    assert "the plan that ran" in chat.stdout and "rules: filter_items" in chat.stdout
+    logs = cli(*home, "logs", "--last", "1", "--plan")
+    assert "rules: score_candidates" in logs.stdout or "rules: filter_items" in logs.stdout
+
+
 def test_chat_ends_on_end_of_input(cli, mini_stack: Stack) -> None:
     result = cli(*_home(mini_stack), "chat", input="")
     assert result.exit_code == 0

@@ -139,6 +139,29 @@ def test_ask_see_steps_then_cards_dislike_and_more(
         assert again and disliked not in again
         assert not again & {c.get_attribute("data-item-id") for c in first}  # "more": new ones
 
+        # the plan that ran, under each answer
+        plan = browser.find_element(By.CSS_SELECTOR, "section.turn details.plan")
+        browser.execute_script("arguments[0].open = true", plan)
+        assert "the planner's plan" in plan.text and "search_items" in plan.text
+
+        # a verdict on one title, and the person's taste: each shown as what it is
+        browser.find_element(By.ID, "text").send_keys("is Heat a good pick for me?", Keys.ENTER)
+        verdict = wait.until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, "section.turn .verdict"))
+        )
+        assert "Heat" in verdict.text and verdict.find_elements(By.CSS_SELECTOR, "ul li")
+        assert verdict.find_element(By.CLASS_NAME, "label").text in (
+            "Good pick",
+            "Maybe",
+            "Probably not",
+        )
+        box = browser.find_element(By.ID, "text")
+        box.send_keys("what do you know about my taste?", Keys.ENTER)
+        profile = wait.until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, "section.turn .profile"))
+        )
+        assert "In this conversation" in profile.text  # what it learned: the dislike
+
         browser.set_window_size(390, 844)  # a phone
         fits = browser.execute_script(
             "return document.documentElement.scrollWidth <= window.innerWidth + 1"

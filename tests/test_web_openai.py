@@ -191,3 +191,36 @@ def _timed(url: str, sid: str, text: str) -> float:
     response = httpx.post(f"{url}/v1/sessions/{sid}/messages", json={"text": text}, timeout=30)
     assert response.status_code == 200 and response.json()["mode"] == "planner"
     return time.monotonic() - started
+
+
+def test_reply_text_words_every_kind() -> None:
+    from recagent.agent.schema import Learned, ProfileAnswer, RankedItem, RankedList, Verdict
+    from recagent.data.profile import GenreShare, RatingStyle, UserProfile
+    from recagent.web.openai_api import reply_text
+
+    item = RankedItem(rank=1, item_id="4", title="Heat", year=1995, explanation="Why not.")
+    verdict = Verdict(
+        item_id="4",
+        title="Heat",
+        label="maybe",
+        summary="Maybe: Heat could suit you.",
+        reasons=["SASRec ranks it #40 of 1,600 unseen titles for your history"],
+    )
+    judged = RankedList(
+        kind="judge", items=[item], message=verdict.summary, mode="planner", verdict=verdict
+    )
+    text = reply_text(judged)
+    assert text.startswith("Maybe: Heat") and "- SASRec ranks it #40" in text
+    assert "1. Heat" not in text
+    profile = UserProfile(
+        n_items=3,
+        top_genres=[GenreShare(genre="Crime", share=0.67, count=2)],
+        rating_style=RatingStyle(label="no ratings"),
+    )
+    about = ProfileAnswer(summary="Mostly crime.", profile=profile, learned=Learned())
+    taste = RankedList(
+        kind="profile", items=[], message="Mostly crime.", mode="planner", profile=about
+    )
+    assert reply_text(taste) == "Mostly crime.\n\nTop genres: Crime 67%"
+    listed = RankedList(kind="rank", items=[item], message="Your titles.", mode="planner")
+    assert "1. Heat (1995): Why not." in reply_text(listed)
