@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from recagent.agent.conversation import Conversation, ConversationDelta
 from recagent.agent.events import Event, no_events
 from recagent.agent.executor import Execution, Executor
-from recagent.agent.guard import Guard, GuardResult
+from recagent.agent.guard import Guard
 from recagent.agent.llm import LLMUnavailable
 from recagent.agent.llm_agent import AgentTurn, ToolCallingAgent
 from recagent.agent.model_plan import model_plan
@@ -36,21 +36,21 @@ from recagent.agent.plan import Plan
 from recagent.agent.planner import Explainer, write_plan
 from recagent.agent.ranking import BlendConfig, Ranking, rank
 from recagent.agent.request import ChatMessage, Mention, Request, clamp_k, refine
-from recagent.agent.respond import list_message, profile_answer, verdict_item
+from recagent.agent.respond import about_answer, list_answer
 from recagent.agent.rules import RuleReader
 from recagent.agent.runlog import RunLog, TurnRecord
 from recagent.agent.schema import FinalPick, RankedItem, RankedList
 from recagent.agent.tool_loop import ToolLoop
 from recagent.agent.turn import AskOptions, Turn, build_turn
+from recagent.agent.turn_record import turn_record
 from recagent.agent.understand import MODEL_PICKS, Understood, chat_messages, understand
-from recagent.agent.verdict import judge_item, why_not
 from recagent.config import AgentConfig
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.models.base import Scorer
 from recagent.prompts.registry import PromptRegistry
 from recagent.tools.base import ToolContext
-from recagent.tools.profile import SummarizeProfileResult, current_profile
+from recagent.tools.profile import current_profile
 
 if TYPE_CHECKING:
     import numpy as np
@@ -280,9 +280,21 @@ class ChatSession:
                 fallback = fallback or llm.failed
                 self._fell_back(llm.failed, emit, notices)
                 answered = False
-            ranked = self._list(turn, ranking, guard, llm, proposal, answered, repairs, emit)
+            emit("step", "checking the answer")
+            ranked = list_answer(
+                self.ctx,
+                turn,
+                ranking,
+                guard,
+                llm if answered else None,
+                proposal.picks,
+                repairs,
+                lambda i: self.explainer.explain(self.ctx, i, turn),
+                keep_pick_order=answered and self.agent_cfg.order == "llm",
+            )
         else:
-            ranked = self._about(turn, heard, execution, emit)
+            emit("step", "checking the answer")
+            ranked = about_answer(self.ctx, turn, heard, execution)
         ranked = ranked.model_copy(
             update={
                 "mode": "llm" if answered else "planner",
@@ -308,7 +320,22 @@ class ChatSession:
         )
         ranked.learned = final.learned(self.dataset.catalog)
         self.conversation = final
-        self._log(ranked, turn, llm, understood, execution, started)
+        hashes = self.registry.hashes(["explanation", "profile_summary", "system"])
+        record = turn_record(
+            self.session_id,
+            self.dataset.name,
+            self.ctx,
+            ranked,
+            turn,
+            llm,
+            understood,
+            execution,
+            hashes,
+            started,
+        )
+        self.last_turn = record
+        if self.runlog is not None:
+            self.runlog.submit(record)  # written off the request path, after the answer
         return ranked
 
     # ---- stages ------------------------------------------------------------------------------
@@ -395,143 +422,6 @@ class ChatSession:
             llm.failed = str(exc)
             return Proposal([], False)
         return Proposal(llm.answer.items if llm.answer else [], True)
-
-    def _list(
-        self,
-        turn: Turn,
-        ranking: Ranking,
-        guard: Guard,
-        llm: AgentTurn,
-        proposal: Proposal,
-        answered: bool,
-        repairs: Counter[str],
-        emit: Event,
-    ) -> RankedList:
-        """A list answer (recommend, rank), checked by the guard."""
-        emit("step", "checking the answer")
-        keep = answered and self.agent_cfg.order == "llm"
-        result: GuardResult = guard.check(
-            proposal.picks,
-            ranking,
-            lambda i: self.explainer.explain(self.ctx, i, turn),
-            keep_pick_order=keep,
-            expected=min(turn.k, MODEL_PICKS),
-        )
-        repairs.update(result.repairs)
-        if answered:
-            repairs["malformed_tool_call"] += llm.malformed_calls
-            repairs["truncated_explanation"] += llm.truncated
-            if llm.answer is None:
-                repairs["no_final_answer"] += 1
-        model_text = (llm.answer.message if llm.answer else "") if answered else None
-        message = list_message(turn, result.items, self.dataset.catalog, model_text, guard, repairs)
-        return RankedList(
-            kind=turn.request.intent,
-            items=result.items,
-            message=message,
-            mode="planner",
-            notices=result.notices,
-            repairs={k: v for k, v in repairs.items() if v},
-        )
-
-    def _about(
-        self, turn: Turn, conv: Conversation, execution: Execution, emit: Event
-    ) -> RankedList:
-        """An answer about the person (profile) or one of their titles (judge, why_not)."""
-        emit("step", "checking the answer")
-        profile = current_profile(self.ctx)
-        if turn.kind == "profile":
-            summaries = execution.result("summarize_profile")
-            summary = (
-                summaries[-1].summary
-                if summaries and isinstance(summaries[-1], SummarizeProfileResult)
-                else profile.text
-            )
-            answer = profile_answer(profile, summary, conv.learned(self.dataset.catalog))
-            return RankedList(
-                kind="profile", items=[], message=answer.summary, mode="planner", profile=answer
-            )
-        item_id = turn.request.targets[0]
-        last = conv.last_request
-        last_constraints = last.constraints if last is not None else None
-        if turn.kind == "why_not":
-            ranks = [
-                ev.catalog_rank
-                for i in turn.compare_ids
-                for ev in self.ctx.candidates.evidence(i)
-                if ev.catalog_rank
-            ]
-            verdict = why_not(
-                self.ctx, turn, item_id, profile, conv.disliked(), last_constraints, ranks
-            )
-        else:
-            verdict = judge_item(self.ctx, turn, item_id, profile, conv.disliked())
-        item = verdict_item(verdict, self.dataset.catalog, self.ctx.candidates.evidence(item_id))
-        return RankedList(
-            kind=turn.request.intent,
-            items=[item],
-            message=verdict.summary,
-            mode="planner",
-            verdict=verdict,
-        )
-
-    def _log(
-        self,
-        ranked: RankedList,
-        turn: Turn,
-        llm: AgentTurn,
-        understood: Understood,
-        execution: Execution,
-        started: float,
-    ) -> None:
-        hashes = self.registry.hashes(
-            ["explanation", "profile_summary", "system", "explanation_style"]
-        )
-        hashes.update(llm.prompt_hashes)
-        readings = {}
-        rival = understood.rival
-        if rival is not None and ranked.request is not None:
-            readings = {
-                ranked.request.reader: ranked.request.model_dump(mode="json"),
-                rival.reader: rival.model_dump(mode="json"),
-            }
-        record = TurnRecord(
-            session_id=self.session_id,
-            dataset=self.dataset.name,
-            user_id=self.ctx.user_id,
-            mode=ranked.mode,
-            model=ranked.model,
-            kind=ranked.kind,
-            message=ranked.request.text if ranked.request else "",
-            k=turn.k,
-            latency_ms=round((time.perf_counter() - started) * 1000, 1),
-            llm_calls=llm.llm_calls,
-            input_tokens=llm.input_tokens,
-            output_tokens=llm.output_tokens,
-            plan=ranked.plan.describe() if ranked.plan else [],
-            titles_proposed=execution.titles_proposed,
-            titles_found=execution.titles_found,
-            tool_calls=[
-                {
-                    "name": c.name,
-                    "args": c.args,
-                    "ok": c.ok,
-                    "ms": round(c.duration_ms, 2),
-                    "error": c.error,
-                }
-                for c in self.ctx.calls
-            ],
-            prompt_hashes=hashes,
-            repairs=ranked.repairs,
-            fallback_reason=ranked.fallback_reason,
-            readings=readings,
-            items=[
-                {"rank": it.rank, "item_id": it.item_id, "title": it.title} for it in ranked.items
-            ],
-        )
-        self.last_turn = record
-        if self.runlog is not None:
-            self.runlog.submit(record)
 
 
 def _listing(ranked: RankedList) -> str:

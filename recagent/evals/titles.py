@@ -26,7 +26,7 @@ from recagent.tools.base import llm_schema
 from recagent.tools.suggest import TOOL, SuggestTitlesArgs, ground_titles
 
 HISTORY_SHOWN = 20
-MAX_ASKED = 30
+MAX_ASKED = 20  # as zero-shot conversational recommenders are asked (He et al. 2023)
 
 
 class TitlesRecommender:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from recagent.agent.schema import RankedItem
 from recagent.data.catalog import Catalog, Item
+from recagent.models.registry import title as model_title
 from recagent.tools.base import COWATCH, Evidence
 from recagent.web.models import EvidenceOut, ItemOut, WhyOut
 
@@ -32,9 +33,13 @@ def evidence_words(ev: Evidence, catalog: Catalog) -> str:
     because = _named(catalog, ev.because_of)
     kind = ev.kind
     if kind == "sequential":
-        model = "SASRec" if ev.tool == "score_candidates" else ev.tool
+        model = model_title(ev.detail) if ev.detail else "the sequence model"
         said = f"{model} {rank or 'scored it'} as a likely next pick{score}"
+        if ev.catalog_rank:
+            said += f" (#{ev.catalog_rank} of the whole catalog)"
         return said + (f", attending most to {because}" if because else "")
+    if kind == "suggested":
+        return f"the model named it from what it knows (its pick #{ev.rank}), found in the catalog"
     if kind == "text_match":
         text = ev.matched_text or ""
         text = (
