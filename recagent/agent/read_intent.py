@@ -33,14 +33,16 @@ _WHY_NOT = re.compile(
     r"|(?:no|leave out|skip|skipped|left out))\s+(?P<rest>[^?!.]+)"
 )
 _JUDGE = re.compile(
-    r"\b(?:is|would|will|should|could|do you think|how about|what about|what do you think of)"
+    r"(?:^|[.!?;]\s+|\b(?:so|and|but|then|hey|ok|okay)\s+)"  # a question's first words
+    r"(?:is|would|will|should|could|do you think|how about|what about|what do you think of)"
     r"\b(?P<rest>[^?!]*?)"
     r"(?:\b(?:a |an )?(?:good|great|right|decent|nice) (?:pick|choice|fit|match|idea|one|watch)"
     r"(?: for me)?|\bworth (?:it|watching|a watch|seeing|my time)|\bfor me\b"
     r"|\bmy (?:kind|type|sort) of (?:movie|film|thing)|\bmy cup of tea|\bsuit me|\bgood for me)"
 )
 _JUDGE_VERB = re.compile(
-    r"\b(?:would|will|do you think|should|might) i (?:like|enjoy|love|watch|see|try|be into)"
+    r"(?:^|[.!?;,]\s*|\b(?:so|and|but|then)\s+)"
+    r"(?:would|will|do you think|should|might) i (?:like|enjoy|love|watch|see|try|be into)"
     r"\s+(?P<rest>[^?!.]+)"
 )
 _RANK = re.compile(

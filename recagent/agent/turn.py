@@ -154,7 +154,10 @@ def build_turn(
         allowed_ids=allowed,
         stored_history=len(stored),
         constraints=constraints,
-        focus=[i for i in dict.fromkeys(focus) if i in catalog and i not in references],
+        # what they say now must outweigh a stored history; with none, it is all they said
+        focus=[i for i in dict.fromkeys(focus) if i in catalog and i not in references]
+        if stored
+        else [],
         compare_ids=conversation.last_answer_ids() if request.intent == "why_not" else [],
     )
 
