@@ -104,12 +104,10 @@ def scripted(args: argparse.Namespace) -> None:
     workspace, settings = workspace_settings()
     services = open_services(workspace, settings, args.dataset, build_missing=False)
     dataset = services.dataset
-    cases = [c for c in load_cases(Path(args.cases), dataset) if c.new_gold]
-    rng = np.random.default_rng(0)
-    cases = [
-        cases[int(i)]
-        for i in np.sort(rng.choice(len(cases), size=min(args.n, len(cases)), replace=False))
-    ]
+    every = load_cases(Path(args.cases), dataset)
+    # the cases `recagent eval run --protocol dialogues --users N --seed 0` samples
+    keep = np.sort(np.random.default_rng(0).choice(len(every), size=args.n, replace=False))
+    cases = [every[int(i)] for i in keep if every[int(i)].new_gold]
     pairs = services.pairs
     rows = []
     for case in cases:
