@@ -369,3 +369,69 @@ def test_the_env_builds_a_cached_llm_from_settings(
     )
     assert isinstance(env.llm, CachedChatModel) and env.llm.model_name == "some-model"
     assert isinstance(env.llm.store, LLMCache)
+
+
+def test_requests_protocol_end_to_end(cli, mini_stack: Stack, tmp_path: Path) -> None:
+    """Its own case file on the mini catalog: the run, the summary of checks and plans, the
+    report, a paired comparison, and a bad file refused naming its line."""
+    cases = [
+        {
+            "id": "rank",
+            "text": "rank these for me: Heat, Alien, Toy Story",
+            "kind": "rank",
+            "plan": [{"tool": "score_candidates", "titles": ["Heat (1995)"]}],
+            "checks": [
+                {"check": "kind"},
+                {
+                    "check": "items_are",
+                    "titles": ["Heat (1995)", "Alien (1979)", "Toy Story (1995)"],
+                },
+            ],
+            "user_id": "3",
+        },
+        {
+            "id": "judge",
+            "text": "is Blade Runner a good pick for me?",
+            "kind": "judge",
+            "checks": [{"check": "verdict", "titles": ["Blade Runner (1982)"]}],
+        },
+        {
+            "id": "wrong-on-purpose",
+            "text": "a comedy",
+            "kind": "profile",
+            "checks": [{"check": "kind"}, {"check": "count", "n": 10}],
+        },
+    ]
+    path = tmp_path / "requests.jsonl"
+    path.write_text("\n".join(json.dumps(c) for c in cases) + "\n")
+    home = ["--home", str(mini_stack.workspace.root)]
+    args = ["eval", "run", "--protocol", "requests", "--cases", str(path), "--pipelines", "planner"]
+    result = cli(*home, *args)
+    assert result.exit_code == 0, result.output
+    run_id = json.loads(cli(*home, "eval", "list", "--json").stdout)[-1]["run_id"]
+    folder = mini_stack.workspace.runs_dir / run_id
+    summary = json.loads((folder / "summary.json").read_text())
+    entry = summary["pipelines"]["planner"]
+    assert entry["requests"]["checks"] == 5 and entry["requests"]["checks_passed"] == 4
+    assert entry["requests"]["failed_cases"] == ["wrong-on-purpose"]
+    assert entry["accuracy"]["plan_accuracy"]["mean"] == pytest.approx(2 / 3)
+    assert "| planner |" in (folder / "report.md").read_text()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        json.dumps({**cases[0], "checks": [{"check": "items_are", "titles": ["Nope (2050)"]}]})
+        + "\n"
+    )
+    failed = cli(
+        *home,
+        "eval",
+        "run",
+        "--protocol",
+        "requests",
+        "--cases",
+        str(bad),
+        "--pipelines",
+        "planner",
+    )
+    assert failed.exit_code == 2 and "line 1" in failed.output and "Nope (2050)" in failed.output
+    wrong = cli(*home, "eval", "run", "--protocol", "requests", "--pipelines", "sasrec")
+    assert wrong.exit_code == 2 and "planner,llm" in wrong.output
