@@ -426,3 +426,26 @@ def test_a_fallback_keeps_more_like_the_second_one(mini_movies: Dataset, tmp_pat
     assert second_pick not in [it.item_id for it in again.items]  # the reference itself
     cited = {b for it in again.items for ev in it.evidence for b in ev.because_of}
     assert second_pick in cited  # recalled from the second pick, not from a title
+
+
+@pytest.mark.parametrize(
+    ("message", "reading", "kind"),
+    [
+        # what qwen2.5-1.5b did with 27 of 41 redial-dev turns: a taste is no profile question
+        ("I like horror movies, any ideas?", {"kind": "profile"}, "recommend"),
+        ("I loved Heat, what else?", {"kind": "judge", "asked_about": ["Heat"]}, "recommend"),
+        ("what else?", {"kind": "rank", "asked_about": []}, "recommend"),
+        # a verdict the rules' patterns miss but the message bears out
+        ("Heat: worth it for me?", {"kind": "judge", "asked_about": ["Heat (1995)"]}, "judge"),
+    ],
+)
+def test_the_models_kind_stands_only_where_the_message_bears_it_out(
+    mini_movies: Dataset, tmp_path, message: str, reading: dict, kind: str
+) -> None:
+    model = ScriptedChatModel(script=[read(**reading), choose(3)])
+    ranked = _session(mini_movies, model, tmp_path, user=None).ask(message, k=3)
+    assert ranked.kind == kind
+    if kind == "recommend":
+        assert len(ranked.items) == 3 and ranked.repairs.get("intent_overridden", 0) == 1
+    else:
+        assert ranked.verdict is not None and ranked.verdict.item_id == "4"

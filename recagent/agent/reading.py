@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from recagent.agent.request import MAX_K, MIN_K, Intent, Mention, Request
 from recagent.agent.vocabulary import (
     EARLIEST_YEAR,
+    KIND_CUES,
     STOPWORDS,
     decades,
     joins_with_or,
@@ -310,8 +311,18 @@ def _years(
 def _intent(
     reading: Reading, dataset: Dataset, rules: Request, repairs: Counter[str]
 ) -> tuple[Intent, list[str]]:
-    """The kind of answer and the titles asked about: the model's when it names titles the
-    catalog has, else the rules' (a kind without its titles is a plain recommendation)."""
+    """The kind of answer and the titles asked about. A kind the rules read from plain words
+    ("rank these: ...") stands. Otherwise the model's kind stands only where the message
+    bears it out: a question about the person's taste is one the rules read too (a small
+    model calls "I like horror, any ideas?" a profile question); a ranking, a verdict or a
+    "why not" needs the titles it is about written in the message and its own words there
+    (`KIND_CUES`). Anything else is a plain recommendation; each override is counted."""
+    if rules.intent != "recommend":
+        if reading.kind != rules.intent:
+            repairs["intent_restored"] += 1
+        return rules.intent, list(rules.targets)
+    if reading.kind == "recommend":
+        return "recommend", []
     written = _WORD.findall(rules.text.lower())
     targets = [
         i
@@ -319,25 +330,12 @@ def _intent(
         if i is not None and _named_in(dataset.catalog[i].title, written)
     ]
     targets = list(dict.fromkeys(targets))
-    intent = reading.kind
-    if intent == "profile" and rules.intent == "recommend" and rules.asks_something():
-        # the message asks for items (genres, a taste, titles): no question about the person
+    cue = KIND_CUES.get(reading.kind)
+    enough = 2 if reading.kind == "rank" else 1
+    if cue is None or len(targets) < enough or not re.search(cue, rules.text.lower()):
         repairs["intent_overridden"] += 1
         return "recommend", []
-    if intent in ("rank", "judge", "why_not") and not targets:
-        targets = list(rules.targets)
-        if targets:
-            repairs["targets_restored"] += 1
-    if intent != rules.intent and rules.intent != "recommend":
-        # the rules read a kind from plain words ("rank these: ..."); the model lost it
-        repairs["intent_restored"] += 1
-        return rules.intent, list(rules.targets)
-    if intent in ("rank", "judge", "why_not") and not targets:
-        repairs["intent_without_titles"] += 1
-        return "recommend", []
-    if intent == "recommend":
-        targets = []
-    return intent, targets
+    return reading.kind, targets
 
 
 __all__ = ["READ_TOOL", "ModelStep", "MovieFeeling", "PlanTool", "Reading", "to_request"]

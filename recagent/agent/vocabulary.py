@@ -290,6 +290,15 @@ REFERENCE_CUE = (
 """Words that make the title after them a reference ("something like Heat"), never the
 verb "like" ("I didn't like Heat")."""
 
+KIND_CUES: dict[str, str] = {
+    "rank": r"\b(?:rank|order|sort|prioriti[sz]e|which (?:of|one)|first)\b",
+    "judge": r"\b(?:for me|good (?:pick|choice|fit|one)|worth|would i|will i|should i|might i|"
+    r"my (?:kind|type|cup of tea)|suit me)\b.*\?|\?.*\b(?:for me|worth it)\b",
+    "why_not": r"\bwhy (?:not|no|didn'?t|did you not|isn'?t|wasn'?t|is|was|leave|skip)\b",
+}
+"""The words that make a message a ranking, a verdict or a "why not" (a model's kind needs
+them; a question about the person's taste needs the rule reader's own patterns)."""
+
 _DECADE = re.compile(r"\b(?:the\s+)?(early|late|mid)?[\s-]*(?:(19|20)(\d)0|'?(\d)0)'?s\b")
 DECADE = _DECADE
 
@@ -349,6 +358,7 @@ __all__ = [
     "EARLIEST_YEAR",
     "FILLER",
     "INTENSIFIERS",
+    "KIND_CUES",
     "NEGATION",
     "NUMBER",
     "NUMBERS",
