@@ -350,6 +350,12 @@ def test_dialogues_protocol(cli, mini_stack: Stack, tmp_path: Path) -> None:
         loved = {"1:2": "1", "2:3": "2"}[r["user_id"]]
         assert len(r["items"]) <= 20 and loved not in r["items"], r
     assert "| planner |" in (folder / "report.md").read_text()
+    sampled = cli(*home, *args, "--users", "2", "--seed", "1")
+    assert sampled.exit_code == 0, sampled.output
+    run_id = json.loads(cli(*home, "eval", "list", "--json").stdout)[-1]["run_id"]
+    rows = (mini_stack.workspace.runs_dir / run_id / "per_user.jsonl").read_text().splitlines()
+    ids = [json.loads(row)["user_id"] for row in rows]
+    assert len(ids) == 2 and len(set(ids)) == 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": []}\n')
     failed = cli(*home, *args[:-2], "--cases", str(bad), "--k", "20")
@@ -416,6 +422,12 @@ def test_requests_protocol_end_to_end(cli, mini_stack: Stack, tmp_path: Path) ->
     assert entry["requests"]["failed_cases"] == ["wrong-on-purpose"]
     assert entry["accuracy"]["plan_accuracy"]["mean"] == pytest.approx(2 / 3)
     assert "| planner |" in (folder / "report.md").read_text()
+    sampled = cli(*home, *args, "--users", "2", "--seed", "1")
+    assert sampled.exit_code == 0, sampled.output
+    run_id = json.loads(cli(*home, "eval", "list", "--json").stdout)[-1]["run_id"]
+    rows = (mini_stack.workspace.runs_dir / run_id / "per_user.jsonl").read_text().splitlines()
+    ids = [json.loads(row)["user_id"] for row in rows]
+    assert len(ids) == 2 and len(set(ids)) == 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text(
         json.dumps({**cases[0], "checks": [{"check": "items_are", "titles": ["Nope (2050)"]}]})

@@ -78,13 +78,21 @@ def _server_model(base_url: str | None) -> str:
     if not base_url:
         return DEFAULT_OPENAI_MODEL
     try:
-        response = httpx.get(base_url.rstrip("/") + "/models", timeout=5.0, headers=_auth_headers())
+        # A one-slot server (llama.cpp) busy with another client's turn answers late.
+        response = httpx.get(
+            base_url.rstrip("/") + "/models", timeout=30.0, headers=_auth_headers()
+        )
         response.raise_for_status()
         models = response.json().get("data") or []
         if models:
             return str(models[0]["id"])
     except (httpx.HTTPError, ValueError, KeyError) as exc:
-        log.info("could not list models at the OpenAI-compatible server: %s", type(exc).__name__)
+        log.warning(
+            "could not list the models at the OpenAI-compatible server (%s); asking for %s "
+            "(set [llm] model or --llm openai:<model>)",
+            type(exc).__name__,
+            DEFAULT_OPENAI_MODEL,
+        )
     return DEFAULT_OPENAI_MODEL
 
 

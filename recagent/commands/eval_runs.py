@@ -100,8 +100,8 @@ def run_cmd(
         int | None,
         typer.Option(
             min=1,
-            help="Evaluate a seeded sample of users (dialogues: of cases) \\[default: all for "
-            "full-rank and dialogues, 200 for candidates, 50 for conversation].",
+            help="Evaluate a seeded sample of users (dialogues, requests: of cases) \\[default: "
+            "all for full-rank, dialogues and requests, 200 for candidates, 50 for conversation].",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for user sampling and candidate lists.")] = 0,

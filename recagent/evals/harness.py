@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -30,6 +31,7 @@ from recagent.progress import Reporter
 
 CONVERSATION_K = 10
 VARIANTS = ("attrs", "no-attrs")  # conversation: simulator knows / does not know attributes
+C = TypeVar("C")
 
 
 def build_cases(config: RunConfig, env: EvalEnv) -> list[Case]:
@@ -221,12 +223,16 @@ def dialogue_cases(config: RunConfig, env: EvalEnv) -> list[DialogueCase]:
     """The run's cases: all in the file, or `users` of them drawn with the run's seed."""
     if not config.cases:
         raise ConfigError("the dialogues protocol needs --cases FILE.jsonl")
-    cases = load_cases(Path(config.cases), env.dataset)
-    if config.users is not None and config.users < len(cases):
-        rng = np.random.default_rng(config.seed)
-        keep = np.sort(rng.choice(len(cases), size=config.users, replace=False))
-        cases = [cases[int(i)] for i in keep]
-    return cases
+    return sample_cases(load_cases(Path(config.cases), env.dataset), config)
+
+
+def sample_cases(cases: list[C], config: RunConfig) -> list[C]:
+    """All of `cases`, or `config.users` of them drawn with the run's seed, in file order."""
+    if config.users is None or config.users >= len(cases):
+        return cases
+    rng = np.random.default_rng(config.seed)
+    keep = np.sort(rng.choice(len(cases), size=config.users, replace=False))
+    return [cases[int(i)] for i in keep]
 
 
 def env_title(session: object, item_id: str) -> str:
@@ -321,7 +327,9 @@ def _run_requests(
     done: set[tuple[str, int]],
     on_record: Callable[[Record], None] | None,
 ) -> None:
-    cases = load_request_cases(Path(config.cases) if config.cases else None, env.dataset)
+    cases = sample_cases(
+        load_request_cases(Path(config.cases) if config.cases else None, env.dataset), config
+    )
     for name in config.pipelines:
         todo = [c for c in cases if (name, c.index) not in done]
         if not todo:
