@@ -16,6 +16,11 @@ model that knows the neighbourhood). The real model's numbers come from `recagen
 `latency`: plain one-line requests through `recagent recommend` (default k) with the
 configured LLM (OPENAI_BASE_URL), one process each, wall time, model calls and tokens from
 the run log.
+
+    python benchmarks/plan_first.py prompt
+
+`prompt`: the static prompt prefix (system prompt, the two tools' schemas) in the server's
+own tokens.
 """
 
 from __future__ import annotations
@@ -176,6 +181,39 @@ def latency(args: argparse.Namespace) -> None:
     )
 
 
+def prompt(args: argparse.Namespace) -> None:
+    """Where a plan-mode turn's prompt tokens go: the static prefix (system prompt and the two
+    tools' schemas, the same for both calls of every turn) counted by the server's own
+    tokenizer (llama.cpp's `/extras/tokenize/count`)."""
+    import httpx
+
+    from recagent.agent.llm_agent import tool_defs
+    from recagent.prompts.registry import PromptRegistry
+
+    base = os.environ.get("OPENAI_BASE_URL", "").rstrip("/")
+    if not base:
+        sys.exit('set OPENAI_BASE_URL (e.g. eval "$(../shared/tools/local-llm env)")')
+    workspace, settings = workspace_settings()
+    registry = PromptRegistry(workspace.prompts_dir)
+    style = registry.render("explanation_style").text
+    parts = {
+        "system prompt": registry.render(
+            "system", domain=settings.agent.domain, explanation_style=style
+        ).text
+    }
+    for tool in tool_defs(10, explain=settings.agent.explain == "model"):
+        parts[f"tool {tool['function']['name']}"] = json.dumps(tool)
+    root = base.removesuffix("/v1")
+    total = 0
+    for name, text in parts.items():
+        reply = httpx.post(f"{root}/extras/tokenize/count", json={"input": text}, timeout=600)
+        reply.raise_for_status()
+        count = int(reply.json()["count"])
+        total += count
+        print(f"{count:6d}  {name}")
+    print(f"{total:6d}  static prefix (both calls of every turn)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -191,6 +229,8 @@ def main() -> None:
     lat.add_argument("--requests", type=int, default=10)
     lat.add_argument("--dataset", default="ml-100k")
     lat.set_defaults(run=latency)
+    pr = sub.add_parser("prompt")
+    pr.set_defaults(run=prompt)
     args = parser.parse_args()
     args.run(args)
 
