@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -18,7 +19,7 @@ from recagent.evals.env import EvalEnv
 from recagent.evals.harness import list_errors, run
 from recagent.evals.protocols import base_cases, random_candidates
 from recagent.evals.rerank import parse_ids
-from recagent.evals.runs import RunConfig, RunDir, new_run_id
+from recagent.evals.runs import RunConfig, RunDir, list_runs, new_run_id
 from recagent.evals.summary import load_prices, summarize
 from recagent.manifest import file_sha256
 from recagent.progress import SilentReporter
@@ -61,6 +62,19 @@ def test_candidate_sampler(mini_stack: Stack) -> None:
         assert not set(cands) & set(case.history)
         assert cands == random_candidates(ds, case, seed=3)  # deterministic per seed
         assert cands != random_candidates(ds, case, seed=4)
+
+
+def test_runs_started_in_the_same_second_list_in_the_order_they_started(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    for n, run_id in enumerate(["20261207-120000-ffff", "20261207-120000-0000"]):
+        run = RunDir(root, run_id)
+        config = {"protocol": "full-rank", "pipelines": ["popularity"], "dataset": "d", "k": 10}
+        run.create(RunConfig(run_id=run_id, **config))
+        os.utime(run.config_path, ns=(n * 10**9, n * 10**9))
+    assert [r.path.name for r in list_runs(root)] == [
+        "20261207-120000-ffff",
+        "20261207-120000-0000",
+    ]
 
 
 def test_list_errors_counts_what_rankers_break() -> None:
@@ -327,6 +341,15 @@ DIALOGUES = [
 ]
 
 
+def _sampled_case_ids(cli, home: list[str], args: list[str], stack: Stack) -> list[str]:
+    """The case ids one pipeline ran on in a seeded `--users 2` sample of the same case file."""
+    sampled = cli(*home, *args, "--pipelines", "planner", "--users", "2", "--seed", "1")
+    assert sampled.exit_code == 0, sampled.output
+    run_id = json.loads(cli(*home, "eval", "list", "--json").stdout)[-1]["run_id"]
+    rows = (stack.workspace.runs_dir / run_id / "per_user.jsonl").read_text().splitlines()
+    return [json.loads(row)["user_id"] for row in rows]
+
+
 def test_dialogues_protocol(cli, mini_stack: Stack, tmp_path: Path) -> None:
     cases = tmp_path / "cases.jsonl"
     cases.write_text("\n".join(json.dumps(c) for c in DIALOGUES) + "\n")
@@ -350,11 +373,7 @@ def test_dialogues_protocol(cli, mini_stack: Stack, tmp_path: Path) -> None:
         loved = {"1:2": "1", "2:3": "2"}[r["user_id"]]
         assert len(r["items"]) <= 20 and loved not in r["items"], r
     assert "| planner |" in (folder / "report.md").read_text()
-    sampled = cli(*home, *args, "--users", "2", "--seed", "1")
-    assert sampled.exit_code == 0, sampled.output
-    run_id = json.loads(cli(*home, "eval", "list", "--json").stdout)[-1]["run_id"]
-    rows = (mini_stack.workspace.runs_dir / run_id / "per_user.jsonl").read_text().splitlines()
-    ids = [json.loads(row)["user_id"] for row in rows]
+    ids = _sampled_case_ids(cli, home, args, mini_stack)
     assert len(ids) == 2 and len(set(ids)) == 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": []}\n')
@@ -422,11 +441,7 @@ def test_requests_protocol_end_to_end(cli, mini_stack: Stack, tmp_path: Path) ->
     assert entry["requests"]["failed_cases"] == ["wrong-on-purpose"]
     assert entry["accuracy"]["plan_accuracy"]["mean"] == pytest.approx(2 / 3)
     assert "| planner |" in (folder / "report.md").read_text()
-    sampled = cli(*home, *args, "--users", "2", "--seed", "1")
-    assert sampled.exit_code == 0, sampled.output
-    run_id = json.loads(cli(*home, "eval", "list", "--json").stdout)[-1]["run_id"]
-    rows = (mini_stack.workspace.runs_dir / run_id / "per_user.jsonl").read_text().splitlines()
-    ids = [json.loads(row)["user_id"] for row in rows]
+    ids = _sampled_case_ids(cli, home, args, mini_stack)
     assert len(ids) == 2 and len(set(ids)) == 2
     bad = tmp_path / "bad.jsonl"
     bad.write_text(

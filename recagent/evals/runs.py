@@ -165,7 +165,11 @@ class RunDir:
 def list_runs(root: Path) -> list[RunDir]:
     if not root.is_dir():
         return []
-    return [RunDir(root, p.name) for p in sorted(root.iterdir()) if (p / "config.json").is_file()]
+    folders = [p for p in root.iterdir() if (p / "config.json").is_file()]
+    # Oldest first. Two runs started in the same second share the id's time part and differ
+    # only by a random suffix, so their order comes from when each wrote its config.
+    folders.sort(key=lambda p: (p.name[:15], (p / "config.json").stat().st_mtime_ns, p.name))
+    return [RunDir(root, p.name) for p in folders]
 
 
 __all__ = ["Record", "RunConfig", "RunDir", "list_runs", "new_run_id"]
