@@ -372,6 +372,9 @@ def test_dialogues_protocol(cli, mini_stack: Stack, tmp_path: Path) -> None:
     for r in records:  # what the person said they loved or liked is never recommended back
         loved = {"1:2": "1", "2:3": "2"}[r["user_id"]]
         assert len(r["items"]) <= 20 and loved not in r["items"], r
+    assert all(
+        r["steps"] > 0 and r["tool_calls"] > 0 for r in records if r["pipeline"] == "planner"
+    )
     assert "| planner |" in (folder / "report.md").read_text()
     ids = _sampled_case_ids(cli, home, args, mini_stack)
     assert len(ids) == 2 and len(set(ids)) == 2
@@ -440,6 +443,8 @@ def test_requests_protocol_end_to_end(cli, mini_stack: Stack, tmp_path: Path) ->
     assert entry["requests"]["checks"] == 5 and entry["requests"]["checks_passed"] == 4
     assert entry["requests"]["failed_cases"] == ["wrong-on-purpose"]
     assert entry["accuracy"]["plan_accuracy"]["mean"] == pytest.approx(2 / 3)
+    records = [json.loads(x) for x in (folder / "per_user.jsonl").read_text().splitlines()]
+    assert all(r["steps"] > 0 and r["tool_calls"] > 0 for r in records)
     assert "| planner |" in (folder / "report.md").read_text()
     ids = _sampled_case_ids(cli, home, args, mini_stack)
     assert len(ids) == 2 and len(set(ids)) == 2

@@ -14,7 +14,6 @@ from typing import TypeVar
 import numpy as np
 
 from recagent.agent.rules import RuleReader
-from recagent.agent.runlog import TurnRecord
 from recagent.agent.schema import RankedItem
 from recagent.agent.turn import AskOptions
 from recagent.errors import ConfigError
@@ -26,6 +25,7 @@ from recagent.evals.recommender import Recommendation, Recommender
 from recagent.evals.requests import RequestCase, answer_request, load_request_cases
 from recagent.evals.runs import Record, RunConfig, RunDir
 from recagent.evals.simulator import LLMSimulator, RulesSimulator, redact
+from recagent.evals.tally import tally_turn
 from recagent.evals.titles import TitlesRecommender
 from recagent.progress import Reporter
 
@@ -131,7 +131,7 @@ def converse(pipeline: Recommender, case: Case, config: RunConfig, simulator: ob
             message, leaked = redact(simulator.message(case, turn, shown), title)  # type: ignore[attr-defined]
             record.errors["title_leaks"] = record.errors.get("title_leaks", 0) + int(leaked)
             ranked = session.ask(message, k=CONVERSATION_K, options=options)
-            _tally(record, session.last_turn)
+            tally_turn(record, session.last_turn, ranked)
             shown = [it.item_id for it in ranked.items]
             record.turns = turn + 1
             if case.target in shown:
@@ -144,18 +144,6 @@ def converse(pipeline: Recommender, case: Case, config: RunConfig, simulator: ob
         record.failure = f"{type(exc).__name__}: {exc}"[:500]
     record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     return record
-
-
-def _tally(record: Record, turn_log: TurnRecord | None) -> None:
-    if turn_log:
-        record.llm_calls += turn_log.llm_calls
-        record.input_tokens += turn_log.input_tokens
-        record.output_tokens += turn_log.output_tokens
-        record.tool_calls += len(turn_log.tool_calls)
-        record.tool_failures += sum(not c["ok"] for c in turn_log.tool_calls)
-        record.repairs += sum(v for key, v in turn_log.repairs.items() if key != "backfilled")
-        record.titles_proposed += turn_log.titles_proposed
-        record.titles_found += turn_log.titles_found
 
 
 def answer_dialogue(
@@ -178,7 +166,7 @@ def answer_dialogue(
             session.set_user(None)
             message = session.replay(case.messages)
             ranked = session.ask(message, k=config.k)
-            _tally(record, session.last_turn)
+            tally_turn(record, session.last_turn, ranked)
             items = [it.item_id for it in ranked.items]
             record.model_gold = [
                 it.item_id

@@ -43,6 +43,7 @@ from recagent.agent.schema import RankedList
 from recagent.data.dataset import Dataset
 from recagent.errors import DataError
 from recagent.evals.runs import Record, RunConfig
+from recagent.evals.tally import tally_turn
 
 DEFAULT_CASES = Path(__file__).with_name("requests.jsonl")
 TITLE_SCORE = 95.0
@@ -254,15 +255,10 @@ def answer_request(session_of: object, case: RequestCase, config: RunConfig, nam
         started = time.perf_counter()
         ranked: RankedList = session.ask(case.text, k=case.k)
         record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
-        turn = session.last_turn
-        if turn is not None:
-            record.llm_calls = turn.llm_calls
-            record.input_tokens, record.output_tokens = turn.input_tokens, turn.output_tokens
-            record.tool_calls = len(turn.tool_calls)
+        tally_turn(record, session.last_turn, ranked)
         record.items = [it.item_id for it in ranked.items]
         record.model = ranked.model
         record.kind = ranked.kind
-        record.repairs = sum(v for k, v in ranked.repairs.items() if k != "backfilled")
         dataset = session.dataset
         feelings = dict(session.conversation.feelings)
         record.checks = {
@@ -270,9 +266,6 @@ def answer_request(session_of: object, case: RequestCase, config: RunConfig, nam
             for n, c in enumerate(case.checks, start=1)
         }
         record.plan_ok = plan_right(case, ranked, dataset)
-        steps = ranked.plan.steps if ranked.plan else []
-        record.steps = sum(bool(s.ok) for s in steps)
-        record.model_steps = sum(bool(s.ok) and s.source != "rules" for s in steps)
         return record
     except Exception as exc:  # a case that crashes is a failed case, never a crashed run
         record.failure = f"{type(exc).__name__}: {exc}"[:500]
