@@ -3,6 +3,8 @@
     python benchmarks/encoder_bench.py run --dataset ml-100k --seed 0 [--set lr=0.003 ...]
     python benchmarks/encoder_bench.py run --dataset ml-100k --seed 0 --withhold 0.1
     python benchmarks/encoder_bench.py report
+    python benchmarks/encoder_bench.py lookalike
+
 
 `run` trains the encoder on the training split (alpha and epoch chosen on valid) and measures
 Recall@10/50/100 of the test split's held-out pairs per popularity slice, with the encoder's
@@ -10,6 +12,11 @@ paired difference from the raw text vectors (bootstrap over users). `--withhold 
 cold-item setting: a popularity-stratified 10% of the items never appear in the encoder's
 training pairs (nor in its valid choice); every later consumption of one of them, paired with
 the items its consumer had before, is the test. Results: benchmarks/.work/results/encoder-*.
+
+Each test run also measures the blend `similar_items` searches (recagent.represent.blend,
+chosen on valid for that run's encoder) and how alike each query item and its top 10 are in
+every space (genre overlap, year distance); `lookalike` tabulates them with the paired
+differences blend - encoder (R@50) and blend - text (genre@10).
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ def run(args: argparse.Namespace) -> None:
     from recagent.config import IndexConfig
     from recagent.data.pairs import ItemPairs, PairsConfig
     from recagent.represent import item_to_item as i2i
+    from recagent.represent.blend import blend_scores, choose_blend
     from recagent.represent.encoder import encode, load_item_encoder, train_item_encoder
     from recagent.represent.text_vectors import text_vectors
     from recagent.workspace import Workspace
@@ -70,10 +78,16 @@ def run(args: argparse.Namespace) -> None:
     encoder = load_item_encoder(ws, ds, IndexConfig())
     assert encoder is not None
     raw = text_vectors(ws, ds, IndexConfig()).matrix
-    spaces = [
-        ("text", i2i.vector_scores(raw)),
-        ("encoder", i2i.vector_scores(encode(encoder.projection, raw))),
-    ]
+    cowatch = encode(encoder.projection, raw)
+    spaces = [("text", i2i.vector_scores(raw)), ("encoder", i2i.vector_scores(cowatch))]
+    versus: list[tuple[str, str, str]] = []
+    blend = None
+    if withheld is None:
+        started = time.monotonic()
+        blend = choose_blend(ws, ds, IndexConfig(), encoder)
+        blend_seconds = time.monotonic() - started
+        spaces.append(("blend", blend_scores(raw, cowatch, blend.setting)))
+        versus = [("blend", "encoder", "R@50"), ("blend", "text", i2i.GENRE)]
     if withheld is None:
         cf = ItemPairs.load_or_build(ws, ds, PairsConfig(), train_only=True).matrix
         spaces.append(("item-cf", i2i.cooccurrence_scores(cf)))
@@ -82,7 +96,7 @@ def run(args: argparse.Namespace) -> None:
     else:
         pairs = i2i.withheld_pairs(ds, withheld, args.window)
         setting = f"withheld {args.withhold:.0%} of items ({len(withheld)}), {len(pairs)} pairs"
-    results, versus = i2i.evaluate_spaces(ds, spaces, pairs, args.seed)
+    results, compared = i2i.evaluate_spaces(ds, spaces, pairs, args.seed, versus)
     name = f"encoder-{args.dataset}-{'withheld' if withheld is not None else 'test'}"
     common.write_result(
         f"{name}-s{args.seed}{common.tag(args.set)}",
@@ -95,14 +109,21 @@ def run(args: argparse.Namespace) -> None:
             "training": result.model_dump(),
             "train_seconds": seconds,
             "spaces": [r.model_dump() for r in results],
-            "versus_text": [c.model_dump() for c in versus],
+            "versus_text": [c.model_dump() for c in compared if c.baseline == "text"],
+            "versus": [c.model_dump() for c in compared],
+            "blend": blend.model_dump() if blend else None,
+            "blend_setting": blend.setting.label if blend else None,
+            "blend_seconds": blend_seconds if blend else None,
             "machine": common.machine(),
         },
     )
     for r in results:
         print(r.name, {s: round(m["R@50"], 4) for s, m in r.metrics.items()}, r.users)
-    for c in versus:
-        print(c.name, "-", c.baseline, {s: round(v, 4) for s, v in c.diff.items()}, c.intervals)
+    for c in compared:
+        diffs = {s: round(v, 4) for s, v in c.diff.items()}
+        print(c.name, "-", c.baseline, c.metric, diffs, c.intervals["all"])
+    if blend:
+        print("blend chosen on valid:", blend.setting.label)
 
 
 def report(args: argparse.Namespace) -> None:
@@ -139,6 +160,46 @@ def report(args: argparse.Namespace) -> None:
             )
 
 
+def lookalike(args: argparse.Namespace) -> None:
+    """Per dataset and seed (test pairs): R@50 of the encoder and the blend, genre@10 of the
+    text space and the blend, and the paired differences; then the medians."""
+    rows = [r for r in common.read_results("encoder-") if r.get("blend") and not r["settings"]]
+    print(
+        "| dataset | seed | blend (chosen on valid) | encoder R@50 | blend R@50 | "
+        "blend - encoder [95% CI] | ratio | text genre@10 | encoder genre@10 | "
+        "blend genre@10 | blend - text [95% CI] | ratio | years@10 text / encoder / blend |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for dataset in DATASETS:
+        runs = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["seed"])
+        ratios: dict[str, list[float]] = {"recall": [], "genre": []}
+        for r in runs:
+            m = {s["name"]: s["metrics"]["all"] for s in r["spaces"]}
+            vs = {(c["baseline"], c["metric"]): c for c in r["versus"] if c["name"] == "blend"}
+            rec, gen = vs[("encoder", "R@50")], vs[("text", "genre@10")]
+            ratio_r = m["blend"]["R@50"] / m["encoder"]["R@50"]
+            ratio_g = m["blend"]["genre@10"] / m["text"]["genre@10"]
+            ratios["recall"].append(ratio_r)
+            ratios["genre"].append(ratio_g)
+            years = " / ".join(f"{m[s]['years@10']:.1f}" for s in ("text", "encoder", "blend"))
+            print(
+                f"| {dataset} | {r['seed']} | {r['blend_setting']} | "
+                f"{m['encoder']['R@50']:.4f} | {m['blend']['R@50']:.4f} | {_ci(rec)} | "
+                f"{ratio_r:.3f} | {m['text']['genre@10']:.3f} | {m['encoder']['genre@10']:.3f} | "
+                f"{m['blend']['genre@10']:.3f} | {_ci(gen)} | {ratio_g:.3f} | {years} |"
+            )
+        if runs:
+            print(
+                f"| {dataset} | median | | | | | {np.median(ratios['recall']):.3f} | | | | | "
+                f"{np.median(ratios['genre']):.3f} | |"
+            )
+
+
+def _ci(c: dict[str, Any]) -> str:
+    lo, hi = c["intervals"]["all"]
+    return f"{c['diff']['all']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,8 +210,9 @@ def main() -> None:
     r.add_argument("--withhold", type=float, default=0.0)
     common.add_set_option(r)
     sub.add_parser("report")
+    sub.add_parser("lookalike")
     args = parser.parse_args()
-    run(args) if args.command == "run" else report(args)
+    {"run": run, "report": report, "lookalike": lookalike}[args.command](args)
 
 
 if __name__ == "__main__":

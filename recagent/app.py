@@ -227,15 +227,16 @@ class Services:
 
     @cached_property
     def similar_index(self) -> ItemIndex | None:
-        """The space "more like this" searches: the item encoder's co-watch space when one is
-        trained and beat the text vectors on valid (recagent.represent.space), else None
-        (the text index serves)."""
+        """The space "more like this" searches (`[index] similar_space`,
+        recagent.represent.space): by default the blend of text and co-watch similarity at
+        the weight chosen on valid, when an item encoder is trained and beat the text vectors
+        there; None when that is the text index."""
         if self.index is None or self.settings.index.similar_space == "text":
             return None
-        from recagent.represent.space import open_cowatch_index
+        from recagent.represent.space import open_similar_index
 
         try:
-            return open_cowatch_index(
+            return open_similar_index(
                 self.workspace,
                 self.dataset,
                 self.settings.index,

@@ -158,11 +158,13 @@ class IndexConfig(Section):
         description="Filtered queries fetch up to this many unfiltered neighbours and filter "
         "them here before falling back to a Chroma `where` query (0: always `where`).",
     )
-    similar_space: Literal["auto", "text"] = Field(
+    similar_space: Literal["auto", "text", "cowatch", "blend"] = Field(
         "auto",
-        description="What 'more like this' and history similarity search: auto (the item "
-        "encoder's co-watch space when `recagent train item-encoder` made one that beat the "
-        "text vectors on valid, else the text index) or text (always the text index).",
+        description="What 'more like this' and history similarity search: text (look-alike "
+        "descriptions), cowatch (the item encoder's space: what the same people liked), blend "
+        "(both, weighted as chosen on valid), or auto: the blend when `recagent train "
+        "item-encoder` made an encoder that beat the text vectors on valid (its weight may "
+        "come out all text or all co-watch), else the text index.",
     )
 
 

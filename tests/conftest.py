@@ -32,6 +32,18 @@ from recagent.workspace import Workspace
 ML100K_GENRE_COUNT = 19
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One thread for torch's math for the whole session (and the processes tests start):
+    with its default of one thread per core, the torch-heavy tests slow down many times over
+    as soon as another process (a second test worker, a local LLM server) holds a core.
+    RECAGENT_TEST_THREADS=N gives them N."""
+    threads = os.environ.get("RECAGENT_TEST_THREADS", "1")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = threads
+    if "torch" in sys.modules:  # already loaded: the variables came too late for it
+        sys.modules["torch"].set_num_threads(int(threads))
+
+
 # The developer's LLM settings, read before every test hides them (live tests restore them).
 LIVE_LLM_ENV = {k: os.environ.get(k) for k in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
 

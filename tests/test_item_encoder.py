@@ -242,12 +242,12 @@ def test_cli_trains_the_encoder_and_evaluates_item_to_item(hidden_groups: Datase
     assert trained.exit_code == 0, trained.output
     result = json.loads(trained.stdout)
     assert result["sweep"].keys() == {"0.0"} and result["pairs"] > 0
-    assert result["similar_items_space"] == "co-watch (built)"
+    assert result["similar_items_space"].startswith("blend")  # text and co-watch, blended
     status = cli("index", "status", "--dataset", "groups", "--json")
-    assert json.loads(status.stdout)["similar_space"].startswith("the co-watch space of notellm")
+    assert json.loads(status.stdout)["similar_space"].startswith("the blend of text and co-watch")
     evaluated = cli("eval", "item-to-item", "--dataset", "groups", "--json")
     payload = json.loads(evaluated.stdout)
-    assert [s["name"] for s in payload["spaces"]] == ["text", "encoder", "item-cf"]
+    assert [s["name"] for s in payload["spaces"]] == ["text", "encoder", "blend", "item-cf"]
     assert Path(payload["path"]).is_file()
     assert payload["versus_text"][0]["diff"]["all"] > 0
 
@@ -316,7 +316,10 @@ def test_services_use_the_cowatch_space_only_when_it_won_and_is_wanted(
         torch.save({**payload, "won_on_valid": False}, path)
         assert services().similar_index is None
         torch.save(payload, path)
-        chosen = services().similar_index
+        chosen = services().similar_index  # the blend of text and the encoder's space
+        assert chosen is not None and chosen.meta.embedder.startswith("blend:notellm-lite:")
+        chosen.close()
+        chosen = services(similar_space="cowatch").similar_index
         assert chosen is not None and chosen.meta.embedder.startswith("notellm-lite:")
         chosen.close()
         assert services(similar_space="text").similar_index is None

@@ -37,7 +37,7 @@ from recagent.agent.schema import FinalAnswer, FinalPick
 from recagent.agent.steps import scorer_name
 from recagent.config import AgentConfig, LLMConfig
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import COWATCH, ToolContext, llm_schema
+from recagent.tools.base import Evidence, ToolContext, carried_by, llm_schema
 from recagent.tools.profile import current_profile
 
 FINAL_TOOL = "final_answer"
@@ -174,11 +174,24 @@ def picks_from_text(text: str, ctx: ToolContext) -> list[FinalPick]:
     return [FinalPick(item_id=i) for i in ordered]
 
 
+def _evidence_kinds(evidence: list[Evidence]) -> list[tuple[Evidence, str]]:
+    """Each piece of evidence with the words it is cited by: a similar_items hit says what
+    carried it (looks alike: similar to; liked by the same people: as co-watched; both)."""
+    out: list[tuple[Evidence, str]] = []
+    for ev in evidence:
+        if ev.kind != "similar_to_items":
+            out.append((ev, ev.kind))
+            continue
+        parts = carried_by(ev.detail)
+        out += [(ev, "similar_to_items")] if "text" in parts else []
+        out += [(ev, "co_watched")] if "cowatch" in parts else []
+    return out
+
+
 def evidence_line(ctx: ToolContext, item_id: str) -> str:
     """What the tools found for an item, in words the model can cite."""
     reasons: list[str] = []
-    for ev in ctx.candidates.evidence(item_id):
-        kind = "co_watched" if ev.detail == COWATCH else ev.kind  # the co-watch space's hits
+    for ev, kind in _evidence_kinds(ctx.candidates.evidence(item_id)):
         template = EVIDENCE_WORDS.get(kind)
         if template is None:
             continue

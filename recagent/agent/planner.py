@@ -20,7 +20,7 @@ from recagent.agent.turn import Turn, recall_filters
 from recagent.data.catalog import Catalog
 from recagent.data.profile import UserProfile
 from recagent.prompts.registry import PromptRegistry
-from recagent.tools.base import COWATCH, ToolContext
+from recagent.tools.base import ToolContext, carried_by
 from recagent.tools.profile import current_profile
 
 RECALL_K = 100
@@ -172,11 +172,15 @@ class Explainer:
         for ev in evidence:
             if ev.kind == "text_match" and (ev.score or 0) >= ctx.match_threshold:
                 values["query"] = turn.request.query or ev.matched_text or ""
-            elif ev.kind == "similar_to_items" and ev.detail == COWATCH:
-                # from the item encoder's space: learned from co-watching, not look-alike text
-                values.setdefault("watched_with", titles(ev.because_of))
             elif ev.kind == "similar_to_items":
-                values["similar_to"] = titles(ev.because_of)
+                # the part of the similarity that found it: looks alike (text), and/or the
+                # same people liked both (the co-watch space, learned from co-watching)
+                parts = carried_by(ev.detail)
+                if "text" in parts:
+                    values["similar_to"] = titles(ev.because_of)
+                    values["alike_genres"] = shared_genres(ctx, item_id, ev.because_of)
+                if "cowatch" in parts:
+                    values.setdefault("watched_with", titles(ev.because_of))
             elif ev.kind == "co_watched":
                 values["watched_with"] = list(
                     dict.fromkeys([*titles(ev.because_of), *values.get("watched_with", [])])
@@ -202,6 +206,14 @@ class Explainer:
         if liked:
             values["liked_genres"] = liked
         return self.registry.render("explanation", **values).text
+
+
+def shared_genres(ctx: ToolContext, item_id: str, like: list[str]) -> list[str]:
+    """The genres `item_id` shares with the first of `like` (in the item's order)."""
+    if not like or like[0] not in ctx.catalog:
+        return []
+    theirs = set(ctx.catalog[like[0]].genres)
+    return [g for g in ctx.catalog[item_id].genres if g in theirs]
 
 
 def strong_rank(ctx: ToolContext, item_id: str, kind: str) -> tuple[int, int] | None:

@@ -358,15 +358,22 @@ def _similar_space(app_ctx: AppContext, ds: Dataset, cfg: IndexConfig) -> str:
         return "the text index (index.similar_space = text)"
     if not checkpoint_path(app_ctx.workspace, ds).is_file():
         return "the text index (no item encoder: `recagent train item-encoder`)"
+    from recagent.represent.blend import BlendEmbedder
     from recagent.represent.encoder import load_item_encoder
-    from recagent.represent.space import SPACE
+    from recagent.represent.space import BLEND, SPACE, decide_space
 
     try:
         encoder = load_item_encoder(app_ctx.workspace, ds, cfg)
+        decided, choice = decide_space(app_ctx.workspace, ds, cfg, encoder, choose=False)
     except RecagentError as exc:
         return f"the text index ({exc})"
-    if encoder is None or not encoder.won_on_valid:
-        return "the text index (the item encoder did not beat it on valid)"
-    state = index_status(app_ctx.workspace, ds, cfg, encoder, SPACE).state
+    if encoder is None or decided.space == "text":
+        return f"the text index ({decided.why})"
+    if decided.space == BLEND and choice is None:
+        return f"the blend of text and co-watch similarity ({decided.why})"
+    embedder = encoder if decided.space == SPACE else BlendEmbedder(encoder, choice)  # type: ignore[arg-type]
+    state = index_status(app_ctx.workspace, ds, cfg, embedder, decided.space).state
     built = "fresh" if state == "fresh" else f"{state}: rebuilt on first use"
-    return f"the co-watch space of {encoder.name} ({built})"
+    if decided.space == SPACE:
+        return f"the co-watch space of {encoder.name} ({decided.why}; {built})"
+    return f"the blend of text and co-watch similarity ({decided.why}; {built})"

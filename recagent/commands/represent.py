@@ -9,7 +9,7 @@ slice, and saves the result under <workspace>/runs/.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -21,6 +21,9 @@ from recagent.data.dataset import Dataset
 from recagent.errors import ArtifactError, ConfigError
 from recagent.represent.encoder_config import EncoderConfig
 from recagent.workspace import atomic_write_json
+
+if TYPE_CHECKING:
+    from recagent.represent.blend import BlendChoice
 
 _DEFAULTS = EncoderConfig()
 
@@ -61,13 +64,16 @@ def train_item_encoder_cmd(
     training split (items a person rated 4+ within 10 positions of each other, 1/N per
     person, top 20 partners per item) plus alpha x a genre-prediction loss. Alpha and the
     stopping epoch are chosen on the valid split's held-out pairs. When the encoder beats
-    the raw text vectors there, its vectors become the co-watch space that `similar_items`
-    searches ("more like X", history); free-text search keeps the text space.
+    the raw text vectors there, `similar_items` ("more like X", history) searches a blend of
+    the two: text similarity (look-alikes) weighted w, co-watch similarity 1 - w, with w
+    chosen on the valid pairs to keep both their recall and their genre overlap (the table
+    printed; `[index] similar_space` overrides it). Free-text search keeps the text space.
 
     Example: recagent train item-encoder --dataset ml-100k
     """
+    from recagent.represent.blend import saved_blend
     from recagent.represent.encoder import load_item_encoder, train_item_encoder
-    from recagent.represent.space import build_cowatch_index
+    from recagent.represent.space import SimilarSpace, build_similar_index
 
     app_ctx = get_context(ctx)
     ds = Dataset.load(app_ctx.workspace, app_ctx.dataset_name(dataset))
@@ -88,12 +94,14 @@ def train_item_encoder_cmd(
         time_limit_s=None if time_limit is None else time_limit * 60,
     )
     encoder = load_item_encoder(app_ctx.workspace, ds, settings)
-    space = "text (the encoder did not beat it on valid)"
-    if encoder is not None and encoder.won_on_valid:
-        build_cowatch_index(app_ctx.workspace, ds, settings, encoder, app_ctx.reporter)
-        space = "co-watch (built)"
+    decided = SimilarSpace(space="text", why="no encoder was kept")
+    if encoder is not None:
+        decided = build_similar_index(app_ctx.workspace, ds, settings, encoder, app_ctx.reporter)
+    choice = saved_blend(app_ctx.workspace, ds, settings, encoder) if encoder else None
+    space = f"{decided.space} ({decided.why})"
     if as_json:
-        app_ctx.print_json({**result.model_dump(), "similar_items_space": space})
+        blend = choice.model_dump() if choice else None
+        app_ctx.print_json({**result.model_dump(), "similar_items_space": space, "blend": blend})
         return
     title = f"item encoder on {ds.name} ({result.pairs:,} pairs)"
     table = Table("valid", result.metric, title=title)
@@ -101,6 +109,8 @@ def train_item_encoder_cmd(
     for a, value in result.sweep.items():
         table.add_row(f"encoder, alpha {a}", f"{value:.4f}")
     app_ctx.out.print(table)
+    if choice is not None:
+        app_ctx.out.print(_blend_table(choice))
     if result.stopped in ("interrupted", "time_limit"):
         why = "interrupted" if result.stopped == "interrupted" else "time limit reached"
         app_ctx.err.print(f"[yellow]{why}:[/] kept the best epoch so far; untried alphas skipped")
@@ -109,6 +119,23 @@ def train_item_encoder_cmd(
         f"{result.retention.reason}; similar_items searches the {space} space",
         soft_wrap=True,
     )
+
+
+def _blend_table(choice: BlendChoice) -> Table:
+    """The valid table the blend was chosen from: the one-step weights and the chosen one."""
+    recall = choice.recall
+    table = Table("similar_items ranking", recall, "genre@10", "years@10", title="valid")
+    from recagent.represent.blend import settings_grid
+
+    chosen = choice.setting.label
+    for setting in settings_grid(int(recall.removeprefix("R@"))):
+        label = setting.label
+        m = choice.valid.get(label)
+        if m is None or not (setting.one_step or label == chosen):
+            continue  # the two-step settings tried: in the saved JSON
+        cells = [f"{m[recall]:.4f}", f"{m['genre@10']:.3f}", f"{m['years@10']:.1f}"]
+        table.add_row(f"{label}{' (chosen)' if label == chosen else ''}", *cells)
+    return table
 
 
 def eval_item_to_item_cmd(
@@ -120,20 +147,26 @@ def eval_item_to_item_cmd(
     ] = 10,
     as_json: JsonOpt = False,
 ) -> None:
-    """Item-to-item recall: raw text vectors vs the item encoder vs item-CF co-occurrence.
+    """Item to item: raw text vectors vs the item encoder vs their blend vs item-CF.
 
     Held-out pairs are a user's valid or test item with each of the `window` items before
     it (never trained on). Reports Recall@10/50/100 overall and by the held-out item's
     training popularity (cold < 5 interactions, low < 50, high), with 95% bootstrap
-    intervals over users and each space's paired difference from the raw text vectors.
-    Saved as JSON under <workspace>/runs/.
+    intervals over users and each space's paired difference from the raw text vectors; and
+    how alike each query item and its top 10 are: genre overlap (Jaccard, 1 = same genres)
+    and year distance, so a space that finds co-watched but unlike items shows it. The blend
+    is the one `similar_items` searches (text weight chosen on valid). Saved as JSON under
+    <workspace>/runs/.
 
     Example: recagent eval item-to-item --dataset ml-100k
     """
     from recagent.data.pairs import ItemPairs, PairsConfig
     from recagent.evals.runs import new_run_id
+    from recagent.represent.blend import blend_scores, choose_blend
     from recagent.represent.encoder import encode, load_item_encoder
     from recagent.represent.item_to_item import (
+        GENRE,
+        YEARS,
         cooccurrence_scores,
         evaluate_spaces,
         heldout_pairs,
@@ -154,7 +187,12 @@ def eval_item_to_item_cmd(
             "no item encoder trained yet (recagent train item-encoder): text and item-CF only"
         )
     else:
-        spaces.append(("encoder", vector_scores(encode(encoder.projection, vectors.matrix))))
+        cowatch = encode(encoder.projection, vectors.matrix)
+        spaces.append(("encoder", vector_scores(cowatch)))
+        choice = choose_blend(app_ctx.workspace, ds, settings, encoder, app_ctx.reporter)
+        blended = blend_scores(vectors.matrix, cowatch, choice.setting)
+        spaces.append(("blend", blended))
+        app_ctx.err.print(f"blend (chosen on valid): {choice.setting.label}")
     pairs = ItemPairs.load_or_build(app_ctx.workspace, ds, PairsConfig(), train_only=True)
     spaces.append(("item-cf", cooccurrence_scores(pairs.matrix)))
     with app_ctx.reporter.stage(f"ranking held-out {split} pairs in {len(spaces)} spaces", None):
@@ -177,7 +215,17 @@ def eval_item_to_item_cmd(
     if as_json:
         app_ctx.print_json({**payload, "path": str(path)})
         return
-    table = Table("space", "slice", "users", "R@10", "R@50", "R@100", "R@50 vs text [95% CI]")
+    table = Table(
+        "space",
+        "slice",
+        "users",
+        "R@10",
+        "R@50",
+        "R@100",
+        "R@50 vs text [95% CI]",
+        "genre@10",
+        "years@10",
+    )
     versus = {c.name: c for c in comparisons}
     for r in results:
         for s, m in r.metrics.items():
@@ -188,7 +236,8 @@ def eval_item_to_item_cmd(
                 else ""
             )
             cells = [f"{m[k]:.4f}" for k in ("R@10", "R@50", "R@100")]
-            table.add_row(r.name, s, str(r.users[s]), *cells, diff)
+            look = [f"{m.get(GENRE, float('nan')):.3f}", f"{m.get(YEARS, float('nan')):.1f}"]
+            table.add_row(r.name, s, str(r.users[s]), *cells, diff, *look)
     app_ctx.out.print(table)
     app_ctx.err.print(f"saved {path}")
 

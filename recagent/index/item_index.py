@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,37 @@ class Hit(BaseModel):
     because_of: list[str] = Field(
         default_factory=list, description="Input item ids that made it similar, best first."
     )
+    carried_by: list[str] = Field(
+        default_factory=list,
+        description="In a blended space: the parts (text, cowatch) whose similarity to the "
+        "first of because_of carried it.",
+    )
+
+
+@dataclass(frozen=True)
+class VectorPart:
+    """A slice of a blended space's stored vectors (recagent.represent.blend): columns
+    start:stop hold sqrt(share) x a unit vector of space `name`."""
+
+    name: str
+    start: int
+    stop: int
+    share: float
+
+
+@dataclass(frozen=True)
+class PartRanking:
+    """How a blended space ranks (any weights, whatever it stored): a pool of the items
+    nearest in each part named in `lookalikes` (that many) and the rest of `pool` (at least
+    the k asked for) nearest by the parts weighted `recall`, ordered by the parts weighted
+    `order` (weights per part name, summing to 1); the score is the `order` blend of the
+    parts' cosines."""
+
+    recall: dict[str, float]
+    pool: int
+    order: dict[str, float]
+    lookalikes: dict[str, int] = field(default_factory=dict)  # per part: its own nearest, too
+    alike_rank: int = 20  # a part carried a hit among the input's this many nearest there
 
 
 _Found = tuple[str, float]  # (item_id, cosine similarity)
@@ -118,6 +150,8 @@ class ItemIndex:
         self.where = where
         self._client = client
         self.lease: Lease | None = None  # keeps the version being read on disk until close
+        self.parts: list[VectorPart] = []  # a blended space's parts (see `_carried`)
+        self.ranking: PartRanking | None = None  # and how it ranks (see `_nearest`)
 
     def __len__(self) -> int:
         return self.meta.items
@@ -180,7 +214,7 @@ class ItemIndex:
             for item_id, score in per_query:
                 best[item_id] = max(score, best.get(item_id, -math.inf))
         top = sorted(best.items(), key=lambda t: -t[1])[:k]
-        return self._explained(top, ids, vectors)
+        return self._carried(self._explained(top, ids, vectors))
 
     def similar_to_all(
         self, item_ids: Sequence[str], k: int = 10, filters: Constraints | None = None
@@ -202,7 +236,7 @@ class ItemIndex:
         hits = self._explained(top, ids, vectors)
         for hit in hits:
             hit.because_of = list(ids)  # close to all of them, by construction
-        return hits
+        return self._carried(hits)
 
     def similar_to_history(
         self,
@@ -229,7 +263,7 @@ class ItemIndex:
         if strategy == "centroid":
             centroid = (weights[:, None] * vectors).sum(axis=0, keepdims=True)
             centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-            return self._explained(self._nearest(centroid, k, f)[0], window, vectors)
+            return self._carried(self._explained(self._nearest(centroid, k, f)[0], window, vectors))
         if strategy != "maxsim":
             raise QueryError(f"unknown history strategy {strategy!r}: centroid or maxsim")
         best: dict[str, float] = {}
@@ -240,15 +274,17 @@ class ItemIndex:
                 sources.setdefault(item_id, []).append((score, window[i]))
         top = sorted(best.items(), key=lambda t: -t[1])[:k]
         texts, _ = self._records([i for i, _ in top])
-        return [
-            Hit(
-                item_id=i,
-                score=s,
-                text=texts[i],
-                because_of=_because(sorted(sources[i], reverse=True)),
-            )
-            for i, s in top
-        ]
+        return self._carried(
+            [
+                Hit(
+                    item_id=i,
+                    score=s,
+                    text=texts[i],
+                    because_of=_because(sorted(sources[i], reverse=True)),
+                )
+                for i, s in top
+            ]
+        )
 
     def embeddings(self, item_ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of `item_ids`, in that order."""
@@ -257,6 +293,35 @@ class ItemIndex:
         return np.asarray([vectors[i] for i in ids], dtype=np.float32)
 
     # ---- internals -------------------------------------------------------------------------
+
+    def _carried(self, hits: list[Hit]) -> list[Hit]:
+        """In a blended space, name the parts that carried each hit: those in which it is
+        among the `alike_rank` nearest items of the first of its `because_of` (else the part
+        in which it comes closest to that). Other spaces: `hits` as they are."""
+        ranking, parts = self.ranking, self.parts
+        if ranking is None or not parts or not hits:
+            return hits
+        inputs = list(dict.fromkeys(h.because_of[0] for h in hits if h.because_of))
+        ids = list(dict.fromkeys([h.item_id for h in hits] + inputs))
+        _, vectors = self._records(ids, vectors=True, texts=False)
+        queries = np.stack([vectors[i] for i in inputs]) if inputs else None
+        level: dict[str, dict[str, float]] = {}  # part -> input -> its alike_rank-th cosine
+        for p in parts:
+            if queries is None:
+                break
+            per = self._nearest_plain(
+                self._weighted(queries, {p.name: 1.0}), ranking.alike_rank + 1, Constraints()
+            )
+            level[p.name] = {i: found[-1][1] for i, found in zip(inputs, per, strict=True)}
+        for hit in hits:
+            if not hit.because_of:
+                continue
+            ref = hit.because_of[0]
+            sims = _part_cosines(parts, vectors[hit.item_id][None, :], vectors[ref])
+            gap = {p.name: float(sims[p.name][0]) - level[p.name][ref] for p in parts}
+            carried = [p.name for p in parts if gap[p.name] >= -1e-6]
+            hit.carried_by = carried or [max(gap, key=lambda name: gap[name])]
+        return hits
 
     def _known_ids(self, item_ids: Sequence[str], what: str, limit: int) -> list[str]:
         """`item_ids` deduplicated (first occurrence kept), all in the catalog."""
@@ -320,7 +385,47 @@ class ItemIndex:
 
     def _nearest(self, queries: np.ndarray, n: int, f: Constraints) -> list[list[_Found]]:
         """Top-`n` (item_id, score) per query vector among items passing `f` (see the module
-        docstring for how the filter is applied)."""
+        docstring for how the filter is applied). A blended space (`ranking` set) finds a
+        pool by its recall weights, then orders the pool by its order weights."""
+        if self.ranking is None or not self.parts:
+            return self._nearest_plain(queries, n, f)
+        queries = np.asarray(queries, dtype=np.float32)
+        ranking = self.ranking
+        extra = sum(ranking.lookalikes.values())
+        pools = self._nearest_plain(
+            self._weighted(queries, ranking.recall), max(n, ranking.pool - extra), f
+        )
+        for name, m in ranking.lookalikes.items():
+            alike = self._nearest_plain(self._weighted(queries, {name: 1.0}), m, f)
+            pools = [[*a, *p] for a, p in zip(alike, pools, strict=True)]
+        pools = [list(dict(per).items()) for per in pools]  # each item once
+        ids = list(dict.fromkeys(i for per in pools for i, _ in per))
+        if not ids:
+            return [[] for _ in pools]
+        _, stored = self._records(ids, vectors=True, texts=False)
+        out: list[list[_Found]] = []
+        for q, per in zip(queries, pools, strict=True):
+            if not per:
+                out.append([])
+                continue
+            found = np.stack([stored[i] for i, _ in per])
+            sims = _part_cosines(self.parts, found, q)
+            score = sum(self.ranking.order.get(p.name, 0.0) * sims[p.name] for p in self.parts)
+            scores = np.asarray(score, dtype=np.float64)
+            # best first; ties keep the pool's order (its nearest first)
+            order = np.lexsort((np.arange(len(per)), -scores))[:n]
+            out.append([(per[j][0], float(scores[j])) for j in order])
+        return out
+
+    def _weighted(self, queries: np.ndarray, weights: dict[str, float]) -> np.ndarray:
+        """`queries` (stored blended vectors) with each part re-weighted: their dot product
+        with a stored vector is the `weights` blend of the parts' cosines."""
+        out = queries.copy()
+        for p in self.parts:
+            out[:, p.start : p.stop] *= weights.get(p.name, 0.0) / p.share
+        return out
+
+    def _nearest_plain(self, queries: np.ndarray, n: int, f: Constraints) -> list[list[_Found]]:
         total = len(self.catalog)
         if total <= self.config.exact_max_items:
             return self._exact_all(queries, n, None if f.is_empty() else self._mask.allowed(f))
@@ -413,6 +518,16 @@ def _embeddings(got: Any) -> Any:
     return stored
 
 
+def _part_cosines(
+    parts: Sequence[VectorPart], vectors: np.ndarray, query: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per part: the cosine of each row of `vectors` with `query` in that part's space (both
+    stored with the part's share of the length)."""
+    return {
+        p.name: (vectors[:, p.start : p.stop] @ query[p.start : p.stop]) / p.share for p in parts
+    }
+
+
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
     """Column indices of the `n` highest `scores`, best first, ties by column order."""
     n = min(n, len(scores))
@@ -430,4 +545,13 @@ def _because(ranked: list[tuple[float, str]]) -> list[str]:
     return list(dict.fromkeys(i for s, i in ranked if s >= top - BECAUSE_MARGIN))[:MAX_BECAUSE]
 
 
-__all__ = ["EXACT_LIMIT", "MAX_K", "Hit", "ItemIndex", "QueryError", "check_k"]
+__all__ = [
+    "EXACT_LIMIT",
+    "MAX_K",
+    "Hit",
+    "ItemIndex",
+    "PartRanking",
+    "QueryError",
+    "VectorPart",
+    "check_k",
+]

@@ -106,8 +106,10 @@ class ItemEncoder:
         encoder_id: str,
         won_on_valid: bool,
         workspace: Workspace,
+        select_k: int = 50,
     ) -> None:
         self.base = base
+        self.select_k = select_k  # the valid Recall@k it was chosen by
         self.workspace = workspace
         self.projection = projection.eval()
         self.encoder_id = encoder_id
@@ -344,7 +346,8 @@ def load_item_encoder(
             f"`recagent train item-encoder --dataset {dataset.name}`"
         )
     won = bool(payload["won_on_valid"])
-    return ItemEncoder(embedder, projection, str(payload["encoder_id"]), won, workspace)
+    select_k = int(payload.get("config", {}).get("select_k", 50))
+    return ItemEncoder(embedder, projection, str(payload["encoder_id"]), won, workspace, select_k)
 
 
 __all__ = [

@@ -1,13 +1,20 @@
-"""The co-watch vector space: the item encoder's vectors in their own Chroma collection next
-to the text one (recagent.index.store, space `cowatch`).
+"""The spaces "more like this" and history similarity search, next to the text index
+(recagent.index.store): the item encoder's co-watch space (`cowatch`) and the blend of text
+and co-watch similarity (`blend`, recagent.represent.blend), each its own Chroma collection.
 
-It is derived entirely from the trained encoder and the catalog, so it is rebuilt whenever
-either changes (a retrained encoder has a new name, which makes the old collection stale).
-"More like this" and history similarity use it only when the encoder beat the raw text
-vectors on the valid split; free-text search always stays in the text space (a query has no
-co-occurrence signal)."""
+Both are derived entirely from the trained encoder and the catalog, so they are rebuilt
+whenever either changes (a retrained encoder has a new name, which makes the old collection
+stale); the blend's weights are applied at query time, so a new choice rebuilds nothing. Free-text
+search always stays in the text space (a query has no co-occurrence signal).
+
+`[index] similar_space` picks: `text`; `cowatch`; `blend`; or `auto` (the default): the text
+index unless the encoder beat the text vectors on valid, else the blend as chosen on valid
+(which may come out all co-watch, the co-watch space itself, or all text, the text index).
+"""
 
 from __future__ import annotations
+
+from pydantic import BaseModel
 
 from recagent.config import IndexConfig
 from recagent.data.dataset import Dataset
@@ -15,23 +22,119 @@ from recagent.index.embedders import Embedder
 from recagent.index.item_index import ItemIndex
 from recagent.index.store import build_index, index_status, open_index
 from recagent.progress import Reporter
+from recagent.represent.blend import BlendChoice, BlendEmbedder, choose_blend, saved_blend
 from recagent.represent.encoder import ItemEncoder, load_item_encoder
 from recagent.workspace import Workspace
 
 SPACE = "cowatch"
+BLEND = "blend"
 
 
-def build_cowatch_index(
+class SimilarSpace(BaseModel):
+    """Which space similar_items searches, and why."""
+
+    space: str  # text, cowatch or blend
+    why: str
+    setting: str | None = None  # how a blend ranks (BlendSetting.label)
+
+
+def decide_space(
+    workspace: Workspace,
+    dataset: Dataset,
+    config: IndexConfig,
+    encoder: ItemEncoder | None,
+    reporter: Reporter | None = None,
+    choose: bool = True,
+) -> tuple[SimilarSpace, BlendChoice | None]:
+    """The space `config.similar_space` amounts to with this encoder (see the module
+    docstring); a blend's weight is chosen on valid if it was not yet (unless `choose` is
+    false: then the space is `blend`, its weight to be chosen on first use)."""
+    wanted = config.similar_space
+    if wanted == "text":
+        return SimilarSpace(space="text", why="index.similar_space = text"), None
+    if encoder is None:
+        why = "no item encoder: `recagent train item-encoder`"
+        return SimilarSpace(space="text", why=why), None
+    if wanted == "cowatch":
+        return SimilarSpace(space=SPACE, why="index.similar_space = cowatch"), None
+    if wanted == "auto" and not encoder.won_on_valid:
+        why = "the item encoder did not beat the text vectors on valid"
+        return SimilarSpace(space="text", why=why), None
+    if choose:
+        choice = choose_blend(workspace, dataset, config, encoder, reporter)
+    elif (saved := saved_blend(workspace, dataset, config, encoder)) is not None:
+        choice = saved
+    else:
+        why = "text and co-watch similarity blended as chosen on valid at first use"
+        return SimilarSpace(space=BLEND, why=why), None
+    setting = choice.setting
+    space = BLEND if wanted == BLEND else setting.space
+    why = f"{setting.label}: chosen on valid"
+    if wanted == BLEND:
+        why += " (index.similar_space = blend)"
+    return SimilarSpace(space=space, why=why, setting=setting.label), choice
+
+
+def build_similar_index(
     workspace: Workspace,
     dataset: Dataset,
     config: IndexConfig,
     encoder: ItemEncoder,
     reporter: Reporter | None = None,
-) -> None:
-    """(Re)build the co-watch collection unless it is fresh for this encoder and catalog."""
-    status = index_status(workspace, dataset, config, encoder, SPACE)
-    if status.state != "fresh":
-        build_index(workspace, dataset, config, embedder=encoder, reporter=reporter, space=SPACE)
+) -> SimilarSpace:
+    """(Re)build the collection of the space `config` amounts to, unless it is fresh."""
+    return _ready(workspace, dataset, config, encoder, reporter)[0]
+
+
+def open_similar_index(
+    workspace: Workspace,
+    dataset: Dataset,
+    config: IndexConfig,
+    embedder: Embedder | None = None,
+    reporter: Reporter | None = None,
+) -> ItemIndex | None:
+    """The space similar_items searches, built or rebuilt as needed; None when that is the
+    text index."""
+    encoder = load_item_encoder(workspace, dataset, config, embedder)
+    if encoder is None:
+        return None
+    decided, space_embedder = _ready(workspace, dataset, config, encoder, reporter)
+    if space_embedder is None:
+        return None
+    index = open_index(workspace, dataset, config, embedder=space_embedder, space=decided.space)
+    if isinstance(space_embedder, BlendEmbedder):
+        index.parts = space_embedder.parts()
+        index.ranking = space_embedder.choice.setting.ranking()
+    return index
+
+
+def _ready(
+    workspace: Workspace,
+    dataset: Dataset,
+    config: IndexConfig,
+    encoder: ItemEncoder,
+    reporter: Reporter | None,
+) -> tuple[SimilarSpace, Embedder | None]:
+    """The space decided, its collection fresh, and the embedder it is built with (None: the
+    text index)."""
+    decided, choice = decide_space(workspace, dataset, config, encoder, reporter)
+    embedder: Embedder | None = None
+    if decided.space == SPACE:
+        embedder = encoder
+    elif decided.space == BLEND and choice is not None:
+        embedder = BlendEmbedder(encoder, choice)
+    if embedder is not None:
+        status = index_status(workspace, dataset, config, embedder, decided.space)
+        if status.state != "fresh":
+            build_index(
+                workspace,
+                dataset,
+                config,
+                embedder=embedder,
+                reporter=reporter,
+                space=decided.space,
+            )
+    return decided, embedder
 
 
 def open_cowatch_index(
@@ -41,13 +144,22 @@ def open_cowatch_index(
     embedder: Embedder | None = None,
     reporter: Reporter | None = None,
 ) -> ItemIndex | None:
-    """The co-watch space, built or rebuilt as needed; None when no encoder is trained or
-    the trained one did not beat the text vectors on valid."""
+    """The co-watch space itself, built or rebuilt as needed; None when no encoder is trained
+    or the trained one did not beat the text vectors on valid."""
     encoder = load_item_encoder(workspace, dataset, config, embedder)
     if encoder is None or not encoder.won_on_valid:
         return None
-    build_cowatch_index(workspace, dataset, config, encoder, reporter)
+    cowatch = config.model_copy(update={"similar_space": SPACE})
+    build_similar_index(workspace, dataset, cowatch, encoder, reporter)
     return open_index(workspace, dataset, config, embedder=encoder, space=SPACE)
 
 
-__all__ = ["SPACE", "build_cowatch_index", "open_cowatch_index"]
+__all__ = [
+    "BLEND",
+    "SPACE",
+    "SimilarSpace",
+    "build_similar_index",
+    "decide_space",
+    "open_cowatch_index",
+    "open_similar_index",
+]

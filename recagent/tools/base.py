@@ -56,9 +56,25 @@ class ItemRef(BaseModel):
         return cls(item_id=item.item_id, title=item.title, year=item.year, genres=list(item.genres))
 
 
-# Evidence.detail of a similar_items hit from the item encoder's co-watch space
-# (recagent.represent.space): similar because the same people liked both, not by text
+# Evidence.detail of a similar_items hit, saying which similarity found it: the text space's
+# hits have none (they look alike); the item encoder's co-watch space (recagent.represent.
+# space) says COWATCH (the same people liked both, not by text); the blend of the two
+# (recagent.represent.blend) names the part or parts that carried each hit, joined by "; "
+LOOKALIKE = "looks alike"
 COWATCH = "liked by the same people"
+PART_WORDS = {"text": LOOKALIKE, "cowatch": COWATCH}
+
+
+def similarity_detail(parts: list[str]) -> str:
+    """The Evidence.detail of a hit carried by these parts of a blended space."""
+    return "; ".join(PART_WORDS[p] for p in PART_WORDS if p in parts) or LOOKALIKE
+
+
+def carried_by(detail: str | None) -> set[str]:
+    """Which similarity a similar_items hit's `detail` names: {"text"} (looks alike),
+    {"cowatch"} (liked by the same people), or both."""
+    said = set((detail or "").split("; "))
+    return {p for p, words in PART_WORDS.items() if words in said} or {"text"}
 
 
 class Evidence(BaseModel):
@@ -277,6 +293,8 @@ def llm_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 __all__ = [
     "COWATCH",
+    "LOOKALIKE",
+    "PART_WORDS",
     "Candidate",
     "CandidateSet",
     "Evidence",
@@ -286,7 +304,9 @@ __all__ = [
     "ToolContext",
     "ToolError",
     "ToolSpec",
+    "carried_by",
     "llm_schema",
     "result_text",
+    "similarity_detail",
     "tool_spec",
 ]

@@ -21,6 +21,7 @@ from recagent.tools.base import (
     ItemRef,
     ToolContext,
     ToolError,
+    similarity_detail,
     tool_spec,
 )
 
@@ -83,8 +84,8 @@ class RecallHit(BaseModel):
     score: float
     how: str = Field(
         "similar text",
-        description="similar text; liked by the same people (the learned co-watch space); "
-        "or watched together.",
+        description="similar text; looks alike and/or liked by the same people (the "
+        "similarity space that found it); or watched together.",
     )
     matched_text: str = ""
     because_of: list[ItemRef] = Field(default_factory=list)
@@ -120,7 +121,8 @@ def _result(
     items = []
     for rank, hit in enumerate(hits, start=1):
         weak = hit.score < weak_below
-        detail = f"weak match (below {weak_below:.2f})" if weak else how
+        said = similarity_detail(hit.carried_by) if hit.carried_by else how
+        detail = f"weak match (below {weak_below:.2f})" if weak else said
         ctx.candidates.add(
             hit.item_id,
             Evidence(
@@ -137,7 +139,7 @@ def _result(
             RecallHit(
                 item=ctx.ref(hit.item_id),
                 score=round(hit.score, 4),
-                how=how or "similar text",
+                how=said or "similar text",
                 matched_text=hit.text,
                 because_of=[ctx.ref(i) for i in hit.because_of],
             )
@@ -184,8 +186,9 @@ def search_items(args: SearchItemsArgs, ctx: ToolContext) -> BaseModel:
 
 def similar_items(args: SimilarItemsArgs, ctx: ToolContext) -> BaseModel:
     """Find items like given items ('more like Toy Story') or, with use_history=true, like
-    what this user watched recently: up to k with similar text, and up to k that people who
-    liked those items also liked (how="watched together"). Give item_ids (from earlier
+    what this user watched recently: up to k that look alike and/or that the same people
+    liked (`how` says which), and up to k that people who liked those items also liked
+    (how="watched together"). Give item_ids (from earlier
     results) or use_history=true, not both; combine="all" keeps to items near every one of
     item_ids. Each result names, in because_of, the input
     items behind it, so explanations can cite them. Items the user already has and the
@@ -220,6 +223,7 @@ def similar_items(args: SimilarItemsArgs, ctx: ToolContext) -> BaseModel:
                 hits = space.similar_to_all(args.item_ids, args.k, filters)
             else:
                 hits = space.similar_to_items(args.item_ids, args.k, filters)
+        # the co-watch space's hits are all COWATCH; a blend's say what carried each one
         how = COWATCH if ctx.similar_index is not None else None
         result = _result("similar_items", kind, hits, ctx, args.k, how=how)
         if ctx.pairs is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from recagent.agent.schema import RankedItem
 from recagent.data.catalog import Catalog, Item
 from recagent.models.registry import title as model_title
-from recagent.tools.base import COWATCH, Evidence
+from recagent.tools.base import Evidence, carried_by
 from recagent.web.models import EvidenceOut, ItemOut, WhyOut
 
 MATCHED_CHARS = 120
@@ -49,10 +49,14 @@ def evidence_words(ev: Evidence, catalog: Catalog) -> str:
         if ev.detail and ev.detail.startswith("weak"):
             return f"only a weak match for the request{similarity}, not a reason{text}"
         return f"its description is close to the request{similarity}{text}"
-    if kind == "similar_to_items" and ev.detail == COWATCH:
-        return f"liked by the same people as {because or 'the reference items'}{score}"
     if kind == "similar_to_items":
-        return f"similar to {because or 'the reference items'}{score}"
+        parts = carried_by(ev.detail)
+        said = " and ".join(
+            words
+            for part, words in (("text", "similar to"), ("cowatch", "liked by the same people as"))
+            if part in parts
+        )
+        return f"{said} {because or 'the reference items'}{score}"
     if kind == "similar_to_history":
         return f"similar to what was watched: {because or 'the history'}{score}"
     if kind == "co_watched":
