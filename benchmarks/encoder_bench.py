@@ -163,7 +163,7 @@ def report(args: argparse.Namespace) -> None:
 def lookalike(args: argparse.Namespace) -> None:
     """Per dataset and seed (test pairs): R@50 of the encoder and the blend, genre@10 of the
     text space and the blend, and the paired differences; then the medians."""
-    rows = [r for r in common.read_results("encoder-") if r.get("blend") and not r["settings"]]
+    rows = [r for r in common.read_results("encoder-") if r.get("blend") and not r["withhold"]]
     print(
         "| dataset | seed | blend (chosen on valid) | encoder R@50 | blend R@50 | "
         "blend - encoder [95% CI] | ratio | text genre@10 | encoder genre@10 | "

@@ -34,7 +34,7 @@ from recagent.represent.item_to_item import (
     heldout_pairs,
     vector_scores,
 )
-from recagent.represent.space import open_similar_index
+from recagent.represent.space import open_cowatch_index, open_similar_index
 from recagent.represent.text_vectors import text_vectors
 from recagent.workspace import Workspace
 from tests.conftest import HashEmbedder
@@ -154,6 +154,10 @@ def test_similar_items_searches_the_blend_as_measured_and_says_why(
     assert choice is not None
     text = text_vectors(workspace, hidden_groups, config, embedder).matrix
     cowatch = encode(encoder.projection, text)
+
+    def ctx_genres(item_id: str) -> tuple[str, ...]:
+        return hidden_groups.catalog[item_id].genres
+
     try:
         # the index ranks as the measure does (the same two steps, from the stored vectors)
         query = 1
@@ -163,6 +167,22 @@ def test_similar_items_searches_the_blend_as_measured_and_says_why(
         expected = [hidden_groups.catalog.id_at(int(i)) for i in order]
         hits = blend.similar_to_items([hidden_groups.catalog.id_at(query)], k=8)
         assert [h.item_id for h in hits] == expected
+        # near a history (what comes next) it ranks by recall: here the co-watch space
+        assert choice.history.label == "co-watch"
+        cowatch_index = open_cowatch_index(workspace, hidden_groups, config, embedder)
+        assert cowatch_index is not None
+        history = [hidden_groups.catalog.id_at(i) for i in (3, 14, 25)]
+        for strategy in ("maxsim", "centroid"):
+            got = blend.similar_to_history(history, k=6, strategy=strategy)
+            want = cowatch_index.similar_to_history(history, k=6, strategy=strategy)
+            assert [h.item_id for h in got] == [h.item_id for h in want]
+        cowatch_index.close()
+        # filters hold in both steps
+        from recagent.data.constraints import Constraints
+
+        wanted = hidden_groups.catalog["1"].genres[0]
+        kept = blend.similar_to_items(["1"], k=5, filters=Constraints(genres_any=[wanted]))
+        assert len(kept) == 5 and all(wanted in ctx_genres(h.item_id) for h in kept)
 
         ctx = ToolContext(dataset=hidden_groups, index=text_index, similar_index=blend)
         out = similar_items(SimilarItemsArgs(item_ids=["1"], k=8), ctx)
@@ -263,3 +283,42 @@ def test_cli_reports_the_blend(hidden_groups: Dataset, cli) -> None:  # type: ig
     spaces = {s["name"]: s["metrics"]["all"] for s in evaluated["spaces"]}
     assert list(spaces) == ["text", "encoder", "blend", "item-cf"]
     assert all(GENRE in m and YEARS in m for m in spaces.values())
+
+
+def test_more_like_this_in_a_conversation_uses_the_blend(
+    hidden_groups: Dataset, workspace: Workspace
+) -> None:
+    """The chat's "more like <title>" and "more like the second one" (what the web page's
+    "More like this" button sends) search the blend, and the answer says why."""
+    from recagent.app import Services
+    from recagent.config import load_settings
+    from recagent.index.store import open_index
+    from recagent.tools.base import carried_by
+
+    embedder = HashEmbedder(32)
+    text = open_index(
+        workspace, hidden_groups, IndexConfig(), embedder=embedder, build_if_missing=True
+    )
+    _trained(workspace, hidden_groups, embedder)
+    services = Services(workspace, load_settings(home=workspace.root), hidden_groups)
+    services.build_missing = False  # no sequence model: popularity stands in
+    services.index = text
+    try:
+        session = services.session()
+        assert session.ctx.similar_index is services.similar_index is not None
+        assert services.similar_index.meta.embedder.startswith("blend:")
+        title = hidden_groups.catalog["1"].title
+        for message in (f"more like {title}", "more like the second one"):
+            answer = session.ask(message, k=5)
+            assert len(answer.items) == 5
+            found = [
+                ev for item in answer.items for ev in item.evidence if ev.kind == "similar_to_items"
+            ]
+            assert found, message
+            # each similar hit names the part of the blend that carried it
+            assert all(ev.detail and carried_by(ev.detail) for ev in found)
+            assert any("liked" in item.explanation.lower() for item in answer.items)
+    finally:
+        if services.similar_index is not None:
+            services.similar_index.close()
+        text.close()

@@ -209,11 +209,14 @@ class Explainer:
 
 
 def shared_genres(ctx: ToolContext, item_id: str, like: list[str]) -> list[str]:
-    """The genres `item_id` shares with the first of `like` (in the item's order)."""
+    """The genres `item_id` shares with the first of `like`, the most telling first (the
+    fewest items have it: Sci-Fi says more than Action)."""
     if not like or like[0] not in ctx.catalog:
         return []
     theirs = set(ctx.catalog[like[0]].genres)
-    return [g for g in ctx.catalog[item_id].genres if g in theirs]
+    counts = ctx.catalog.genre_counts()
+    shared = [g for g in ctx.catalog[item_id].genres if g in theirs]
+    return sorted(shared, key=lambda g: counts.get(g, 0))
 
 
 def strong_rank(ctx: ToolContext, item_id: str, kind: str) -> tuple[int, int] | None:

@@ -41,6 +41,7 @@ class Catalog:
                 raise ValueError(f"duplicate item_id {item.item_id!r} in catalog")
             self._index[item.item_id] = i + 1
         self._genres: list[str] | None = None
+        self._genre_counts: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -87,6 +88,16 @@ class Catalog:
         if self._genres is None:
             self._genres = sorted({g for item in self._items for g in item.genres})
         return self._genres
+
+    def genre_counts(self) -> dict[str, int]:
+        """How many items have each genre."""
+        if self._genre_counts is None:
+            counts: dict[str, int] = {}
+            for item in self._items:
+                for g in item.genres:
+                    counts[g] = counts.get(g, 0) + 1
+            self._genre_counts = counts
+        return self._genre_counts
 
     def years(self) -> np.ndarray:
         """Year per item_idx (index 0 = padding), -1 where unknown."""

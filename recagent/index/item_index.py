@@ -152,6 +152,8 @@ class ItemIndex:
         self.lease: Lease | None = None  # keeps the version being read on disk until close
         self.parts: list[VectorPart] = []  # a blended space's parts (see `_carried`)
         self.ranking: PartRanking | None = None  # and how it ranks (see `_nearest`)
+        self.history_ranking: PartRanking | None = None  # near a history, if not the same
+        self._alike_memo: dict[int, dict[str, dict[str, float]]] = {}  # see `_alike_levels`
 
     def __len__(self) -> int:
         return self.meta.items
@@ -263,12 +265,13 @@ class ItemIndex:
         if strategy == "centroid":
             centroid = (weights[:, None] * vectors).sum(axis=0, keepdims=True)
             centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
-            return self._carried(self._explained(self._nearest(centroid, k, f)[0], window, vectors))
+            found = self._nearest(centroid, k, f, self.history_ranking)[0]
+            return self._carried(self._explained(found, window, vectors))
         if strategy != "maxsim":
             raise QueryError(f"unknown history strategy {strategy!r}: centroid or maxsim")
         best: dict[str, float] = {}
         sources: dict[str, list[tuple[float, str]]] = {}
-        for i, per_query in enumerate(self._nearest(vectors, k, f)):
+        for i, per_query in enumerate(self._nearest(vectors, k, f, self.history_ranking)):
             for item_id, score in per_query:
                 best[item_id] = max(float(weights[i]) * score, best.get(item_id, -math.inf))
                 sources.setdefault(item_id, []).append((score, window[i]))
@@ -301,27 +304,63 @@ class ItemIndex:
         ranking, parts = self.ranking, self.parts
         if ranking is None or not parts or not hits:
             return hits
-        inputs = list(dict.fromkeys(h.because_of[0] for h in hits if h.because_of))
-        ids = list(dict.fromkeys([h.item_id for h in hits] + inputs))
-        _, vectors = self._records(ids, vectors=True, texts=False)
-        queries = np.stack([vectors[i] for i in inputs]) if inputs else None
-        level: dict[str, dict[str, float]] = {}  # part -> input -> its alike_rank-th cosine
-        for p in parts:
-            if queries is None:
-                break
-            per = self._nearest_plain(
-                self._weighted(queries, {p.name: 1.0}), ranking.alike_rank + 1, Constraints()
-            )
-            level[p.name] = {i: found[-1][1] for i, found in zip(inputs, per, strict=True)}
-        for hit in hits:
-            if not hit.because_of:
-                continue
-            ref = hit.because_of[0]
-            sims = _part_cosines(parts, vectors[hit.item_id][None, :], vectors[ref])
-            gap = {p.name: float(sims[p.name][0]) - level[p.name][ref] for p in parts}
-            carried = [p.name for p in parts if gap[p.name] >= -1e-6]
-            hit.carried_by = carried or [max(gap, key=lambda name: gap[name])]
+        with_input = [h for h in hits if h.because_of]
+        inputs = list(dict.fromkeys(h.because_of[0] for h in with_input))
+        if not inputs:
+            return hits
+        ids = list(dict.fromkeys([h.item_id for h in with_input] + inputs))
+        row = {item_id: r for r, item_id in enumerate(ids)}
+        stored = self._stored(ids)
+        level = self._alike_levels(inputs, stored[[row[i] for i in inputs]], ranking.alike_rank)
+        ref = np.array([inputs.index(h.because_of[0]) for h in with_input])
+        a = stored[[row[h.item_id] for h in with_input]]
+        b = stored[[row[h.because_of[0]] for h in with_input]]
+        # per part, each hit's cosine with its input minus that input's alike level
+        gaps = np.stack(
+            [
+                np.einsum("ij,ij->i", a[:, p.start : p.stop], b[:, p.start : p.stop]) / p.share
+                - level[p.name][ref]
+                for p in parts
+            ],
+            axis=1,
+        )
+        for hit, gap in zip(with_input, gaps, strict=True):
+            carried = [p.name for p, g in zip(parts, gap, strict=True) if g >= -1e-6]
+            hit.carried_by = carried or [parts[int(np.argmax(gap))].name]
         return hits
+
+    def _alike_levels(
+        self, inputs: list[str], queries: np.ndarray, rank: int
+    ) -> dict[str, np.ndarray]:
+        """Per part: each input's cosine with its `rank`-th nearest other item there
+        (`queries`: their stored vectors). Remembered per item: an item's neighbours do not
+        change while the index is open, and the same inputs come back turn after turn."""
+        memo = self._alike_memo.setdefault(rank, {})
+        todo = [j for j, i in enumerate(inputs) if i not in memo]
+        if todo:
+            for j, levels in zip(todo, self._alike_compute(queries[todo], rank), strict=True):
+                memo[inputs[j]] = levels
+        return {p.name: np.array([memo[i][p.name] for i in inputs]) for p in self.parts}
+
+    def _alike_compute(self, queries: np.ndarray, rank: int) -> list[dict[str, float]]:
+        if len(self.catalog) <= self.config.exact_max_items:
+            per_part = {}
+            for name, sims in self._part_sims(queries).items():
+                r = min(rank, sims.shape[1] - 1)  # the query itself comes first
+                per_part[name] = -np.partition(-sims, r, axis=1)[:, r]
+        else:
+            per_part = {
+                p.name: np.array(
+                    [
+                        found[-1][1]
+                        for found in self._nearest_plain(
+                            self._weighted(queries, {p.name: 1.0}), rank + 1, Constraints()
+                        )
+                    ]
+                )
+                for p in self.parts
+            }
+        return [{n: float(v[j]) for n, v in per_part.items()} for j in range(len(queries))]
 
     def _known_ids(self, item_ids: Sequence[str], what: str, limit: int) -> list[str]:
         """`item_ids` deduplicated (first occurrence kept), all in the catalog."""
@@ -383,14 +422,24 @@ class ItemIndex:
             )
         return hits
 
-    def _nearest(self, queries: np.ndarray, n: int, f: Constraints) -> list[list[_Found]]:
+    def _nearest(
+        self,
+        queries: np.ndarray,
+        n: int,
+        f: Constraints,
+        ranking: PartRanking | None = None,
+    ) -> list[list[_Found]]:
         """Top-`n` (item_id, score) per query vector among items passing `f` (see the module
-        docstring for how the filter is applied). A blended space (`ranking` set) finds a
-        pool by its recall weights, then orders the pool by its order weights."""
-        if self.ranking is None or not self.parts:
+        docstring for how the filter is applied). A blended space (`ranking`, by default the
+        index's, set) finds a pool by its recall weights, then orders the pool by its order
+        weights."""
+        ranking = ranking or self.ranking
+        if ranking is None or not self.parts:
             return self._nearest_plain(queries, n, f)
         queries = np.asarray(queries, dtype=np.float32)
-        ranking = self.ranking
+        if len(self.catalog) <= self.config.exact_max_items:
+            allowed = None if f.is_empty() else self._mask.allowed(f)
+            return self._blend_exact(queries, n, allowed, ranking)
         extra = sum(ranking.lookalikes.values())
         pools = self._nearest_plain(
             self._weighted(queries, ranking.recall), max(n, ranking.pool - extra), f
@@ -399,23 +448,80 @@ class ItemIndex:
             alike = self._nearest_plain(self._weighted(queries, {name: 1.0}), m, f)
             pools = [[*a, *p] for a, p in zip(alike, pools, strict=True)]
         pools = [list(dict(per).items()) for per in pools]  # each item once
-        ids = list(dict.fromkeys(i for per in pools for i, _ in per))
-        if not ids:
-            return [[] for _ in pools]
-        _, stored = self._records(ids, vectors=True, texts=False)
         out: list[list[_Found]] = []
         for q, per in zip(queries, pools, strict=True):
             if not per:
                 out.append([])
                 continue
-            found = np.stack([stored[i] for i, _ in per])
+            found = self._stored([i for i, _ in per])
             sims = _part_cosines(self.parts, found, q)
-            score = sum(self.ranking.order.get(p.name, 0.0) * sims[p.name] for p in self.parts)
+            score = sum(ranking.order.get(p.name, 0.0) * sims[p.name] for p in self.parts)
             scores = np.asarray(score, dtype=np.float64)
             # best first; ties keep the pool's order (its nearest first)
             order = np.lexsort((np.arange(len(per)), -scores))[:n]
             out.append([(per[j][0], float(scores[j])) for j in order])
         return out
+
+    def _part_sims(
+        self, queries: np.ndarray, names: set[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per part (those in `names`, default all): the cosine of every query with every
+        catalog item (Q, N), exactly."""
+        return {
+            p.name: (queries[:, p.start : p.stop] @ self._part_matrix[p.name].T) / p.share
+            for p in self.parts
+            if names is None or p.name in names
+        }
+
+    @cached_property
+    def _part_matrix(self) -> dict[str, np.ndarray]:
+        """Each part's columns of `_matrix`, contiguous (a column slice would be copied on
+        every product)."""
+        return {p.name: np.ascontiguousarray(self._matrix[:, p.start : p.stop]) for p in self.parts}
+
+    def _blend_exact(
+        self, queries: np.ndarray, n: int, allowed: np.ndarray | None, ranking: PartRanking
+    ) -> list[list[_Found]]:
+        """`_nearest` of a blended space over the in-memory vectors: the same two steps as
+        the general path, as matrix operations over the whole catalog."""
+        used = {
+            name
+            for weights in (ranking.recall, ranking.order, ranking.lookalikes)
+            for name, w in weights.items()
+            if w
+        }
+        sims = self._part_sims(queries, used)
+
+        def mix(weights: dict[str, float]) -> np.ndarray:
+            out = sum(weights.get(name, 0.0) * s for name, s in sims.items())
+            scores = np.array(out, dtype=np.float32)
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            return scores
+
+        recall, order = mix(ranking.recall), mix(ranking.order)
+        extra = sum(ranking.lookalikes.values())
+        count = recall.shape[1] if allowed is None else int(allowed.sum())
+        found: list[list[_Found]] = []
+        for row in range(len(queries)):
+            pool = [_top(recall[row], max(n, ranking.pool - extra))]
+            for name, m in ranking.lookalikes.items():
+                alike = sims[name][row].copy()
+                if allowed is not None:
+                    alike[~allowed] = -np.inf
+                pool.append(_top(alike, m))
+            cols = np.unique(np.concatenate(pool))
+            cols = cols[np.isfinite(order[row, cols])][: max(count, 0)]
+            best = cols[np.lexsort((cols, -order[row, cols]))][:n]
+            found.append([(self.catalog.id_at(int(j) + 1), float(order[row, j])) for j in best])
+        return found
+
+    def _stored(self, ids: list[str]) -> np.ndarray:
+        """The stored vectors of `ids` (rows in that order): from the in-memory copy where the
+        catalog is searched exactly, else from Chroma."""
+        if len(self.catalog) <= self.config.exact_max_items:
+            return self._matrix[[self.catalog.idx(i) - 1 for i in ids]]
+        return self.embeddings(ids)
 
     def _weighted(self, queries: np.ndarray, weights: dict[str, float]) -> np.ndarray:
         """`queries` (stored blended vectors) with each part re-weighted: their dot product

@@ -69,7 +69,7 @@ def decide_space(
         return SimilarSpace(space=BLEND, why=why), None
     setting = choice.setting
     space = BLEND if wanted == BLEND else setting.space
-    why = f"{setting.label}: chosen on valid"
+    why = f"more like this: {setting.label}; history: {choice.history.label}; chosen on valid"
     if wanted == BLEND:
         why += " (index.similar_space = blend)"
     return SimilarSpace(space=space, why=why, setting=setting.label), choice
@@ -105,6 +105,7 @@ def open_similar_index(
     if isinstance(space_embedder, BlendEmbedder):
         index.parts = space_embedder.parts()
         index.ranking = space_embedder.choice.setting.ranking()
+        index.history_ranking = space_embedder.choice.history.ranking()
     return index
 
 
