@@ -176,6 +176,11 @@ def test_similar_items_searches_the_blend_as_measured_and_says_why(
             got = blend.similar_to_history(history, k=6, strategy=strategy)
             want = cowatch_index.similar_to_history(history, k=6, strategy=strategy)
             assert [h.item_id for h in got] == [h.item_id for h in want]
+        # and so does a taste: items the person said they liked ("liked": true)
+        got = blend.similar_to_items(["1"], k=6, taste=True)
+        want = cowatch_index.similar_to_items(["1"], k=6)
+        assert [h.item_id for h in got] == [h.item_id for h in want]
+        assert [h.item_id for h in got] != [h.item_id for h in hits[:6]]  # not "more like"
         cowatch_index.close()
         # filters hold in both steps
         from recagent.data.constraints import Constraints

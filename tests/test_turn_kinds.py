@@ -87,6 +87,24 @@ def test_between_two_references_is_near_both(session: ChatSession) -> None:
     assert "between" in ranked.message
 
 
+def test_liked_films_are_a_taste_and_more_like_asks_for_look_alikes(
+    session: ChatSession,
+) -> None:
+    session.set_user(None)
+    liked = session.ask("I loved Alien, what should I watch?")
+    assert liked.plan is not None
+    steps = [s for s in liked.plan.steps if s.tool == "similar_items"]
+    assert any(s.args.get("liked") and ALIEN in s.args["item_ids"] for s in steps)
+    more = session.ask("more like Toy Story")
+    assert more.plan is not None
+    ref = next(
+        s
+        for s in more.plan.steps
+        if s.tool == "similar_items" and TOY_STORY in s.args.get("item_ids", [])
+    )
+    assert not ref.args.get("liked")
+
+
 def test_what_do_you_know_about_my_taste(session: ChatSession) -> None:
     ranked = session.ask("what do you know about my taste?")
     assert ranked.kind == "profile" and ranked.profile is not None and not ranked.items

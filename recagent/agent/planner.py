@@ -72,12 +72,15 @@ def recall_steps(turn: Turn, catalog: Catalog) -> list[PlanStep]:
         if request.combine == "all" and len(turn.reference_ids) > 1:
             args["combine"] = "all"
         steps.append(PlanStep(tool="similar_items", args=args))
+    # films the person said they liked are a taste (what people who liked them go on to
+    # like), not "more like this" (look-alikes): recagent.represent.blend
     focus = [i for i in turn.focus if i not in turn.reference_ids]
     if focus:
-        steps.append(PlanStep(tool="similar_items", args={"item_ids": focus, "k": n, **recall}))
+        args = {"item_ids": focus, "liked": True, "k": n, **recall}
+        steps.append(PlanStep(tool="similar_items", args=args))
     seeds = [i for i in turn.seeds if i not in turn.reference_ids and i not in focus]
     if seeds:
-        args = {"item_ids": seeds[-50:], "k": n, **recall}
+        args = {"item_ids": seeds[-50:], "liked": True, "k": n, **recall}
         steps.append(PlanStep(tool="similar_items", args=args))
     if turn.stored_history:
         steps.append(PlanStep(tool="similar_items", args={"use_history": True, "k": n, **recall}))

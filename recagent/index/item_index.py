@@ -204,15 +204,21 @@ class ItemIndex:
         return [Hit(item_id=i, score=s, text=texts[i]) for i, s in found]
 
     def similar_to_items(
-        self, item_ids: Sequence[str], k: int = 10, filters: Constraints | None = None
+        self,
+        item_ids: Sequence[str],
+        k: int = 10,
+        filters: Constraints | None = None,
+        taste: bool = False,
     ) -> list[Hit]:
         """Items nearest to any of `item_ids` (never those items themselves); score = the
-        best similarity to one of them."""
+        best similarity to one of them. `taste`: the items are what a person liked, not
+        "more like these": a blended space ranks as near a history."""
         ids = self._known_ids(item_ids, "item_ids", MAX_INPUT_ITEMS)
         f = (filters or Constraints()).resolve(self.catalog).excluding(ids)
         vectors = self.embeddings(ids)
         best: dict[str, float] = {}
-        for per_query in self._nearest(vectors, check_k(k), f):
+        ranking = self.history_ranking if taste else None
+        for per_query in self._nearest(vectors, check_k(k), f, ranking):
             for item_id, score in per_query:
                 best[item_id] = max(score, best.get(item_id, -math.inf))
         top = sorted(best.items(), key=lambda t: -t[1])[:k]

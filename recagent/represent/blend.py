@@ -16,9 +16,10 @@ The settings are chosen on the valid split's held-out pairs, per dataset and per
 min(R@k / best R@k, genre@10 / best genre@10) (`item_to_item`: recall of what people went on
 to consume, at the cutoff the encoder was chosen by, k = 50 by default, and the genre overlap
 of an item with its top 10); recall alone for a catalog without genres. Similarity to a
-history (what to watch next, not "more like this") keeps to recall: the one-step weight
-with the best valid recall (on ML-100k all co-watch; the blend's look-alikes cost the
-`vector` pipeline 60% of its full-rank NDCG@10 there). The choice, the valid table
+history (what to watch next, not "more like this") and to films a person said they liked (a
+taste: `similar_items` with `liked`) keeps to recall: the one-step weight with the best
+valid recall (on ML-100k all co-watch; the blend's look-alikes cost the `vector` pipeline
+60% of its full-rank NDCG@10 there, and the planner its redial-dev R@1). The choice, the valid table
 behind it are saved beside the encoder (`similar-blend.json`,
 keyed by the encoder and the text vectors).
 

@@ -65,6 +65,12 @@ class SimilarItemsArgs(BaseModel):
         description="Item ids to find neighbours of (ids from earlier tool results).",
     )
     use_history: bool = Field(False, description="Use the user's own history instead of item_ids.")
+    liked: bool = Field(
+        False,
+        description="true: the person said they liked item_ids (a taste, like a history): "
+        "rank by what people who liked them go on to like; false: 'more like these': "
+        "look-alikes that the same people liked.",
+    )
     combine: Literal["any", "all"] = Field(
         "any",
         description="any: near any of item_ids; all: near every one of them ('something "
@@ -188,11 +194,12 @@ def similar_items(args: SimilarItemsArgs, ctx: ToolContext) -> BaseModel:
     """Find items like given items ('more like Toy Story') or, with use_history=true, like
     what this user watched recently: up to k that look alike and/or that the same people
     liked (`how` says which), and up to k that people who liked those items also liked
-    (how="watched together"). Give item_ids (from earlier
-    results) or use_history=true, not both; combine="all" keeps to items near every one of
-    item_ids. Each result names, in because_of, the input
-    items behind it, so explanations can cite them. Items the user already has and the
-    input items themselves are never returned. Same `filters` as search_items."""
+    (how="watched together"). Give item_ids (from earlier results) or use_history=true, not
+    both; liked=true when the person said they liked item_ids (a taste, not "more like
+    these"); combine="all" keeps to items near every one of item_ids. Each result names, in
+    because_of, the input items behind it, so explanations can cite them. Items the user
+    already has and the input items themselves are never returned. Same `filters` as
+    search_items."""
     if ctx.index is None and ctx.pairs is None:
         return NO_INDEX
     if args.use_history == bool(args.item_ids):
@@ -222,7 +229,7 @@ def similar_items(args: SimilarItemsArgs, ctx: ToolContext) -> BaseModel:
             elif args.combine == "all" and len(args.item_ids) > 1:
                 hits = space.similar_to_all(args.item_ids, args.k, filters)
             else:
-                hits = space.similar_to_items(args.item_ids, args.k, filters)
+                hits = space.similar_to_items(args.item_ids, args.k, filters, taste=args.liked)
         # the co-watch space's hits are all COWATCH; a blend's say what carried each one
         how = COWATCH if ctx.similar_index is not None else None
         result = _result("similar_items", kind, hits, ctx, args.k, how=how)
