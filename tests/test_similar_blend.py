@@ -89,6 +89,20 @@ def test_one_weighted_sum_and_two_steps_score_as_documented() -> None:
         assert top == sorted(pool, key=lambda i: -ts[query, i])
 
 
+def test_the_choice_is_made_on_a_seeded_sample_of_many_users(hidden_groups: Dataset) -> None:
+    from recagent.represent.blend import sample_users
+
+    pairs = heldout_pairs(hidden_groups, "valid")
+    assert sample_users(pairs, 10_000) is pairs
+    few = sample_users(pairs, 7)
+    assert len(np.unique(few.users)) == 7 and set(few.users) <= set(pairs.users)
+    again = sample_users(pairs, 7)
+    assert np.array_equal(few.queries, again.queries) and np.array_equal(few.users, again.users)
+    # every pair of a kept user is kept
+    for user in np.unique(few.users):
+        assert (few.users == user).sum() == (pairs.users == user).sum()
+
+
 def test_the_blend_keeps_co_watch_recall_and_text_look_alikes(
     hidden_groups: Dataset, workspace: Workspace
 ) -> None:

@@ -454,12 +454,15 @@ class ItemIndex:
             alike = self._nearest_plain(self._weighted(queries, {name: 1.0}), m, f)
             pools = [[*a, *p] for a, p in zip(alike, pools, strict=True)]
         pools = [list(dict(per).items()) for per in pools]  # each item once
+        union = list(dict.fromkeys(i for per in pools for i, _ in per))
+        row = {item_id: r for r, item_id in enumerate(union)}
+        stored = self._stored(union) if union else None  # one round trip for all queries
         out: list[list[_Found]] = []
         for q, per in zip(queries, pools, strict=True):
-            if not per:
+            if not per or stored is None:
                 out.append([])
                 continue
-            found = self._stored([i for i, _ in per])
+            found = stored[[row[i] for i, _ in per]]
             sims = _part_cosines(self.parts, found, q)
             score = sum(ranking.order.get(p.name, 0.0) * sims[p.name] for p in self.parts)
             scores = np.asarray(score, dtype=np.float64)

@@ -67,6 +67,7 @@ POOLS = (1, 2)  # x the recall cutoff k
 LOOKALIKES = (0.0, 0.1, 0.2)  # x k
 ORDER_WEIGHTS = (0.6, 0.8, 1.0)
 SHARE = 0.5  # of each part in the stored vectors
+MAX_CHOICE_USERS = 5000  # valid users the choice is made on (a seeded sample beyond that)
 OFFSET = 4.0  # lifts the pool above every other item in score rows (cosines are in [-1, 1])
 
 
@@ -250,6 +251,17 @@ def _mean(values: np.ndarray) -> float:
     return float(known.mean()) if len(known) else math.nan
 
 
+def sample_users(pairs: HeldOutPairs, most: int, seed: int = 0) -> HeldOutPairs:
+    """`pairs` of at most `most` users (a seeded sample of them), so the choice stays a
+    matter of seconds on a catalog with many users."""
+    users = np.unique(pairs.users)
+    if len(users) <= most:
+        return pairs
+    kept = np.random.default_rng(seed).choice(users, size=most, replace=False)
+    keep = np.isin(pairs.users, kept)
+    return HeldOutPairs(pairs.queries[keep], pairs.targets[keep], pairs.users[keep])
+
+
 def saved_blend(
     workspace: Workspace, dataset: Dataset, config: IndexConfig, encoder: ItemEncoder
 ) -> BlendChoice | None:
@@ -278,7 +290,7 @@ def choose_blend(
     if saved is not None:
         return saved
     vectors = text_vectors(workspace, dataset, config, encoder.base, report)
-    pairs = heldout_pairs(dataset, "valid", window)
+    pairs = sample_users(heldout_pairs(dataset, "valid", window), MAX_CHOICE_USERS)
     if not len(pairs):
         raise ArtifactError(f"{dataset.name} has no valid cases to choose the blend on")
     cowatch = encode(encoder.projection, vectors.matrix)
@@ -337,6 +349,7 @@ __all__ = [
     "blend_scores",
     "blended_rows",
     "choose_blend",
+    "sample_users",
     "saved_blend",
     "settings_grid",
     "stored_vectors",
