@@ -358,9 +358,8 @@ def _similar_space(app_ctx: AppContext, ds: Dataset, cfg: IndexConfig) -> str:
         return "the text index (index.similar_space = text)"
     if not checkpoint_path(app_ctx.workspace, ds).is_file():
         return "the text index (no item encoder: `recagent train item-encoder`)"
-    from recagent.represent.blend import BlendEmbedder
     from recagent.represent.encoder import load_item_encoder
-    from recagent.represent.space import BLEND, SPACE, decide_space
+    from recagent.represent.space import SPACE, decide_space, space_embedder
 
     try:
         encoder = load_item_encoder(app_ctx.workspace, ds, cfg)
@@ -369,9 +368,9 @@ def _similar_space(app_ctx: AppContext, ds: Dataset, cfg: IndexConfig) -> str:
         return f"the text index ({exc})"
     if encoder is None or decided.space == "text":
         return f"the text index ({decided.why})"
-    if decided.space == BLEND and choice is None:
+    embedder = space_embedder(decided, encoder, choice)
+    if embedder is None:  # a blend whose setting is chosen at first use
         return f"the blend of text and co-watch similarity ({decided.why})"
-    embedder = encoder if decided.space == SPACE else BlendEmbedder(encoder, choice)  # type: ignore[arg-type]
     state = index_status(app_ctx.workspace, ds, cfg, embedder, decided.space).state
     built = "fresh" if state == "fresh" else f"{state}: rebuilt on first use"
     if decided.space == SPACE:

@@ -182,6 +182,11 @@ class ItemIndex:
         best = [per[0][1] for per in self._nearest(vectors, 1, Constraints()) if per]
         return max(best, default=0.0) + MATCH_MARGIN
 
+    @property
+    def _searched_exactly(self) -> bool:
+        """Searched exactly over the in-memory vectors (see the module docstring)."""
+        return len(self.catalog) <= self.config.exact_max_items
+
     @cached_property
     def _mask(self) -> CatalogMask:
         return CatalogMask(self.catalog)
@@ -318,7 +323,8 @@ class ItemIndex:
         row = {item_id: r for r, item_id in enumerate(ids)}
         stored = self._stored(ids)
         level = self._alike_levels(inputs, stored[[row[i] for i in inputs]], ranking.alike_rank)
-        ref = np.array([inputs.index(h.because_of[0]) for h in with_input])
+        place = {item_id: j for j, item_id in enumerate(inputs)}
+        ref = np.array([place[h.because_of[0]] for h in with_input])
         a = stored[[row[h.item_id] for h in with_input]]
         b = stored[[row[h.because_of[0]] for h in with_input]]
         # per part, each hit's cosine with its input minus that input's alike level
@@ -349,7 +355,7 @@ class ItemIndex:
         return {p.name: np.array([memo[i][p.name] for i in inputs]) for p in self.parts}
 
     def _alike_compute(self, queries: np.ndarray, rank: int) -> list[dict[str, float]]:
-        if len(self.catalog) <= self.config.exact_max_items:
+        if self._searched_exactly:
             per_part = {}
             for name, sims in self._part_sims(queries).items():
                 r = min(rank, sims.shape[1] - 1)  # the query itself comes first
@@ -443,7 +449,7 @@ class ItemIndex:
         if ranking is None or not self.parts:
             return self._nearest_plain(queries, n, f)
         queries = np.asarray(queries, dtype=np.float32)
-        if len(self.catalog) <= self.config.exact_max_items:
+        if self._searched_exactly:
             allowed = None if f.is_empty() else self._mask.allowed(f)
             return self._blend_exact(queries, n, allowed, ranking)
         extra = sum(ranking.lookalikes.values())
@@ -528,7 +534,7 @@ class ItemIndex:
     def _stored(self, ids: list[str]) -> np.ndarray:
         """The stored vectors of `ids` (rows in that order): from the in-memory copy where the
         catalog is searched exactly, else from Chroma."""
-        if len(self.catalog) <= self.config.exact_max_items:
+        if self._searched_exactly:
             return self._matrix[[self.catalog.idx(i) - 1 for i in ids]]
         return self.embeddings(ids)
 
@@ -542,7 +548,7 @@ class ItemIndex:
 
     def _nearest_plain(self, queries: np.ndarray, n: int, f: Constraints) -> list[list[_Found]]:
         total = len(self.catalog)
-        if total <= self.config.exact_max_items:
+        if self._searched_exactly:
             return self._exact_all(queries, n, None if f.is_empty() else self._mask.allowed(f))
         if f.is_empty():
             return self._query(queries, min(n, total), None)

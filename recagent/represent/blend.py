@@ -53,6 +53,7 @@ from recagent.represent.item_to_item import (
     LookAlike,
     ScoreRows,
     heldout_pairs,
+    mean_known,
     per_user,
     scan_many,
     train_counts,
@@ -150,13 +151,6 @@ class BlendChoice(BaseModel):
     )
     rule: str = "max of min(recall / best recall, genre@10 / best genre@10) on valid"
 
-    def parts(self, text_dim: int, cowatch_dim: int) -> list[VectorPart]:
-        end = text_dim + cowatch_dim
-        return [
-            VectorPart("text", 0, text_dim, SHARE),
-            VectorPart("cowatch", text_dim, end, SHARE),
-        ]
-
 
 def stored_vectors(text: np.ndarray, cowatch: np.ndarray) -> np.ndarray:
     """Rows of unit `text` and `cowatch` vectors as one unit vector each (equal shares)."""
@@ -221,7 +215,7 @@ def weigh(
     table: dict[str, dict[str, float]] = {}
     for label, found in scan_many(block, pairs).items():
         rows = per_user(found, pairs, counts, look, ks=(k,))
-        table[label] = {m: _mean(rows.values[m]) for m in (recall, GENRE, YEARS)}
+        table[label] = {m: mean_known(rows.values[m]) for m in (recall, GENRE, YEARS)}
     best_recall = max(v[recall] for v in table.values())
     genres = look.has_genres and all(math.isfinite(v[GENRE]) for v in table.values())
     best_genre = max(v[GENRE] for v in table.values()) if genres else math.nan
@@ -244,11 +238,6 @@ def _balance(
         return min(recall, row[GENRE] / best_genre)
 
     return score
-
-
-def _mean(values: np.ndarray) -> float:
-    known = values[~np.isnan(values)]
-    return float(known.mean()) if len(known) else math.nan
 
 
 def sample_users(pairs: HeldOutPairs, most: int, seed: int = 0) -> HeldOutPairs:
@@ -334,7 +323,12 @@ class BlendEmbedder:
         return int(self.encoder.base.dim + self.encoder.dim)
 
     def parts(self) -> list[VectorPart]:
-        return self.choice.parts(self.encoder.base.dim, self.encoder.dim)
+        """Where each space sits in the stored vectors (`stored_vectors`)."""
+        text_dim = self.encoder.base.dim
+        return [
+            VectorPart("text", 0, text_dim, SHARE),
+            VectorPart("cowatch", text_dim, self.dim, SHARE),
+        ]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         base = embed_cached(self.encoder.workspace, self.encoder.base, list(texts))

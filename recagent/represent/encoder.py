@@ -44,7 +44,13 @@ from recagent.models.retention import KeepBetter, Retention, ValidScore
 from recagent.progress import Reporter, SilentReporter
 from recagent.represent.contrastive import Projection, info_nce
 from recagent.represent.encoder_config import EncoderConfig, checkpoint_path
-from recagent.represent.item_to_item import heldout_pairs, recall_at, vector_scores, without
+from recagent.represent.item_to_item import (
+    genre_matrix,
+    heldout_pairs,
+    recall_at,
+    vector_scores,
+    without,
+)
 from recagent.represent.text_vectors import embed_cached, text_key, text_vectors
 from recagent.workspace import Workspace, atomic_path
 
@@ -130,15 +136,6 @@ class ItemEncoder:
 def _fingerprint(dataset: Dataset, text: str) -> str:
     """The data an encoder was trained on: the interactions and the text vectors' key."""
     return Fingerprint().text(dataset.fingerprint).text(text).hexdigest()
-
-
-def _genre_targets(dataset: Dataset) -> torch.Tensor:
-    names = {g: i for i, g in enumerate(dataset.catalog.genres)}
-    target = torch.zeros(dataset.n_items + 1, len(names))
-    for item in dataset.catalog:
-        for g in item.genres:
-            target[dataset.catalog.idx(item.item_id), names[g]] = 1.0
-    return target
 
 
 @dataclass
@@ -251,7 +248,7 @@ def train_item_encoder(
             "encoder needs people who consumed at least two items"
         )
     x = torch.from_numpy(vectors.matrix)
-    genres = _genre_targets(dataset)
+    genres = torch.from_numpy(genre_matrix(dataset).astype(np.float32))
     valid = heldout_pairs(dataset, "valid", config.valid_window)
     if withhold is not None:
         valid = without(valid, withhold)

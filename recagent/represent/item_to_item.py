@@ -181,17 +181,29 @@ def target_ranks(score_rows: ScoreRows, pairs: HeldOutPairs) -> np.ndarray:
     return scan(score_rows, pairs, top=1).ranks
 
 
+def genre_matrix(dataset: Dataset) -> np.ndarray:
+    """Row item_idx: which of the catalog's genres (`catalog.genres` order) the item has."""
+    catalog = dataset.catalog
+    names = {g: j for j, g in enumerate(catalog.genres)}
+    out = np.zeros((dataset.n_items + 1, len(names)), dtype=bool)
+    for item in catalog:
+        for g in item.genres:
+            out[catalog.idx(item.item_id), names[g]] = True
+    return out
+
+
+def mean_known(values: np.ndarray) -> float:
+    """The mean of the values that are not NaN (NaN when none is)."""
+    known = values[~np.isnan(values)]
+    return float(known.mean()) if len(known) else float("nan")
+
+
 class LookAlike:
     """How alike an item and its neighbours are: genre overlap and year distance."""
 
     def __init__(self, dataset: Dataset) -> None:
-        catalog = dataset.catalog
-        names = {g: j for j, g in enumerate(catalog.genres)}
-        self.genres = np.zeros((dataset.n_items + 1, max(len(names), 1)), dtype=bool)
-        for item in catalog:
-            for g in item.genres:
-                self.genres[catalog.idx(item.item_id), names[g]] = True
-        years = catalog.years().astype(np.float64)
+        self.genres = genre_matrix(dataset)
+        years = dataset.catalog.years().astype(np.float64)
         self.years = np.where(years < 0, np.nan, years)
 
     @property
@@ -307,9 +319,8 @@ def summarise(name: str, rows: PerUser, seed: int = 0) -> SpaceResult:
         metrics[s], intervals[s] = {}, {}
         for metric, per in rows.values.items():
             values = per[keep]
-            values = values[~np.isnan(values)]
-            metrics[s][metric] = float(values.mean()) if len(values) else float("nan")
-            intervals[s][metric] = bootstrap_ci(values, seed=seed)
+            metrics[s][metric] = mean_known(values)
+            intervals[s][metric] = bootstrap_ci(values[~np.isnan(values)], seed=seed)
     return SpaceResult(name=name, metrics=metrics, intervals=intervals, users=users)
 
 
@@ -330,9 +341,8 @@ def compare(
     for s in SLICES:
         keep = np.ones(len(rows.users), dtype=bool) if s == "all" else rows.slices == s
         d = rows.values[metric][keep] - base.values[metric][keep]
-        d = d[~np.isnan(d)]
-        diff[s] = float(d.mean()) if len(d) else float("nan")
-        intervals[s] = bootstrap_ci(d, seed=seed)
+        diff[s] = mean_known(d)
+        intervals[s] = bootstrap_ci(d[~np.isnan(d)], seed=seed)
     return Comparison(name=name, baseline=baseline, metric=metric, diff=diff, intervals=intervals)
 
 
@@ -378,7 +388,9 @@ __all__ = [
     "SpaceResult",
     "cooccurrence_scores",
     "evaluate_spaces",
+    "genre_matrix",
     "heldout_pairs",
+    "mean_known",
     "recall_at",
     "scan",
     "scan_many",

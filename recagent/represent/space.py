@@ -98,15 +98,37 @@ def open_similar_index(
     encoder = load_item_encoder(workspace, dataset, config, embedder)
     if encoder is None:
         return None
-    decided, space_embedder = _ready(workspace, dataset, config, encoder, reporter)
-    if space_embedder is None:
+    return _open(workspace, dataset, config, encoder, reporter)
+
+
+def _open(
+    workspace: Workspace,
+    dataset: Dataset,
+    config: IndexConfig,
+    encoder: ItemEncoder,
+    reporter: Reporter | None,
+) -> ItemIndex | None:
+    decided, embedder = _ready(workspace, dataset, config, encoder, reporter)
+    if embedder is None:
         return None
-    index = open_index(workspace, dataset, config, embedder=space_embedder, space=decided.space)
-    if isinstance(space_embedder, BlendEmbedder):
-        index.parts = space_embedder.parts()
-        index.ranking = space_embedder.choice.setting.ranking()
-        index.history_ranking = space_embedder.choice.history.ranking()
+    index = open_index(workspace, dataset, config, embedder=embedder, space=decided.space)
+    if isinstance(embedder, BlendEmbedder):
+        index.parts = embedder.parts()
+        index.ranking = embedder.choice.setting.ranking()
+        index.history_ranking = embedder.choice.history.ranking()
     return index
+
+
+def space_embedder(
+    decided: SimilarSpace, encoder: ItemEncoder, choice: BlendChoice | None
+) -> Embedder | None:
+    """What the collection of the space decided is built with (None: the text index, or a
+    blend whose setting is not chosen yet)."""
+    if decided.space == SPACE:
+        return encoder
+    if decided.space == BLEND and choice is not None:
+        return BlendEmbedder(encoder, choice)
+    return None
 
 
 def _ready(
@@ -119,11 +141,7 @@ def _ready(
     """The space decided, its collection fresh, and the embedder it is built with (None: the
     text index)."""
     decided, choice = decide_space(workspace, dataset, config, encoder, reporter)
-    embedder: Embedder | None = None
-    if decided.space == SPACE:
-        embedder = encoder
-    elif decided.space == BLEND and choice is not None:
-        embedder = BlendEmbedder(encoder, choice)
+    embedder = space_embedder(decided, encoder, choice)
     if embedder is not None:
         status = index_status(workspace, dataset, config, embedder, decided.space)
         if status.state != "fresh":
@@ -151,8 +169,7 @@ def open_cowatch_index(
     if encoder is None or not encoder.won_on_valid:
         return None
     cowatch = config.model_copy(update={"similar_space": SPACE})
-    build_similar_index(workspace, dataset, cowatch, encoder, reporter)
-    return open_index(workspace, dataset, config, embedder=encoder, space=SPACE)
+    return _open(workspace, dataset, cowatch, encoder, reporter)
 
 
 __all__ = [
@@ -163,4 +180,5 @@ __all__ = [
     "decide_space",
     "open_cowatch_index",
     "open_similar_index",
+    "space_embedder",
 ]
