@@ -575,6 +575,10 @@ TINY_MODELS = {  # model -> (config values, training options)
         },
         {"epochs": 10, "batch_size": 16, "lr": 0.01, "patience": 4},
     ),
+    "lrurec": (
+        {"dim": 16, "layers": 1, "dropout": 0.0, "lru_dropout": 0.0, "max_len": 8},
+        {"epochs": 8, "batch_size": 16, "lr": 0.01, "patience": 3, "weight_decay": 0.0},
+    ),
     "bst": (
         {
             "dim": 12,

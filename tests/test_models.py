@@ -62,7 +62,7 @@ def test_checkpoint_is_self_describing_and_round_trips(tiny_models, name: str) -
 def test_capabilities_are_protocols_not_classes(tiny_models) -> None:
     ws, ds = tiny_models.workspace, tiny_models.dataset
     scorers = {n: load_scorer(ws, ds, n) for n in MODEL_NAMES}
-    for name in ("sasrec", "hstu", "bert4rec"):
+    for name in ("sasrec", "lrurec", "hstu", "bert4rec"):
         assert isinstance(scorers[name], ReadsSequence | ExplainsScores)
         assert not isinstance(scorers[name], Reranks)
     assert isinstance(scorers["bst"], Reranks) and isinstance(scorers["bst"], ExplainsScores)
@@ -134,7 +134,18 @@ def test_cli_trains_evaluates_and_lists_every_model(cli, sasrec_source: Path) ->
         == 0
     )
     common = ["--epochs", "2", "--batch-size", "16", "--lr", "0.01", "--json"]
-    out = cli("train", "sasrec", "--dim", "16", "--layers", "1", "--max-len", "8", *common)
+    out = cli(
+        "train",
+        "sasrec",
+        "--no-align-text",
+        "--dim",
+        "16",
+        "--layers",
+        "1",
+        "--max-len",
+        "8",
+        *common,
+    )
     assert out.exit_code == 0, out.output
     out = cli(
         "train",
@@ -180,6 +191,9 @@ def test_cli_trains_evaluates_and_lists_every_model(cli, sasrec_source: Path) ->
         *common,
     )
     assert out.exit_code == 0, out.output
+    out = cli("train", "lrurec", "--set", "dim=8", "--set", "max_len=8", *common)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["model"] == "lrurec"
 
     report = json.loads(cli("eval", "hstu", "--split", "valid", "--json").stdout)
     assert set(report["models"]) == {"hstu", "popularity"}
@@ -192,12 +206,12 @@ def test_cli_trains_evaluates_and_lists_every_model(cli, sasrec_source: Path) ->
 
     fused = cli("train", "fusion", "--json")
     assert fused.exit_code == 0, fused.output
-    assert len(json.loads(fused.stdout)) == 2 * (6 + 4 + 1)  # subsets of 4 models x 2 methods
+    assert len(json.loads(fused.stdout)) == 2 * (10 + 10 + 5 + 1)  # subsets of 5 models x 2
     assert cli("eval", "fusion", "--split", "valid").exit_code == 0
 
     listed = json.loads(cli("models", "--json").stdout)
     rows = {r["model"]: r for r in listed["models"]}
-    assert all(rows[m]["trained"] for m in ("sasrec", "hstu", "bert4rec", "bst", "fusion"))
+    assert all(rows[m]["trained"] for m in (*MODEL_NAMES, "fusion"))
     assert "test_NDCG@10" in rows["bst"] and "valid_NDCG@10" in rows["hstu"]
     valid = {
         m: r["valid_NDCG@10"] for m, r in rows.items() if "valid_NDCG@10" in r and m != "popularity"
@@ -258,7 +272,7 @@ def test_chat_services_and_eval_pipelines_use_the_default_model(tiny_models) -> 
     env = EvalEnv(eval_services(ws, settings, ds))
     assert env.default_name == best and env.default_scorer.name == best
     history = ds.catalog.ids_at(ds.split.cases("test")[0].history)
-    for name in ("hstu", "bert4rec", "bst"):
+    for name in ("hstu", "bert4rec", "bst", "lrurec"):
         top = env.pipeline(name).recommend(history, 5).item_ids
         assert len(top) == 5 and not set(top) & set(history)
     assert set(env.fingerprints(["hstu", "planner"])) >= {"data", "hstu", best}
@@ -290,3 +304,47 @@ def test_leaderboard_records_from_two_runs_at_once_both_stay(tiny_models, tmp_pa
         "hstu": 0.39,
         "bert4rec": 0.39,
     }
+
+
+def test_lrurec_is_the_default_where_it_wins_and_cites_what_moved_its_state(
+    tiny_models, tmp_path: Path
+) -> None:
+    """With LRURec the best trained model on valid (here: the only one left), people's
+    sessions and the harness score with it, and its evidence names the history items that
+    moved its state most, in those words."""
+    import shutil
+
+    from recagent.app import load_services
+    from recagent.config import load_settings
+    from recagent.evals.env import EvalEnv
+    from recagent.progress import SilentReporter
+    from recagent.tools.base import ToolContext
+    from recagent.tools.registry import run_tool
+    from recagent.tools.score import ScoreCandidatesResult
+    from recagent.web.views import evidence_words
+    from recagent.workspace import Workspace
+
+    ds = tiny_models.dataset
+    ws = Workspace(tmp_path / "home")
+    shutil.copytree(tiny_models.workspace.root, ws.root, dirs_exist_ok=True)
+    for name in MODEL_NAMES:
+        if name != "lrurec":
+            checkpoint_path(ws, ds.name, name).unlink()
+    assert default_name(ws, ds) == "lrurec"
+    settings = load_settings(home=ws.root)
+    services = load_services(ws, settings, ds.name, SilentReporter(), build_missing=False)
+    assert services.scorer.name == "lrurec"
+    from recagent.app import eval_services
+
+    assert EvalEnv(eval_services(ws, settings, ds)).default_scorer.name == "lrurec"
+    history = ds.catalog.ids_at(ds.split.cases("test")[0].history)
+    ctx = ToolContext(dataset=ds, user_id=None, history=history, scorer=services.scorer)
+    result = run_tool("score_candidates", {"history": history, "k": 3}, ctx)
+    assert isinstance(result, ScoreCandidatesResult), result
+    cited = [ref.item_id for ref in result.attended]
+    moved = [i for i, _ in services.scorer.attended(history, len(cited))]  # type: ignore[attr-defined]
+    assert result.model == "lrurec" and cited == moved and set(cited) <= set(history)
+    top = result.items[0].item.item_id
+    evidence = next(ev for ev in ctx.candidates.evidence(top) if ev.kind == "sequential")
+    said = evidence_words(evidence, ds.catalog)
+    assert said.startswith("LRURec ranked 1") and "its state moved most by" in said

@@ -1,6 +1,6 @@
 """`recagent eval <model>`: one model by full ranking on the leave-one-out split.
 
-`eval sasrec|hstu|bert4rec|bst|fusion|popularity` scores every user (history excluded, one
+`eval sasrec|lrurec|hstu|bert4rec|bst|fusion|popularity` scores every user (history excluded, one
 held-out item each) and reports HR@k, NDCG@k (k = 10, 20, 50) and MRR, with popularity beside
 it; BST also reports its retriever's recall@pool (what bounds a reranker). Results are
 recorded in the workspace's leaderboard (`recagent models`); valid numbers choose the default

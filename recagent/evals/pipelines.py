@@ -1,7 +1,7 @@
 """The pipelines the harness ships, each a `Recommender`:
 
-popularity, sasrec  classical scorers over all items (or the candidates); likewise hstu,
-                    bert4rec, bst (SASRec's top 100 reranked) and fusion
+popularity, sasrec  classical scorers over all items (or the candidates); likewise lrurec,
+                    hstu, bert4rec, bst (SASRec's top 100 reranked) and fusion
 vector              vector recall from the history's embeddings
 hybrid              vector recall from the history, then the default model (the best on
                     valid) reranks the recalled items
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 HYBRID_RECALL = 200
 RERANK_CANDIDATES = 20
-MODEL_PIPELINES = ("popularity", "sasrec", "hstu", "bert4rec", "bst", "fusion")
+MODEL_PIPELINES = ("popularity", "sasrec", "lrurec", "hstu", "bert4rec", "bst", "fusion")
 PIPELINES = (*MODEL_PIPELINES, "vector", "hybrid", "planner", "llm", "llm-rerank", "llm-titles")
 LLM_PIPELINES = ("llm", "llm-rerank", "llm-titles")
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from recagent.locks import build_lock
 from recagent.manifest import file_sha256
+from recagent.models.registry import MODELS
 from recagent.workspace import Workspace, atomic_write_text
 
 LEADERBOARD = "leaderboard.json"
@@ -117,9 +118,9 @@ def current(workspace: Workspace, dataset: str, fingerprint: str) -> dict[str, d
 
 
 def best_model(workspace: Workspace, dataset: str, fingerprint: str) -> str | None:
-    """The model with the best valid NDCG@10 (ties: the first trained of sasrec, hstu,
-    bert4rec, bst, fusion), or None when no trained model has been measured on valid."""
-    order = ["sasrec", "hstu", "bert4rec", "bst", "fusion"]
+    """The model with the best valid NDCG@10 (ties: the first in the registry's order, fusion
+    last), or None when no trained model has been measured on valid."""
+    order = [*MODELS, "fusion"]
     scored = [
         (entry["valid"].metrics.get(SELECT_BY, -1.0), -order.index(m) if m in order else -99, m)
         for m, entry in current(workspace, dataset, fingerprint).items()

@@ -27,7 +27,11 @@ MODELS: dict[str, tuple[str, str]] = {
     "hstu": ("recagent.models.hstu", "HSTU: pointwise attention with position/time biases"),
     "bert4rec": ("recagent.models.bert4rec", "BERT4Rec: bidirectional, trained by Cloze"),
     "bst": ("recagent.models.bst", "BST: reranks a retriever's top items (click model)"),
+    "lrurec": ("recagent.models.lrurec", "LRURec: linear recurrent units, full softmax"),
 }
+# how a model's `attended` weights are said after its name ("SASRec ... attending most to X"):
+# a recurrent model has no attention, it has a state the history moved
+WEIGHED = {"lrurec": "its state moved most by"}
 BUILTIN = ("popularity", "fusion")  # no network to train: counts, and a mix of trained models
 ALL = (*MODELS, *BUILTIN)
 
@@ -60,6 +64,12 @@ def title(name: str) -> str:
     return MODELS[name][1].split(":")[0] if name in MODELS else name
 
 
+def weighed_words(name: str | None) -> str:
+    """How model `name`'s weights over the history are said: "attending most to" for the
+    attention models, "its state moved most by" for LRURec."""
+    return WEIGHED.get(name or "", "attending most to")
+
+
 def spec(name: str) -> ModelSpec:
     """The spec of a trainable model; `ConfigError` for an unknown name."""
     if name not in MODELS:
@@ -68,4 +78,14 @@ def spec(name: str) -> ModelSpec:
     return found
 
 
-__all__ = ["ALL", "BUILTIN", "MODELS", "ModelSpec", "Resolve", "spec", "title"]
+__all__ = [
+    "ALL",
+    "BUILTIN",
+    "MODELS",
+    "WEIGHED",
+    "ModelSpec",
+    "Resolve",
+    "spec",
+    "title",
+    "weighed_words",
+]

@@ -53,7 +53,7 @@ class ScoreCandidatesArgs(BaseModel):
     k: int = Field(10, ge=1, le=100, description="How many of the best-scored items to return.")
     model: str | None = Field(
         None,
-        description="Which trained model scores: sasrec, hstu, bert4rec, bst (reranks the "
+        description="Which trained model scores: sasrec, lrurec, hstu, bert4rec, bst (reranks the "
         "candidates), fusion, or popularity. Default: the best one on validation.",
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from recagent.agent.schema import RankedItem
 from recagent.data.catalog import Catalog, Item
 from recagent.models.registry import title as model_title
+from recagent.models.registry import weighed_words
 from recagent.tools.base import Evidence, carried_by
 from recagent.web.models import EvidenceOut, ItemOut, WhyOut
 
@@ -37,7 +38,7 @@ def evidence_words(ev: Evidence, catalog: Catalog) -> str:
         said = f"{model} {rank or 'scored it'} as a likely next pick{score}"
         if ev.catalog_rank:
             said += f" (#{ev.catalog_rank} of the whole catalog)"
-        return said + (f", attending most to {because}" if because else "")
+        return said + (f", {weighed_words(ev.detail)} {because}" if because else "")
     if kind == "suggested":
         return f"the model named it from what it knows (its pick #{ev.rank}), found in the catalog"
     if kind == "text_match":
