@@ -67,6 +67,10 @@ def save_checkpoint(
         "model": model,
         "dataset": dataset.name,
         "fingerprint": dataset.fingerprint,
+        "interactions": {
+            "fingerprint": dataset.interactions_fingerprint,
+            "count": len(dataset.interactions.item_idx),
+        },
         "config": config.model_dump(),
         "item_ids": dataset.catalog.item_ids,
         "item_counts": torch.as_tensor(np.asarray(item_counts, dtype=np.int64)),
@@ -141,12 +145,34 @@ def _grown(
 ) -> tuple[dict[str, Any], list[str]] | None:
     """A text-aligned checkpoint of `dataset` whose catalog has since grown (every trained
     item still in it): re-indexed to the catalog, the new items embedded from their text.
-    None for any other checkpoint."""
+    None for any other checkpoint.
+
+    The rule for a model older than its data: only the catalog may have grown. Where the
+    interactions changed too (new ratings, or ratings of the added items), the model is
+    stale like any other model's: `ArtifactError`, saying how much older it is (its scores
+    would ignore what people did since, and its valid numbers describe other data)."""
     if TEXT_PROJECTION not in payload or payload["dataset"] != dataset.name:
         return None
     trained = list(payload["item_ids"])
     if trained == dataset.catalog.item_ids or not set(trained) <= set(dataset.catalog.item_ids):
         return None
+    learned = payload.get("interactions") or {}
+    if learned.get("fingerprint") != dataset.interactions_fingerprint:
+        now = len(dataset.interactions.item_idx)
+        then = learned.get("count")
+        since = (
+            f"it learned from {then:,} interactions, the data now has {now:,}"
+            if isinstance(then, int)
+            else "it does not record which interactions it learned from"
+        )
+        grew = len(dataset.catalog.item_ids) - len(trained)
+        raise ArtifactError(
+            f"the {payload.get('model', 'sasrec')} model of {dataset.name!r} is older than the "
+            f"data: the catalog grew by {grew:,} item{'s' if grew != 1 else ''} "
+            f"and the interactions changed too ({since}); a text-aligned model scores added "
+            "items from their text only while its interactions are current; retrain with "
+            f"`recagent train {payload.get('model', 'sasrec')} --dataset {dataset.name}`"
+        )
     from recagent.config import IndexConfig
     from recagent.models.align import grow_catalog
     from recagent.represent.text_vectors import text_vectors
