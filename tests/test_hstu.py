@@ -153,6 +153,23 @@ def test_layer_matches_a_naive_loop() -> None:
     torch.testing.assert_close(y, expected, atol=1e-6, rtol=1e-6)
 
 
+def test_attention_scaled_by_the_keys_a_query_sees() -> None:
+    """`attention_scale=keys` divides query i's weights by its i + 1 visible keys instead of
+    the constant N (a mean over the history instead of a sum over N slots)."""
+    torch.manual_seed(2)
+    base = HSTUConfig(dim=8, heads=2, qk_dim=4, v_dim=4, max_len=6, dropout=0.0)
+    constant = HSTULayer(base).eval()
+    keys = HSTULayer(base.model_copy(update={"attention_scale": "keys"})).eval()
+    keys.load_state_dict(constant.state_dict())
+    x = torch.randn(1, 4, 8)
+    allowed = torch.ones(1, 1, 4, 4, dtype=torch.bool).tril()
+    with torch.no_grad():
+        _, a_constant = constant(x, allowed, None)
+        _, a_keys = keys(x, allowed, None)
+    seen = torch.arange(1, 5, dtype=torch.float32)[:, None]  # query i sees i + 1 keys
+    torch.testing.assert_close(a_keys, a_constant * 6 / seen)
+
+
 def test_outputs_and_item_vectors_are_unit_length() -> None:
     model = _model()
     with torch.no_grad():

@@ -67,6 +67,11 @@ class HSTUConfig(BaseModel):
     temperature: float = Field(0.05, gt=0, le=10.0, description="Softmax over cosine / this.")
     position_bias: bool = True
     time_bias: bool = Field(True, description="Used when the data has timestamps.")
+    attention_scale: Literal["max_len", "keys"] = Field(
+        "max_len",
+        description="Divide the SiLU attention by the constant padded length N (the "
+        "reference) or by the keys each query sees (its position + 1: a mean, not a sum).",
+    )
 
 
 class HSTUTrainConfig(TrainConfig):
@@ -134,7 +139,11 @@ class HSTULayer(nn.Module):
         k = k.view(b, length, h, -1).transpose(1, 2)
         v = v.view(b, length, h, -1).transpose(1, 2)  # (B, H, L, dv)
         logits = q @ k.transpose(-1, -2) + self.bias(length, buckets, x.device)  # (B, H, L, L)
-        attn = F.silu(logits) / self.config.max_len * allowed
+        if self.config.attention_scale == "keys":
+            scale = allowed.sum(-1, keepdim=True).clamp(min=1)  # (B, 1, L, 1)
+            attn = F.silu(logits) / scale * allowed
+        else:
+            attn = F.silu(logits) / self.config.max_len * allowed
         o = (attn @ v).transpose(1, 2).reshape(b, length, -1)  # (B, L, H * dv)
         gated = u * F.layer_norm(o, (o.shape[-1],))
         return x + self.out(self.dropout(gated)), attn
