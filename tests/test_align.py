@@ -154,6 +154,26 @@ def test_an_item_added_after_training_is_scored_from_its_text(aligned) -> None:
     assert np.allclose(scorer.score(history, ["3", "5", "21"]), before, atol=1e-5)
 
 
+def test_a_grown_catalog_with_new_interactions_is_older_than_the_data(aligned) -> None:
+    """Only the catalog may grow under a text-aligned model: new ratings (here of the added
+    item) make it stale like any model, and the refusal says by how much."""
+    ws, old, root = aligned
+    rated = [*sasrec_ratings(), (1, ITEMS + 1, 5, 999_999)]  # someone rated item 21
+    source = write_ml100k(root / "src-rated", rated, items=_items(2))
+    grown = prepare(PrepareConfig(dataset="ml-100k", source=source), ws)
+    assert grown.interactions_fingerprint != old.interactions_fingerprint
+    count = len(old.interactions.item_idx)
+    with pytest.raises(ArtifactError, match="older than the data") as refused:
+        load_scorer(ws, grown, embedder=HashEmbedder(dim=32))
+    said = str(refused.value)
+    assert f"learned from {count:,} interactions, the data now has {count + 1:,}" in said
+    assert "grew by 1 item " in said and "recagent train sasrec --dataset ml-100k" in said
+    # the same interactions over a grown catalog (item_idx moved, ids did not) still load
+    again = _prepare(ws, root, extra=2)
+    assert again.interactions_fingerprint == old.interactions_fingerprint
+    assert load_scorer(ws, again, embedder=HashEmbedder(dim=32)).text_only["22"] == ADDED
+
+
 def test_text_from_another_embedder_is_refused(aligned, tmp_path: Path) -> None:
     ws, _, root = aligned
     grown = _prepare(ws, root, extra=3)
@@ -185,14 +205,23 @@ def test_cli_trains_with_align_text(cli, sasrec_source: Path) -> None:
 
     prepared = cli("data", "prepare", "--dataset", "ml-100k", "--source", str(sasrec_source))
     assert prepared.exit_code == 0, prepared.output
-    wrong = cli("train", "sasrec", *TINY, "--epochs", "1", "--shuffle-text")
+    wrong = cli("train", "sasrec", *TINY, "--epochs", "1", "--shuffle-text")  # TINY: no text
     assert wrong.exit_code != 0 and "--shuffle-text only apply with --align-text" in wrong.output
+    tiny = [a for a in TINY if a != "--no-align-text"]
+    plain = cli("train", "sasrec", *TINY, "--epochs", "1", "--json")
+    assert plain.exit_code == 0 and json.loads(plain.stdout)["alignment"] == {}
+    by_default = cli(
+        "train", "sasrec", *tiny, "--epochs", "1", "--align-steps", "20", "--replace", "--json"
+    )
+    assert by_default.exit_code == 0, by_default.output
+    assert json.loads(by_default.stdout)["alignment"]["projection_temperature"] > 0
     args = ["--epochs", "2", "--align-text", "--align-steps", "20", "--shuffle-text", "--json"]
-    result = cli("train", "sasrec", *TINY, *args)
+    result = cli("train", "sasrec", *tiny, *args, "--replace")
     assert result.exit_code == 0, result.output
     trained = json.loads(result.stdout)
     assert trained["alignment"]["projection_temperature"] in (0.05, 0.1, 0.2)
     payload = read_checkpoint(Path(trained["checkpoint"]))
     assert payload["training"]["options"]["align_text"]["shuffle_text"] is True
     assert payload[TEXT_PROJECTION]["shuffled"] is True
-    assert "--align-text" in cli("train", "sasrec", "--help").output
+    helped = " ".join(cli("train", "sasrec", "--help").output.split())
+    assert "--align-text" in helped and "--no-align-text" in helped

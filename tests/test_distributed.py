@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import sasrec_ratings, write_ml100k
 
 TINY = [
+    "--no-align-text",
     "--dim", "16", "--layers", "1", "--heads", "2", "--max-len", "8", "--dropout", "0",
     "--loss", "full-ce", "--batch-size", "16", "--lr", "0.01", "--epochs", "3",
     "--lr-patience", "0", "--json",

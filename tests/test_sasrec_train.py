@@ -154,6 +154,30 @@ def test_a_training_cut_by_its_time_limit_says_how_to_finish(
     assert len(notes) == 1  # the saved model is reused without a new note
 
 
+def test_a_long_training_says_after_its_first_epoch_how_long_and_how_to_cap_it(
+    cli, sasrec_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recagent.models import train
+    from recagent.models.train_config import TrainConfig
+
+    assert train.expected_time("X", 1.0, TrainConfig(epochs=200)) is None  # 200 s: quiet
+    said = train.expected_time("BERT4Rec", 28.0, TrainConfig(epochs=200, patience=10))
+    assert said is not None and "an epoch takes 28 s" in said and "~93 min" in said
+    assert "10 epochs without a better valid NDCG@10" in said and "--time-limit" in said
+    assert train.expected_time("X", 28.0, TrainConfig(time_limit_s=60)) is None  # capped
+    monkeypatch.setattr(train, "LONG_RUN_S", 0.0)  # every run is long: the command says so
+    assert (
+        cli("data", "prepare", "--dataset", "ml-100k", "--source", str(sasrec_source)).exit_code
+        == 0
+    )
+    out = cli("train", "lrurec", "--epochs", "2", "--set", "dim=8", "--set", "max_len=8")
+    assert out.exit_code == 0, out.output
+    said = "".join(out.stderr.split())  # the log handler wraps lines
+    assert "LRURec:anepochtakes" in said and "--time-limitMINUTES" in said
+    capped = cli("train", "lrurec", "--epochs", "2", "--time-limit", "5", "--set", "dim=8")
+    assert capped.exit_code == 0 and "an epoch takes" not in capped.stderr
+
+
 def test_windows_cover_every_target_once() -> None:
     seqs = [np.arange(1, 12), np.array([5, 6]), np.array([7])]
     inputs, targets, lengths = training_windows(seqs, max_len=4, windows="all")

@@ -1,6 +1,6 @@
 """`recagent train <model>`: train the classical models the agent calls as tools.
 
-One command per registered model (sasrec, hstu, bert4rec, bst), all with the same training
+One command per registered model (sasrec, lrurec, hstu, bert4rec, bst), all with the same training
 options, a `--preset` and `--set KEY=VALUE` for any model setting; SASRec keeps its own flags
 too. `train fusion` fits the fusion of the trained models on the valid split; `train
 popularity` only measures it (there is nothing to learn). Under `torchrun --nproc-per-node N
@@ -303,13 +303,15 @@ def sasrec_cmd(
     align_text: Annotated[
         bool,
         typer.Option(
-            "--align-text",
+            "--align-text/--no-align-text",
             help="First align the item embeddings with the items' text (the index's embedder "
             "and template), then train as usual, and keep a text projection: items with no "
-            "training interactions, or added to the catalog later, are scored from their text.",
+            "training interactions, or added to the catalog later, are scored from their text. "
+            "On by default: it won on valid on ML-100k and ml-latest-small "
+            "(benchmarks/RESULTS.md, 'The aligned SASRec decided').",
             rich_help_panel=TEXT,
         ),
-    ] = False,
+    ] = True,
     align_temperature: Annotated[
         float,
         typer.Option(help="InfoNCE temperature of the alignment stage.", rich_help_panel=TEXT),
@@ -338,8 +340,8 @@ def sasrec_cmd(
 
     Example: recagent train sasrec --dataset ml-100k --epochs 100
 
-    With --align-text the item embeddings are first aligned with the items' text (CTRL-lite;
-    SASRec only), and the checkpoint keeps the text projection.
+    By default the item embeddings are first aligned with the items' text (CTRL-lite; SASRec
+    only; --no-align-text turns it off), and the checkpoint keeps the text projection.
     """
     given = _given(ctx, _MODEL_FLAGS + _TRAIN_FLAGS)
     if "loss" in given:
@@ -347,7 +349,7 @@ def sasrec_cmd(
     text_flags = _given(ctx, ["align_temperature", "align_steps", "shuffle_text"])
     if text_flags and not align_text:
         flags = ", ".join(f"--{f.replace('_', '-')}" for f in text_flags)
-        raise ConfigError(f"{flags} only apply with --align-text")
+        raise ConfigError(f"{flags} only apply with --align-text, not with --no-align-text")
     if align_text:
         given["align_text"] = {
             "enabled": True,
@@ -400,7 +402,7 @@ def _generic(name: str, summary: str) -> Any:
     return command
 
 
-for _name in ("hstu", "bert4rec", "bst"):
+for _name in ("lrurec", "hstu", "bert4rec", "bst"):
     app.command(_name)(_generic(_name, MODELS[_name][1]))
 
 
@@ -430,7 +432,7 @@ def fusion_cmd(
     if len(trained) < 2:
         raise ConfigError(
             f"fusion needs two or more trained models of {ds.name!r}; trained: "
-            f"{', '.join(trained) or 'none'} (recagent train sasrec|hstu|bert4rec|bst)"
+            f"{', '.join(trained) or 'none'} (recagent train sasrec|lrurec|hstu|bert4rec|bst)"
         )
     fusion_file = app_ctx.workspace.models_dir(ds.name) / leaderboard.FUSION
     with build_lock(

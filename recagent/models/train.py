@@ -106,6 +106,26 @@ class TrainResult(BaseModel):
     )
 
 
+LONG_RUN_S = 600.0  # what a person expects a training command to take, at most
+
+
+def expected_time(title: str, epoch_s: float, options: TrainConfig) -> str | None:
+    """What to say after the first epoch when the run may take longer than `LONG_RUN_S`
+    (None otherwise): how long an epoch takes, the stopping rule, the worst case, and how to
+    cap it. Training has no way to know its best epoch ahead; the worst case is honest."""
+    if options.time_limit_s is not None:
+        return None
+    worst = epoch_s * options.epochs
+    if worst <= LONG_RUN_S:
+        return None
+    return (
+        f"{title}: an epoch takes {epoch_s:.0f} s here; training stops after "
+        f"{options.patience} epochs without a better valid {options.metric}, or after "
+        f"{options.epochs} epochs (~{worst / 60:.0f} min); cap it with --time-limit MINUTES "
+        "(the best epoch so far is kept; Ctrl-C also keeps it)"
+    )
+
+
 def train_model(
     name: str,
     dataset: Dataset,
@@ -278,6 +298,10 @@ def train_model(
                         **{progress_key: f"{value:.4f}"},
                         best=f"{best.value:.4f}@{best.epoch}",
                     )
+                    if epoch == 1 and group.main:
+                        expect = expected_time(model_spec.title, seconds, options)
+                        if expect:
+                            log.warning("%s", expect)
                     stale = epoch - best.epoch
                     if stale >= options.patience:
                         stopped = "early_stopping"
@@ -419,6 +443,7 @@ __all__ = [
     "TrainResult",
     "ensure_sasrec_scorer",
     "ensure_scorer",
+    "expected_time",
     "length_batches",
     "train_model",
     "train_sasrec",
