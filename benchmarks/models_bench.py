@@ -1,24 +1,28 @@
-"""Every model (SASRec, HSTU, BERT4Rec, BST, fusion) on ml-latest-small (the LlamaRec protocol,
-5-core) and ML-100k: test NDCG@10 / Recall@10 over seeds, time to the best valid epoch,
-scoring time per history.
+"""Every model (SASRec, LRURec, HSTU, BERT4Rec, BST, fusion) on ml-latest-small (the LlamaRec
+protocol, 5-core) and ML-100k: test NDCG@10 / Recall@10 over seeds, each model's paired
+difference from SASRec on the same test users (bootstrap interval), time to the best valid
+epoch, scoring time per history.
 
 Each (dataset, seed) trains in its own workspace, SASRec first (BST reranks its top 100),
 then fusion is fitted on valid over the trained models. Every choice is made on the valid
 split; the test split is scored once per run, after training (`--no-test` for tuning runs,
-which then never read it).
+which then never read it). Each run stores every test user's target rank, so `report` pairs
+the models user by user.
 
     export PYTHONPATH=$PWD RECAGENT_TEST_DATA=../shared/data
     L="flock /tmp/recagent-bench.lock"
     for d in ml-latest-small-5core ml-100k; do for s in 0 1 2; do
-      for m in sasrec hstu bert4rec bst; do
-        $L nice -n 19 python benchmarks/models_bench.py run --dataset $d --model $m --seed $s
+      for m in sasrec lrurec hstu; do
+        $L python benchmarks/models_bench.py run --dataset $d --model $m --seed $s
       done
-      $L nice -n 19 python benchmarks/models_bench.py fusion --dataset $d --seed $s
+      $L python benchmarks/models_bench.py fusion --dataset $d --seed $s
     done; done
     python benchmarks/models_bench.py report
 
-Tuning (valid only): `run --model hstu --set loss=full-ce --tag -fullce --no-test`, then
-`report --tuning`.
+(`bert4rec` and `bst` run the same way.) Tuning (valid only): `run --model hstu --set
+loss=full-ce --tag=-fullce --home-tag=-fullce --no-test`, then `report --tuning`; a tagged
+variant with test (`--tag=-tuned`) is paired against the untagged SASRec by `report
+--tag=-tuned`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 DATASETS = ("ml-latest-small-5core", "ml-100k")
-MODELS = ("sasrec", "hstu", "bert4rec", "bst", "fusion")
+MODELS = ("sasrec", "lrurec", "hstu", "bert4rec", "bst", "fusion")
 SPEED_HISTORIES = 200
 PAPER = {  # LlamaRec paper, ml-latest-small ("ML-100k" there): NDCG@10, Recall@10
     "SASRec (LlamaRec paper)": (0.0522, 0.0993),
@@ -61,6 +65,12 @@ def _parse(pairs: list[str]) -> dict[str, Any]:
         except ValueError:
             out[key] = value
     return out
+
+
+def _ranks(ranks: Any) -> list[float]:
+    """Each test user's target rank (-1: a miss), in the split's case order: what the paired
+    intervals between models are computed from."""
+    return [float(r) if r < float("inf") else -1.0 for r in ranks]
 
 
 def scoring_ms(scorer: Any, ds: Any, n: int = SPEED_HISTORIES) -> dict[str, float]:
@@ -125,7 +135,9 @@ def run(args: argparse.Namespace) -> None:
         "machine": machine,
     }
     if not args.no_test:
-        record["test"] = summarize(rank_cases(scorer, ds.split.cases("test")))
+        ranks = rank_cases(scorer, ds.split.cases("test"))
+        record["test"] = summarize(ranks)
+        record["test_ranks"] = _ranks(ranks)
         if args.model == "bst":
             retriever = scorer.retriever  # type: ignore[attr-defined]
             record["retriever_test"] = summarize(
@@ -187,7 +199,9 @@ def fusion(args: argparse.Namespace) -> None:
         "machine": machine,
     }
     if not args.no_test:
-        record["test"] = summarize(rank_cases(fused, ds.split.cases("test")))
+        ranks = rank_cases(fused, ds.split.cases("test"))
+        record["test"] = summarize(ranks)
+        record["test_ranks"] = _ranks(ranks)
         record["scoring_ms"] = scoring_ms(fused, ds)
     common.write_result(f"models-{args.dataset}-fusion{args.tag}-seed{args.seed}", record)
     print(
@@ -200,6 +214,56 @@ def fusion(args: argparse.Namespace) -> None:
 
 def _fmt_range(values: list[float]) -> str:
     return f"{statistics.median(values):.4f} ({min(values):.4f}-{max(values):.4f})"
+
+
+def _per_user_ndcg(record: dict[str, Any]) -> Any:
+    import numpy as np
+
+    from recagent.metrics import ndcg
+
+    ranks = np.asarray(record["test_ranks"], dtype=float)
+    ranks[ranks < 0] = np.inf
+    return ndcg(ranks, 10)
+
+
+def paired(runs: list[dict[str, Any]], dataset: str, tag: str, versus: str = "sasrec") -> None:
+    """Each model of the runs tagged `tag` against the untagged `versus` (the default runs)
+    on the same test users: the per-user NDCG@10 difference, averaged over the seeds both
+    ran, with a 95% bootstrap interval over users (1,000 resamples), and the same per seed."""
+    import numpy as np
+
+    from recagent.evals.beyond import bootstrap_ci
+
+    def by_seed(model: str, tag: str) -> dict[int, dict[str, Any]]:
+        return {
+            r["seed"]: r
+            for r in runs
+            if r["dataset"] == dataset and r["model"] == model and r["tag"] == tag
+            and "test_ranks" in r
+        }  # fmt: skip
+
+    base = by_seed(versus, "")
+    rows = []
+    for model in MODELS:
+        mine = by_seed(model, tag)
+        seeds = sorted(set(mine) & set(base))
+        if (model == versus and not tag) or not seeds:
+            continue
+        diffs = [_per_user_ndcg(mine[s]) - _per_user_ndcg(base[s]) for s in seeds]
+        pooled = np.mean(diffs, axis=0)
+        low, high = bootstrap_ci(pooled, seed=0)
+        each = ", ".join(f"{d.mean():+.4f}" for d in diffs)
+        base_mean = np.mean([_per_user_ndcg(base[s]).mean() for s in seeds])
+        rows.append(
+            f"| {model}{tag} | {len(seeds)} | {pooled.mean():+.4f} [{low:+.4f}, {high:+.4f}] | "
+            f"{pooled.mean() / base_mean:+.1%} | {each} |"
+        )
+    if rows:
+        label = f"{versus} (untagged runs)" if tag else versus
+        print(f"\nTest NDCG@10 minus {label}, same users (paired), mean over seeds:\n")
+        print("| model | seeds | difference [95% interval] | relative | per seed |")
+        print("|---|---|---|---|---|")
+        print("\n".join(rows))
 
 
 def report(args: argparse.Namespace) -> None:
@@ -262,6 +326,7 @@ def report(args: argparse.Namespace) -> None:
             if model == "bst":
                 rec = [r["retriever_test"]["HR@100"] for r in rs]
                 print(f"|  ↳ SASRec alone: recall@100 | | {_fmt_range(rec)} | | | | | | |")
+        paired(runs, dataset, args.tag)
         for r in runs:
             if r["dataset"] == dataset and r["tag"] == args.tag and "test" in r:
                 load = r["machine"]["load_avg"]
