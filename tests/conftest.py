@@ -545,7 +545,7 @@ def ml100k_stack(ml100k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> S
 
 # --- Every model, tiny, trained once on the patterned data ----------------------------------
 
-TINY_MODELS = {  # model -> (config values, training options)
+TINY_MODELS = {  # model -> (config values, training options), in the registry's order
     "sasrec": (
         {"dim": 16, "layers": 1, "heads": 2, "dropout": 0.0, "max_len": 8, "loss": "full-ce"},
         {"epochs": 6, "batch_size": 16, "lr": 0.01, "patience": 3},
@@ -575,10 +575,6 @@ TINY_MODELS = {  # model -> (config values, training options)
         },
         {"epochs": 10, "batch_size": 16, "lr": 0.01, "patience": 4},
     ),
-    "lrurec": (
-        {"dim": 16, "layers": 1, "dropout": 0.0, "lru_dropout": 0.0, "max_len": 8},
-        {"epochs": 8, "batch_size": 16, "lr": 0.01, "patience": 3, "weight_decay": 0.0},
-    ),
     "bst": (
         {
             "dim": 12,
@@ -593,6 +589,10 @@ TINY_MODELS = {  # model -> (config values, training options)
             "dropout": 0.0,
         },
         {"epochs": 20, "batch_size": 32, "lr": 0.01, "patience": 20, "lr_patience": None},
+    ),
+    "lrurec": (
+        {"dim": 16, "layers": 1, "dropout": 0.0, "lru_dropout": 0.0, "max_len": 8},
+        {"epochs": 8, "batch_size": 16, "lr": 0.01, "patience": 3, "weight_decay": 0.0},
     ),
 }
 
