@@ -266,6 +266,22 @@ def paired(runs: list[dict[str, Any]], dataset: str, tag: str, versus: str = "sa
         print("\n".join(rows))
 
 
+def chosen(runs: list[dict[str, Any]], dataset: str, tag: str) -> None:
+    """What `recagent models` would pick in each seed's workspace (the best valid NDCG@10,
+    fusion included) and its test NDCG@10: the number the LlamaRec target is about."""
+    picks = []
+    for seed in sorted({r["seed"] for r in runs if r["dataset"] == dataset}):
+        rs = [r for r in runs if r["dataset"] == dataset and r["seed"] == seed
+              and r["tag"] == tag and "test" in r]  # fmt: skip
+        if rs:
+            best = max(rs, key=lambda r: r["valid"]["NDCG@10"])
+            picks.append((seed, best["model"], best["test"]["NDCG@10"]))
+    if picks:
+        each = "; ".join(f"seed {s}: {m} {t:.4f}" for s, m, t in picks)
+        median = statistics.median(t for _, _, t in picks)
+        print(f"\nChosen on valid, per seed: {each}; test NDCG@10 median **{median:.4f}**")
+
+
 def report(args: argparse.Namespace) -> None:
     runs = common.read_results("models-")
     if args.tuning:
@@ -326,6 +342,7 @@ def report(args: argparse.Namespace) -> None:
             if model == "bst":
                 rec = [r["retriever_test"]["HR@100"] for r in rs]
                 print(f"|  ↳ SASRec alone: recall@100 | | {_fmt_range(rec)} | | | | | | |")
+        chosen(runs, dataset, args.tag)
         paired(runs, dataset, args.tag)
         for r in runs:
             if r["dataset"] == dataset and r["tag"] == args.tag and "test" in r:
