@@ -241,5 +241,7 @@ def test_presets_and_training_defaults() -> None:
     )
     base = hstu.config("ml-1m")
     assert (base.layers, base.heads, base.negatives, base.temperature) == (2, 1, 128, 0.05)
+    assert (base.loss, large.loss) == ("sampled-softmax", "sampled-softmax")  # the reference
+    assert HSTUConfig().loss == "full-ce"  # chosen on ML-100k valid
     options = HSTUTrainConfig()
     assert (options.lr, options.batch_size, options.weight_decay) == (1e-3, 128, 0.0)
