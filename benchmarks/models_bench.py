@@ -274,7 +274,8 @@ def chosen(runs: list[dict[str, Any]], dataset: str, tag: str) -> None:
         rs = [r for r in runs if r["dataset"] == dataset and r["seed"] == seed
               and r["tag"] == tag and "test" in r]  # fmt: skip
         if rs:
-            best = max(rs, key=lambda r: r["valid"]["NDCG@10"])
+            # fusion wins only by beating every single model (ties keep the single model)
+            best = max(rs, key=lambda r: (r["valid"]["NDCG@10"], r["model"] != "fusion"))
             picks.append((seed, best["model"], best["test"]["NDCG@10"]))
     if picks:
         each = "; ".join(f"seed {s}: {m} {t:.4f}" for s, m, t in picks)
