@@ -27,7 +27,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "hstu": ("recagent.models.hstu", "HSTU: pointwise attention with position/time biases"),
     "bert4rec": ("recagent.models.bert4rec", "BERT4Rec: bidirectional, trained by Cloze"),
     "bst": ("recagent.models.bst", "BST: reranks a retriever's top items (click model)"),
-    "lrurec": ("recagent.models.lrurec", "LRURec: linear recurrent units, full softmax"),
+    "lrurec": ("recagent.models.lrurec", "LRURec: linear recurrent units, trained by full softmax"),
 }
 # how a model's `attended` weights are said after its name ("SASRec ... attending most to X"):
 # a recurrent model has no attention, it has a state the history moved
