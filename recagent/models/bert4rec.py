@@ -26,10 +26,8 @@ Trained long, with patient early stopping: its published failures are under-trai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,7 +36,7 @@ from torch import nn
 from recagent.models.recipe import trunc_normal_init
 from recagent.models.registry import ModelSpec, Resolve
 from recagent.models.sasrec import CausalSelfAttention
-from recagent.models.sequential import SequenceScorer
+from recagent.models.sequential import sequence_scorer
 from recagent.models.train_config import TrainConfig
 from recagent.models.windows import WindowData, window_data
 
@@ -224,12 +222,6 @@ class BERT4Rec(nn.Module):
         return F.cross_entropy(self.logits(hidden[chosen]), labels[chosen] - 1)  # (M, N)
 
 
-def _scorer(
-    model: BERT4Rec, item_ids: Sequence[str], counts: np.ndarray, config: Any, resolve: Resolve
-) -> SequenceScorer:
-    return SequenceScorer(model, item_ids, counts, name="bert4rec")
-
-
 def _data(
     dataset: Any, config: BERT4RecConfig, options: BERT4RecTrainConfig, resolve: Resolve
 ) -> WindowData:
@@ -245,7 +237,7 @@ SPEC = ModelSpec(
     config_type=BERT4RecConfig,
     train_type=BERT4RecTrainConfig,
     build=BERT4Rec,
-    scorer=_scorer,
+    scorer=sequence_scorer("bert4rec"),
     data=_data,
     presets={
         "ml-1m": {},

@@ -166,12 +166,13 @@ def _grown(
             else "it does not record which interactions it learned from"
         )
         grew = len(dataset.catalog.item_ids) - len(trained)
+        model = payload.get("model", "sasrec")
         raise ArtifactError(
-            f"the {payload.get('model', 'sasrec')} model of {dataset.name!r} is older than the "
+            f"the {model} model of {dataset.name!r} is older than the "
             f"data: the catalog grew by {grew:,} item{'s' if grew != 1 else ''} "
             f"and the interactions changed too ({since}); a text-aligned model scores added "
             "items from their text only while its interactions are current; retrain with "
-            f"`recagent train {payload.get('model', 'sasrec')} --dataset {dataset.name}`"
+            f"`recagent train {model} --dataset {dataset.name}`"
         )
     from recagent.config import IndexConfig
     from recagent.models.align import grow_catalog

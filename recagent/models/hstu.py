@@ -29,10 +29,8 @@ rating features.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,7 +39,7 @@ from torch import nn
 from recagent.models.padding import embed_left_padded, shift
 from recagent.models.recipe import full_ce, sampled_softmax
 from recagent.models.registry import ModelSpec, Resolve
-from recagent.models.sequential import SequenceScorer
+from recagent.models.sequential import sequence_scorer
 from recagent.models.train_config import TrainConfig
 from recagent.models.windows import WindowData, window_data
 
@@ -236,12 +234,6 @@ class HSTU(nn.Module):
         )
 
 
-def _scorer(
-    model: HSTU, item_ids: Sequence[str], counts: np.ndarray, config: Any, resolve: Resolve
-) -> SequenceScorer:
-    return SequenceScorer(model, item_ids, counts, name="hstu")
-
-
 def _data(dataset: Any, config: HSTUConfig, options: TrainConfig, resolve: Resolve) -> WindowData:
     timed = config.time_bias and dataset.interactions.has_timestamps
     data = window_data(dataset, config.max_len, options.windows, options.window_step, timed)
@@ -258,7 +250,7 @@ SPEC = ModelSpec(
     config_type=HSTUConfig,
     train_type=HSTUTrainConfig,
     build=HSTU,
-    scorer=_scorer,
+    scorer=sequence_scorer("hstu"),
     data=_data,
     presets={
         "ml-1m": {"loss": "sampled-softmax"},

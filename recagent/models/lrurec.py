@@ -29,19 +29,17 @@ O(1), not a pass over the history).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any, cast
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from recagent.models.padding import shift
-from recagent.models.recipe import full_ce, trunc_normal_init
+from recagent.models.recipe import full_ce, tied_logits, trunc_normal_init
 from recagent.models.registry import ModelSpec, Resolve
-from recagent.models.sequential import SequenceScorer
+from recagent.models.sequential import sequence_scorer
 from recagent.models.train_config import TrainConfig
 from recagent.models.windows import WindowData, window_data
 
@@ -250,9 +248,7 @@ class LRURec(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., N + 1) scores h E^T + b; column 0 (padding) is -inf."""
-        out = hidden @ self.item_emb.weight.T + self.out_bias
-        out[..., 0] = float("-inf")
-        return out
+        return tied_logits(hidden, self.item_emb.weight, self.out_bias)
 
     # --- the NextItemModel interface (recagent.models.sequential) ---------------------------
 
@@ -283,12 +279,6 @@ class LRURec(nn.Module):
         return full_ce(h[keep], targets[keep], self.item_emb.weight, self.out_bias)
 
 
-def _scorer(
-    model: LRURec, item_ids: Sequence[str], counts: np.ndarray, config: Any, resolve: Resolve
-) -> SequenceScorer:
-    return SequenceScorer(model, item_ids, counts, name="lrurec")
-
-
 def _data(dataset: Any, config: LRURecConfig, options: TrainConfig, resolve: Resolve) -> WindowData:
     return window_data(dataset, config.max_len, options.windows, options.window_step, False)
 
@@ -299,7 +289,7 @@ SPEC = ModelSpec(
     config_type=LRURecConfig,
     train_type=LRURecTrainConfig,
     build=LRURec,
-    scorer=_scorer,
+    scorer=sequence_scorer("lrurec"),
     data=_data,
     presets={"paper": {"dropout": 0.2, "lru_dropout": 0.2}},
 )

@@ -48,6 +48,18 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, object
     ]
 
 
+def tied_logits(
+    hidden: torch.Tensor, item_weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Scores of every item (..., N + 1) for states (..., D) against the (tied) item table
+    (N + 1, D), plus a per-item `bias` (N + 1,) if any; column 0 (padding) is -inf."""
+    out = hidden @ item_weight.T
+    if bias is not None:
+        out = out + bias
+    out[..., 0] = float("-inf")
+    return out
+
+
 def full_ce(
     hidden: torch.Tensor,
     targets: torch.Tensor,
@@ -94,4 +106,11 @@ def sampled_softmax(
     return F.cross_entropy(logits, torch.zeros_like(targets))
 
 
-__all__ = ["COLLISION_LOGIT", "full_ce", "param_groups", "sampled_softmax", "trunc_normal_init"]
+__all__ = [
+    "COLLISION_LOGIT",
+    "full_ce",
+    "param_groups",
+    "sampled_softmax",
+    "tied_logits",
+    "trunc_normal_init",
+]

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recagent.models.padding import embed_left_padded, left_pad, shift
-from recagent.models.recipe import full_ce, sampled_softmax
+from recagent.models.recipe import full_ce, sampled_softmax, tied_logits
 from recagent.models.sasrec_config import Loss, SASRecConfig
 
 
@@ -150,11 +150,7 @@ class SASRec(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores of every item (..., N + 1) for hidden states (..., D); column 0 is -inf."""
-        out = hidden @ self.item_emb.weight.T
-        if self.out_bias is not None:
-            out = out + self.out_bias
-        out[..., 0] = float("-inf")
-        return out
+        return tied_logits(hidden, self.item_emb.weight, self.out_bias)
 
     # --- the NextItemModel interface (recagent.models.sequential) ---------------------------
 

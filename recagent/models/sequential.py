@@ -10,8 +10,8 @@ next position. The scorer batches histories of similar length, reads only the la
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -121,4 +121,16 @@ class SequenceScorer(Scorer):
         return [(self.item_ids[i - 1], w) for i, w in best]
 
 
-__all__ = ["SCORE_CHUNK", "NextItemModel", "SequenceScorer", "pad_times"]
+def sequence_scorer(name: str) -> Callable[..., SequenceScorer]:
+    """A `ModelSpec.scorer` that wraps the trained network as a `SequenceScorer` named
+    `name` (HSTU, BERT4Rec, LRURec: models with nothing to add to the shared scorer)."""
+
+    def scorer(
+        model: NextItemModel, item_ids: Sequence[str], counts: np.ndarray, *_: Any
+    ) -> SequenceScorer:
+        return SequenceScorer(model, item_ids, counts, name=name)
+
+    return scorer
+
+
+__all__ = ["SCORE_CHUNK", "NextItemModel", "SequenceScorer", "pad_times", "sequence_scorer"]
