@@ -108,6 +108,15 @@ def test_gamma_keeps_a_long_constant_input_at_unit_scale() -> None:
     scaled = scan(b * gamma, log_lam)[:, -1].real.var().item()
     raw = scan(b, log_lam)[:, -1].real.var().item()
     assert 0.7 < scaled < 1.3 and raw > 10
+    # and the layer applies it: b = gamma * (B x), real and imaginary parts alike
+    layer = _model().lru[0]
+    x = torch.randn(2, 3, 16)
+    with torch.no_grad():
+        b_layer = layer.inputs(x, torch.ones(2, 3, dtype=torch.bool))
+        re, im = layer.in_proj(x).split(layer.size, dim=-1)
+        gamma_layer = torch.exp(layer.params_log[2])
+    torch.testing.assert_close(b_layer, torch.complex(re * gamma_layer, im * gamma_layer))
+    assert not torch.allclose(gamma_layer, torch.ones_like(gamma_layer))
 
 
 def test_the_explanation_weights_are_each_items_share_of_the_last_state() -> None:
