@@ -141,3 +141,34 @@ def test_unknown_dataset_explains_generic_route(cli) -> None:
     result = cli("data", "prepare", "--dataset", "netflix", "--source", ".")
     assert result.exit_code == 2
     assert "--items FILE and --interactions FILE" in " ".join(result.stderr.split())
+
+
+def test_generic_year_column_reads_the_file_once_and_names_a_bad_years_line(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finding a row's line re-reads the file, so it happens only for an error (it once ran
+    for every item with a year: a million items never finished preparing)."""
+    import recagent.data.generic as generic
+
+    looked_up: list[int] = []
+    real = generic.line_of_row
+
+    def counting(spec, row):  # type: ignore[no-untyped-def]
+        looked_up.append(row)
+        return real(spec, row)
+
+    monkeypatch.setattr(generic, "line_of_row", counting)
+    items = tmp_path / "items.csv"
+    rows = "".join(f"{i},Film {i},{1950 + i}\n" for i in range(1, 41))
+    items.write_text("item_id,title,year\n" + rows)
+    inter = tmp_path / "inter.csv"
+    inter.write_text("user_id,item_id\n" + "".join(f"u{i % 3},{i}\n" for i in range(1, 41)))
+    args = ("data", "prepare", "-d", "x", "--items", str(items), "--interactions", str(inter))
+    assert cli(*args, "--year-col", "year").exit_code == 0
+    assert looked_up == []
+    items.write_text("item_id,title,year\n" + rows.replace("1,Film 1,1951", "1,Film 1,soon"))
+    result = cli(*args[:3], "y", *args[4:], "--year-col", "year")
+    assert result.exit_code == 2
+    assert "items.csv, line 2: column 'year' should be a year, got 'soon'" in " ".join(
+        result.stderr.split()
+    )

@@ -146,7 +146,7 @@ def load_generic(cfg: GenericConfig) -> RawData:
             raw_title = _short_title(icols[cfg.text_cols[0]][row] or text) or str(item_id)
         title, year = split_title_year(raw_title)
         if year_col:
-            year = _year(icols[year_col][row], cfg.items, item_line(row), year_col) or year
+            year = _year(icols[year_col][row], cfg.items, row, item_line, year_col) or year
         genres = ()
         if genres_col:
             parts = icols[genres_col][row].split(cfg.genre_sep)
@@ -204,7 +204,9 @@ def _unique(columns: list[Column]) -> list[Column]:
     return list(seen.values())
 
 
-def _year(value: str, path: Path, line: int, col: str) -> int | None:
+def _year(value: str, path: Path, row: int, line_of: LineOf, col: str) -> int | None:
+    """The year in `value` (a number or an ISO date); the line is looked up only for an
+    error (finding it reads the file up to that row)."""
     if not value:
         return None
     try:
@@ -213,7 +215,9 @@ def _year(value: str, path: Path, line: int, col: str) -> int | None:
     except ValueError:
         year = math.nan
     if not (math.isfinite(year) and abs(year) < 10_000):
-        raise DataError(path, f"column '{col}' should be a year, got {shown(value)}", line)
+        raise DataError(
+            path, f"column '{col}' should be a year, got {shown(value)}", line_of(row)
+        )
     return int(year)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import codecs
 from pathlib import Path
 
+import numpy as np
+
 from recagent.errors import DataError
 
 SNIFF_BYTES = 1 << 16
@@ -61,7 +63,10 @@ def open_text_file(path: Path, encoding: str) -> str:
 
 
 def shown(value: object, limit: int = 60) -> str:
-    """`repr(value)`, cut to about `limit` characters for a one-line message."""
+    """`repr(value)`, cut to about `limit` characters for a one-line message (numpy's text
+    and numbers are shown as Python's: 'x', not np.str_('x'))."""
+    if isinstance(value, np.generic):
+        value = value.item()
     text = repr(value)
     if len(text) <= limit:
         return text
