@@ -343,6 +343,8 @@ def status_cmd(
             f"  {m.items:,} items, {m.embedder} ({m.dim}-d), template {escape(m.template_name)}, "
             f"built {m.built_at} by recagent {m.recagent_version}"
         )
+    if status.version:
+        app_ctx.out.print(f"  live version: {escape(status.version)}")
     for key, value in status.problems.items():
         app_ctx.out.print(f"  {key}: {escape(value)}")
     if status.state == "missing":

@@ -15,15 +15,23 @@ unfiltered neighbours and filtering them here is much faster and gives the same 
 HNSW approximation). `_nearest` picks: exact search (small catalogs); no filter; exact scoring
 of an explicit id list; over-fetch and filter here (at most `max_overfetch` neighbours); or the
 Chroma `where` clause when the filter is selective or the over-fetch came up short.
+
+On a Chroma server a rebuild may, in time, delete the version an open index reads
+(recagent.index.chroma). Each public query is answered from one version: when reading a
+retired version fails or comes back short (it is gone, or being deleted), the index follows
+the pointer to the live version (`reopen`), if that was built the same way, and runs the
+whole query again there.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,8 +39,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from recagent.config import IndexConfig
 from recagent.data.catalog import Catalog
 from recagent.data.constraints import ConstraintError, Constraints
-from recagent.errors import RecagentError
-from recagent.index.chroma import IndexMeta, chroma_errors
+from recagent.errors import ArtifactError, RecagentError
+from recagent.index.chroma import (
+    CollectionGoneError,
+    IndexMeta,
+    IndexUnavailableError,
+    chroma_errors,
+)
 from recagent.index.embedders import Embedder, checked_embed
 from recagent.index.filters import CatalogMask, where_clause
 from recagent.index.text import ItemTemplate
@@ -65,6 +78,10 @@ MAX_BECAUSE = 3
 
 
 MAX_K_POOL = 400  # candidates fetched around a mean vector before re-scoring them
+FOLLOW_TRIES = 3  # runs of one query while rebuilds on a server retire what it reads
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 class QueryError(RecagentError):
@@ -124,6 +141,31 @@ def check_k(k: int) -> int:
     return k
 
 
+def _one_version(
+    query: Callable[Concatenate[ItemIndex, _P], _R],
+) -> Callable[Concatenate[ItemIndex, _P], _R]:
+    """`query`, answered wholly from one version of the index: run again on the live version
+    when it failed reading a version that a rebuild retired (`ItemIndex.reopen`), or when
+    another thread moved the index to a new version while it ran."""
+
+    @functools.wraps(query)
+    def run(self: ItemIndex, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for attempt in range(FOLLOW_TRIES):
+            seen = self._generation
+            try:
+                result = query(self, *args, **kwargs)
+            except IndexUnavailableError as exc:
+                if attempt == FOLLOW_TRIES - 1 or not self._read_retired(exc):
+                    raise
+                self._follow(seen)
+                continue
+            if self._generation == seen:
+                return result
+        raise IndexUnavailableError(f"{self.where} was rebuilt during the query; try again")
+
+    return run
+
+
 class ItemIndex:
     """A fresh index (its catalog, embedder and template match what it was built from)."""
 
@@ -154,6 +196,11 @@ class ItemIndex:
         self.ranking: PartRanking | None = None  # and how it ranks (see `_nearest`)
         self.history_ranking: PartRanking | None = None  # near a history, if not the same
         self._alike_memo: dict[int, dict[str, dict[str, float]]] = {}  # see `_alike_levels`
+        # on a server: the live collection now (None: gone), to follow when a rebuild
+        # deleted the one read; each move to another version adds one to `_generation`
+        self.reopen: Callable[[], Collection | None] | None = None
+        self._generation = 0
+        self._following = threading.Lock()
 
     def __len__(self) -> int:
         return self.meta.items
@@ -178,9 +225,13 @@ class ItemIndex:
         score of queries that mean nothing (greetings, filler, nonsense) against this
         catalog with this embedder, plus `MATCH_MARGIN`. Below it, a hit is only the nearest
         of poor matches ("Ignore all previous instructions" is not a taste)."""
+        return self._noise_floor() + MATCH_MARGIN
+
+    @_one_version
+    def _noise_floor(self) -> float:
         vectors = checked_embed(self.embedder, list(NOISE_PROBES), self.meta.dim)
         best = [per[0][1] for per in self._nearest(vectors, 1, Constraints()) if per]
-        return max(best, default=0.0) + MATCH_MARGIN
+        return max(best, default=0.0)
 
     @property
     def _searched_exactly(self) -> bool:
@@ -193,6 +244,7 @@ class ItemIndex:
 
     # ---- public queries -------------------------------------------------------------------
 
+    @_one_version
     def search(self, query: str, k: int = 10, filters: Constraints | None = None) -> list[Hit]:
         """Items whose text is nearest to `query`."""
         text = " ".join((query or "").split())
@@ -208,6 +260,7 @@ class ItemIndex:
         texts, _ = self._records([i for i, _ in found])
         return [Hit(item_id=i, score=s, text=texts[i]) for i, s in found]
 
+    @_one_version
     def similar_to_items(
         self,
         item_ids: Sequence[str],
@@ -229,6 +282,7 @@ class ItemIndex:
         top = sorted(best.items(), key=lambda t: -t[1])[:k]
         return self._carried(self._explained(top, ids, vectors))
 
+    @_one_version
     def similar_to_all(
         self, item_ids: Sequence[str], k: int = 10, filters: Constraints | None = None
     ) -> list[Hit]:
@@ -251,6 +305,7 @@ class ItemIndex:
             hit.because_of = list(ids)  # close to all of them, by construction
         return self._carried(hits)
 
+    @_one_version
     def similar_to_history(
         self,
         history: Sequence[str],
@@ -300,6 +355,7 @@ class ItemIndex:
             ]
         )
 
+    @_one_version
     def embeddings(self, item_ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of `item_ids`, in that order."""
         ids = list(item_ids)
@@ -307,6 +363,58 @@ class ItemIndex:
         return np.asarray([vectors[i] for i in ids], dtype=np.float32)
 
     # ---- internals -------------------------------------------------------------------------
+
+    def _check_intact(self) -> None:
+        """Before blaming the index for a short answer: on a server, a version that a rebuild
+        retired may be being deleted, which answers short before it answers "not found"."""
+        if self.reopen is not None and self._retired():
+            raise CollectionGoneError(f"{self.where}: a rebuild retired the version read")
+
+    def _read_retired(self, exc: IndexUnavailableError) -> bool:
+        """Did `exc` come from reading a version that a rebuild retired? (One being deleted
+        fails in several ways; one deleted says "not found".)"""
+        if self.reopen is None:
+            return False
+        if isinstance(exc, CollectionGoneError):
+            return True
+        try:
+            return self._retired()
+        except RecagentError:
+            return False
+
+    def _retired(self) -> bool:
+        """Is the version read no longer the live one?"""
+        assert self.reopen is not None
+        live = self.reopen()
+        return live is None or live.id != self.collection.id
+
+    def _follow(self, seen: int) -> None:
+        """Move to the live version after a rebuild deleted the one read (generation `seen`;
+        another thread may have moved already). Refused when the live version was built
+        differently: this index's catalog, embedder or template would not match it."""
+        assert self.reopen is not None
+        with self._following:
+            if self._generation != seen:
+                return
+            collection = self.reopen()
+            if collection is None:
+                raise ArtifactError(
+                    f"{self.where} was deleted while open; build it again with "
+                    "`recagent index build`"
+                )
+            meta = IndexMeta.from_metadata(collection.metadata, self.where)
+            problems = meta.mismatches(self.meta)
+            if problems:
+                detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
+                raise ArtifactError(
+                    f"{self.where} was rebuilt differently since it was opened ({detail}); "
+                    "open it again"
+                )
+            self.collection, self.meta = collection, meta
+            for cached in ("_matrix", "_part_matrix", "match_threshold"):
+                self.__dict__.pop(cached, None)
+            self._alike_memo = {}
+            self._generation += 1
 
     def _carried(self, hits: list[Hit]) -> list[Hit]:
         """In a blended space, name the parts that carried each hit: those in which it is
@@ -407,6 +515,7 @@ class ItemIndex:
             got = self.collection.get(ids=ids, include=include)
         missing = set(ids) - set(got["ids"])
         if missing:
+            self._check_intact()
             raise QueryError(
                 f"item(s) {', '.join(sorted(missing)[:5])} are in the catalog but not in the "
                 "index; rebuild it with `recagent index build --rebuild`"
@@ -582,6 +691,8 @@ class ItemIndex:
                 query_embeddings=queries, n_results=n, where=where, include=["distances"]
             )
         distances = res["distances"] or []
+        if where is None and any(len(found) < n for found in res["ids"]):
+            self._check_intact()  # short of the n that every item would give
         return [
             [(i, 1.0 - float(d)) for i, d in zip(res["ids"][q], distances[q], strict=True)]
             for q in range(len(queries))
@@ -595,6 +706,7 @@ class ItemIndex:
             got = self.collection.get(include=["embeddings"])
         ids = self.catalog.item_ids
         if len(got["ids"]) != len(ids):
+            self._check_intact()
             raise QueryError(
                 f"the index holds {len(got['ids'])} items, the catalog {len(ids)}; rebuild it "
                 "with `recagent index build --rebuild`"

@@ -2,12 +2,15 @@
 
 One code path serves both stores: the embedded one in the workspace
 (``index/<dataset>/<version>/chroma``) and a Chroma server (``--chroma-url``). A build fills
-a *staging* collection in batches and, only once every item is in, swaps it in under the live
-name; on the embedded store that happens inside a staging folder that `VersionedDir` commits
-atomically. A crash or a bad embedder therefore leaves the previous index in place (or no
-index), never a half-built one under the live name. One build of an index runs at a time
-(its build lock); an open `ItemIndex` holds a lease on the version it reads, so a rebuild
-never deletes that version under it (it goes once the index is closed).
+a new collection in batches and, only once every item is in, makes it the live one: on the
+embedded store inside a staging folder that `VersionedDir` commits atomically, on a server as
+a new version that its pointer collection is switched to (`ServerVersions`). A crash or a bad
+embedder therefore leaves the previous index in place (or no index), never a half-built one
+live. One build of an index runs at a time (its build lock). An open `ItemIndex` keeps
+reading the version it opened: in the workspace it holds a lease, so a rebuild never deletes
+that version under it (it goes once the index is closed); on a server a retired version is
+kept a while, and an index whose version did go follows the pointer to the live one when
+that was built the same way.
 
 The collection metadata records what built it (`IndexMeta`: dataset, catalog fingerprint,
 embedder name and dimension, template hash). Opening compares that with what is configured:
@@ -18,7 +21,6 @@ it, else refused. Nothing stale is ever queried.
 
 from __future__ import annotations
 
-import secrets
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -32,8 +34,10 @@ from recagent.errors import ArtifactError
 from recagent.index.chroma import (
     IndexMeta,
     IndexUnavailableError,
+    ServerVersions,
     catalog_fingerprint,
     chroma_errors,
+    drop_collections,
     http_client,
     local_client,
 )
@@ -48,6 +52,7 @@ from recagent.workspace import Workspace, check_name
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
 
 CHROMA_DIR = "chroma"
 State = Literal["fresh", "missing", "foreign", "mismatch", "stale"]
@@ -91,6 +96,11 @@ class IndexLocation:
             return f"collection {self.collection!r} on {self.server}"
         return f"collection {self.collection!r} in {self.workspace.index(self.folder).base}"
 
+    @property
+    def versions(self) -> ServerVersions:
+        """The versions of this index on its server."""
+        return ServerVersions(self.collection, self.describe())
+
     def open_store(self) -> tuple[ClientAPI | None, Lease | None]:
         """A client of the store holding the live index (None: nothing built yet), and for
         the workspace store the lease that keeps that version on disk until released."""
@@ -111,6 +121,7 @@ class IndexStatus(BaseModel):
 
     location: str
     state: State
+    version: str | None = None  # the live version: a server's collection, a workspace folder
     meta: IndexMeta | None = None
     problems: dict[str, str] = {}
 
@@ -149,16 +160,24 @@ def _state(have: IndexMeta, want: IndexMeta) -> tuple[State, dict[str, str]]:
     return "fresh", {}
 
 
-def _live_meta(client: ClientAPI, location: IndexLocation) -> IndexMeta | None:
+def _live(client: ClientAPI, location: IndexLocation) -> Collection | None:
+    """The live collection of the index (None: not built): on a server, the version its
+    pointer names."""
     from chromadb.errors import NotFoundError
 
+    if location.server:
+        return location.versions.live(client)
     with chroma_errors(location.describe()):
         try:
-            collection = client.get_collection(location.collection)
+            return client.get_collection(location.collection)
         except NotFoundError:
             return None
-        metadata = collection.metadata
-    return IndexMeta.from_metadata(metadata, location.describe())
+
+
+def _meta(collection: Collection | None, location: IndexLocation) -> IndexMeta | None:
+    if collection is None:
+        return None
+    return IndexMeta.from_metadata(collection.metadata, location.describe())
 
 
 def index_status(
@@ -172,16 +191,20 @@ def index_status(
     location = IndexLocation.of(workspace, _named(dataset)[0], config, space)
     client, lease = location.open_store()
     try:
-        have = None if client is None else _live_meta(client, location)
+        live = None if client is None else _live(client, location)
+        have = _meta(live, location)
     finally:
         _close(client, lease)
-    if have is None:
+    if live is None or have is None:
         return IndexStatus(location=location.describe(), state="missing")
     want = wanted_meta(
         dataset, embedder or make_embedder(config), load_template(config.template), config
     )
     state, problems = _state(have, want)
-    return IndexStatus(location=location.describe(), state=state, meta=have, problems=problems)
+    version = live.name if lease is None else lease.folder.name
+    return IndexStatus(
+        location=location.describe(), state=state, version=version, meta=have, problems=problems
+    )
 
 
 def build_index(
@@ -216,17 +239,18 @@ def _build(
     embedder = embedder or make_embedder(config)
     template = load_template(config.template)
     meta = wanted_meta((name, catalog), embedder, template, config)
+    job = _Fill(catalog, embedder, template, meta, config, report, location.describe())
     if location.server:
         client = http_client(location.server)
         try:
-            _fill(client, location, catalog, embedder, template, meta, config, report)
+            _new_version(client, location.versions, job)
         finally:
             _close(client)
         return meta
     with workspace.index(location.folder).stage() as staging:
         client = local_client(staging / CHROMA_DIR)
         try:
-            _fill(client, location, catalog, embedder, template, meta, config, report)
+            job.into(client, location.collection)
         finally:
             _close(client)
         Manifest(
@@ -240,66 +264,79 @@ def _build(
     return meta
 
 
-def _fill(
-    client: ClientAPI,
-    location: IndexLocation,
-    catalog: Catalog,
-    embedder: Embedder,
-    template: ItemTemplate,
-    meta: IndexMeta,
-    config: IndexConfig,
-    report: Reporter,
-) -> None:
-    """Build into a staging collection, then swap it in under the live name."""
-    from chromadb.errors import NotFoundError
-
-    where = location.describe()
-    staging_prefix = f"{location.collection}-staging-"
-    with chroma_errors(where):
-        for old in client.list_collections():  # left over by a build that crashed
-            if old.name.startswith(staging_prefix):
-                client.delete_collection(old.name)
-        staging = client.create_collection(
-            staging_prefix + secrets.token_hex(4),
-            configuration={
-                "hnsw": {
-                    "space": "cosine",
-                    "ef_construction": config.hnsw_ef_construction,
-                    "ef_search": config.hnsw_ef_search,
-                    "max_neighbors": config.hnsw_max_neighbors,
-                }
-            },
-            metadata=meta.to_metadata(),
-            embedding_function=None,
-        )
+def _new_version(client: ClientAPI, versions: ServerVersions, job: _Fill) -> None:
+    """On a server: build a new version, switch the pointer to it, and delete what no
+    reader needs any more (see `ServerVersions`)."""
     try:
-        items = list(catalog)
-        step = config.batch_size
-        with report.stage(f"indexing {len(items):,} items ({embedder.name})", len(items)) as adv:
+        before = versions.pointer(client)
+    except ArtifactError:  # damaged: this build writes it anew
+        drop_collections(client, [versions.pointer_name], job.where)
+        before = None
+    drop_collections(client, versions.unreferenced(client, before), job.where)  # crashed builds
+    version = versions.new_version()
+    job.into(client, version)
+    drop_collections(client, versions.switch(client, version, before), job.where)
+
+
+@dataclass(frozen=True)
+class _Fill:
+    """What one build embeds, with what, and where it reports."""
+
+    catalog: Catalog
+    embedder: Embedder
+    template: ItemTemplate
+    meta: IndexMeta
+    config: IndexConfig
+    report: Reporter
+    where: str
+
+    def into(self, client: ClientAPI, name: str) -> None:
+        """Create collection `name` and embed every item into it; on any failure, delete
+        it."""
+        config, where = self.config, self.where
+        with chroma_errors(where):
+            collection = client.create_collection(
+                name,
+                configuration={
+                    "hnsw": {
+                        "space": "cosine",
+                        "ef_construction": config.hnsw_ef_construction,
+                        "ef_search": config.hnsw_ef_search,
+                        "max_neighbors": config.hnsw_max_neighbors,
+                    }
+                },
+                metadata=self.meta.to_metadata(),
+                embedding_function=None,
+            )
+        try:
+            self._embed(collection)
+        except BaseException:
+            with suppress(IndexUnavailableError):
+                drop_collections(client, [name], where)
+            raise
+
+    def _embed(self, collection: Collection) -> None:
+        items, step = list(self.catalog), self.config.batch_size
+        label = f"indexing {len(items):,} items ({self.embedder.name})"
+        with self.report.stage(label, len(items)) as adv:
             for start in range(0, len(items), step):
                 batch = items[start : start + step]
-                texts = template.render_all(batch)
-                vectors = checked_embed(embedder, texts, meta.dim)
-                with chroma_errors(where):
-                    staging.upsert(
+                texts = self.template.render_all(batch)
+                vectors = checked_embed(self.embedder, texts, self.meta.dim)
+                with chroma_errors(self.where):
+                    collection.upsert(
                         ids=[it.item_id for it in batch],
                         embeddings=vectors,
                         metadatas=[item_metadata(it.item_id, it.year, it.genres) for it in batch],
                         documents=texts,
                     )
                 adv(len(batch))
-        with chroma_errors(where):
-            if staging.count() != len(items):
-                raise ArtifactError(
-                    f"{where}: staged {staging.count()} of {len(items)} items; not committed"
-                )
-            with suppress(NotFoundError):
-                client.delete_collection(location.collection)
-            staging.modify(name=location.collection)
-    except BaseException:
-        with suppress(IndexUnavailableError), chroma_errors(where):
-            client.delete_collection(staging.name)
-        raise
+        with chroma_errors(self.where):
+            count = collection.count()
+        if count != len(items):
+            raise ArtifactError(
+                f"{self.where}: stored {count} of {len(items)} items; not committed"
+            )
 
 
 def open_index(
@@ -326,16 +363,17 @@ def open_index(
     want = wanted_meta(dataset, embedder, template, config)
     client, lease = location.open_store()
     try:
-        have = None if client is None else _live_meta(client, location)
+        live = None if client is None else _live(client, location)
+        have = _meta(live, location)
         state, problems = ("missing", {}) if have is None else _state(have, want)
         if state == "fresh":
-            assert client is not None and have is not None
-            with chroma_errors(location.describe()):
-                collection = client.get_collection(location.collection)
+            assert client is not None and live is not None and have is not None
             index = ItemIndex(
-                collection, catalog, embedder, have, config, location.describe(), client, template
+                live, catalog, embedder, have, config, location.describe(), client, template
             )
             index.lease = lease  # released when the index is closed
+            if location.server:  # a rebuild may retire the version read: follow the pointer
+                index.reopen = lambda: _live(client, location)
             return index
     except BaseException:
         _close(client, lease)
