@@ -348,3 +348,30 @@ def test_lrurec_is_the_default_where_it_wins_and_cites_what_moved_its_state(
     evidence = next(ev for ev in ctx.candidates.evidence(top) if ev.kind == "sequential")
     said = evidence_words(evidence, ds.catalog)
     assert said.startswith("LRURec ranked 1") and "its state moved most by" in said
+
+
+def test_recommend_is_the_top_of_a_full_sort_without_sorting_everything() -> None:
+    """Only what can reach the top k is sorted (a million items); the answer is the full
+    sort's: best first, ties to the lower item_idx, NaN last, excluded never."""
+    from recagent.models.base import Scorer
+
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.standard_normal(2001), 1)  # many ties
+    scores[[7, 70, 700]] = np.nan
+    scores[0] = -np.inf
+
+    class Fixed(Scorer):
+        name = "fixed"
+
+        def score_batch(self, histories, times=None):  # type: ignore[no-untyped-def]
+            return np.tile(scores, (len(histories), 1))
+
+    ids = [f"i{i}" for i in range(1, 2001)]
+    scorer = Fixed(ids)
+    exclude = ids[::5]
+    row = np.where(np.isnan(scores), -np.inf, scores)
+    allowed = np.array([i > 0 and ids[i - 1] not in set(exclude) for i in range(2001)])
+    full = [i for i in np.lexsort((np.arange(2001), -row)) if allowed[i]]
+    for k in (0, 1, 10, 37, 1600, 1700):
+        got = scorer.recommend(["i1"], k, exclude=exclude)
+        assert [item for item, _ in got] == [ids[i - 1] for i in full[:k]], k

@@ -116,3 +116,54 @@ def test_llm_facing_schemas_have_no_length_bounds() -> None:
     for spec in TOOLS.values():
         text = str(llm_schema(spec.args))
         assert "maxItems" not in text and "maxLength" not in text and "'title'" not in text
+
+
+def test_the_catalog_mask_refuses_exactly_what_admits_refuses(ml100k: Dataset) -> None:
+    """filter_items(from_catalog) and the index's filters work on arrays (a million items
+    in milliseconds); item by item they must say what `Constraints.admits` says, and list the
+    most popular kept items in the order of a full sort."""
+    import numpy as np
+
+    from recagent.data.constraints import Constraints
+    from recagent.index.filters import REASONS, catalog_mask
+    from recagent.tools.catalog import _REASONS
+
+    catalog = ml100k.catalog
+    ids = catalog.item_ids
+    cases = [
+        Constraints(genres_any=["sci fi", "horror"], year_min=1980),
+        Constraints(genres_all=["Comedy", "Romance"], genres_none=["Drama"], year_max=1995),
+        Constraints(include_ids=ids[:300], exclude_ids=ids[100:120], genres_none=["Action"]),
+        Constraints(exclude_ids=ids[::7], year_min=1990, year_max=1990),
+    ]
+    mask = catalog_mask(catalog)
+    assert catalog_mask(catalog) is mask  # built once per catalog
+    for raw in cases:
+        c = raw.resolve(catalog)
+        code = mask.reasons(c)
+        expected = [c.admits(item) for item in catalog]
+        got = [None if v == 0 else REASONS[v - 1] for v in code.tolist()]
+        assert got == expected
+        assert mask.allowed(c).tolist() == [e is None for e in expected]
+
+    user = str(ml100k.interactions.user_ids[0])
+    ctx = _ctx(ml100k, user)
+    args = {"from_catalog": True, "genres_any": ["comedy"], "year_min": 1990, "k": 40}
+    result = run_tool("filter_items", args, ctx)
+    c = Constraints(genres_any=["comedy"], year_min=1990).resolve(catalog)
+    seen = set(ctx.history)
+    removed: dict[str, int] = {}
+    counts = ml100k.popularity
+    kept = []
+    for i in counts[1:].argsort(kind="stable")[::-1]:  # the full sort, as it was done
+        item = catalog.at(int(i) + 1)
+        why = "already seen" if item.item_id in seen else None
+        if why is None and (reason := c.admits(item)) is not None:
+            why = _REASONS[reason]
+        if why:
+            removed[why] = removed.get(why, 0) + 1
+        else:
+            kept.append(item.item_id)
+    assert result.kept == len(kept) and result.removed == removed
+    assert [ref.item_id for ref in result.items] == kept[:40]
+    assert np.isin(kept[:40], ctx.candidates.ids()).all()

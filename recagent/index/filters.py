@@ -11,12 +11,14 @@ unfiltered result here instead, the same predicate as a boolean mask over the ca
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
 from recagent.data.catalog import Catalog
-from recagent.data.constraints import Constraints
+from recagent.data.constraints import Constraints, Reason
 
 GENRE_PREFIX = "genre:"
 
@@ -54,8 +56,14 @@ def item_metadata(item_id: str, year: int | None, genres: tuple[str, ...]) -> di
     return meta
 
 
+# Why `Constraints.admits` refuses an item, in the order it checks (a mask's codes are 1 + this
+# tuple's index; 0: the item passes).
+REASONS: tuple[Reason, ...] = ("excluded", "not_included", "genre", "excluded_genre", "year")
+
+
 class CatalogMask:
-    """The catalog as arrays, to evaluate filters in microseconds (row = item_idx - 1)."""
+    """The catalog as arrays, to evaluate filters in microseconds (row = item_idx - 1); one
+    per catalog (`catalog_mask`)."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -74,24 +82,59 @@ class CatalogMask:
     def allowed(self, f: Constraints, *, ids: bool = True) -> np.ndarray:
         """Boolean per catalog row: does the item pass the resolved constraints `f` (ignoring
         ids when `ids` is False)?"""
-        ok = np.ones(len(self.catalog), dtype=bool)
+        return self.reasons(f, ids=ids) == 0
+
+    def reasons(self, f: Constraints, *, ids: bool = True) -> np.ndarray:
+        """Per catalog row, why the resolved constraints `f` refuse the item, as
+        `Constraints.admits` would say it: 1 + its index in `REASONS`, 0 when it passes."""
+        code = np.zeros(len(self.catalog), dtype=np.int8)
+
+        def mark(fails: np.ndarray, reason: Reason) -> None:
+            code[(code == 0) & fails] = REASONS.index(reason) + 1
+
+        if ids and f.exclude_ids:
+            out = np.zeros(len(code), dtype=bool)
+            out[self.rows(f.exclude_ids)] = True
+            mark(out, "excluded")
+        if ids and f.include_ids is not None:
+            keep = np.zeros(len(code), dtype=bool)
+            keep[self.rows(f.include_ids)] = True
+            mark(~keep, "not_included")
+        ok = np.ones(len(code), dtype=bool)
         if f.genres_all:
             ok &= self.has_genre[:, [self._column[g] for g in f.genres_all]].all(axis=1)
         if f.genres_any:
             ok &= self.has_genre[:, [self._column[g] for g in f.genres_any]].any(axis=1)
+        mark(~ok, "genre")
         if f.genres_none:
-            ok &= ~self.has_genre[:, [self._column[g] for g in f.genres_none]].any(axis=1)
+            unwanted = self.has_genre[:, [self._column[g] for g in f.genres_none]]
+            mark(np.asarray(unwanted.any(axis=1)), "excluded_genre")
         if f.year_min is not None:
-            ok &= (self.years >= f.year_min) & (self.years >= 0)
+            mark((self.years < f.year_min) | (self.years < 0), "year")
         if f.year_max is not None:
-            ok &= (self.years <= f.year_max) & (self.years >= 0)
-        if ids and f.include_ids is not None:
-            keep = np.zeros_like(ok)
-            keep[self.rows(f.include_ids)] = True
-            ok &= keep
-        if ids and f.exclude_ids:
-            ok[self.rows(f.exclude_ids)] = False
-        return ok
+            mark((self.years > f.year_max) | (self.years < 0), "year")
+        return code
 
 
-__all__ = ["GENRE_PREFIX", "CatalogMask", "genre_key", "item_metadata", "where_clause"]
+_MASKS: WeakKeyDictionary[Catalog, CatalogMask] = WeakKeyDictionary()
+_MASKS_LOCK = threading.Lock()
+
+
+def catalog_mask(catalog: Catalog) -> CatalogMask:
+    """The mask of `catalog`, built once (a million items take about a second)."""
+    with _MASKS_LOCK:
+        mask = _MASKS.get(catalog)
+        if mask is None:
+            mask = _MASKS[catalog] = CatalogMask(catalog)
+        return mask
+
+
+__all__ = [
+    "GENRE_PREFIX",
+    "REASONS",
+    "CatalogMask",
+    "catalog_mask",
+    "genre_key",
+    "item_metadata",
+    "where_clause",
+]

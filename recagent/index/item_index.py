@@ -47,7 +47,7 @@ from recagent.index.chroma import (
     chroma_errors,
 )
 from recagent.index.embedders import Embedder, checked_embed
-from recagent.index.filters import CatalogMask, where_clause
+from recagent.index.filters import CatalogMask, catalog_mask, where_clause
 from recagent.index.text import ItemTemplate
 from recagent.locks import Lease
 
@@ -238,9 +238,9 @@ class ItemIndex:
         """Searched exactly over the in-memory vectors (see the module docstring)."""
         return len(self.catalog) <= self.config.exact_max_items
 
-    @cached_property
+    @property
     def _mask(self) -> CatalogMask:
-        return CatalogMask(self.catalog)
+        return catalog_mask(self.catalog)
 
     # ---- public queries -------------------------------------------------------------------
 

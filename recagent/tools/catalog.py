@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from recagent.data.catalog import Item
+from recagent.data.catalog import Catalog, Item
 from recagent.data.constraints import ConstraintError, Constraints
+from recagent.index.filters import REASONS, catalog_mask
 from recagent.tools.base import Evidence, ItemRef, ToolContext, ToolError, tool_spec
 
 MAX_IDS = 500
@@ -123,21 +125,19 @@ def filter_items(args: FilterItemsArgs, ctx: ToolContext) -> BaseModel:
 
     if args.from_catalog:
         counts = ctx.popularity_counts
-        order = counts[1:].argsort(kind="stable")[::-1]
-        kept_items = [ctx.catalog.at(int(i) + 1) for i in order]
-        kept_items = [it for it in kept_items if passes(it)]
-        for item in kept_items[: args.k]:
+        rows = _catalog_pass(constraints, seen, ctx.catalog, removed)
+        top = [ctx.catalog.at(int(i) + 1) for i in most_popular(counts[1:], rows, args.k)]
+        for item in top:
             count = float(counts[ctx.catalog.idx(item.item_id)])
             ctx.candidates.add(
                 item.item_id,
                 Evidence(tool="filter_items", kind="popularity", score=round(count, 4)),
             )
-        refs = [ItemRef.of(it) for it in kept_items[: args.k]]
         return FilterItemsResult(
-            kept=len(kept_items),
+            kept=len(rows),
             removed=removed,
-            items=refs,
-            note=f"{min(args.k, len(kept_items))} added to the candidates",
+            items=[ItemRef.of(it) for it in top],
+            note=f"{min(args.k, len(rows))} added to the candidates",
         )
 
     explicit = args.item_ids is not None
@@ -162,6 +162,33 @@ def filter_items(args: FilterItemsArgs, ctx: ToolContext) -> BaseModel:
     return FilterItemsResult(
         kept=len(kept), removed=removed, items=[ctx.ref(i) for i in kept[: args.k]], note=note
     )
+
+
+def _catalog_pass(
+    constraints: Constraints, seen: set[str], catalog: Catalog, removed: dict[str, int]
+) -> np.ndarray:
+    """Rows (item_idx - 1) of the catalog items that pass, counting in `removed` why the
+    others do not (as `passes` says it: seen first, then the constraints' reason), over
+    arrays: a million items take milliseconds."""
+    code = catalog_mask(catalog).reasons(constraints)
+    seen_rows = [i - 1 for i in (catalog.idx_or_none(x) for x in seen) if i is not None]
+    code[seen_rows] = -1
+    labels = {-1: "already seen"} | {n + 1: _REASONS[r] for n, r in enumerate(REASONS)}
+    values, counts = np.unique(code[code != 0], return_counts=True)
+    for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+        removed[labels[value]] = removed.get(labels[value], 0) + count
+    return np.flatnonzero(code == 0)
+
+
+def most_popular(counts: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
+    """The `k` of `rows` with the highest `counts[row]`, highest first; ties: the later row
+    first (the order of a stable ascending sort, reversed)."""
+    values = counts[rows]
+    if len(rows) > k > 0:
+        kth = np.partition(values, len(values) - k)[len(values) - k]
+        keep = values >= kth
+        rows, values = rows[keep], values[keep]
+    return rows[np.lexsort((-rows, -values))][: max(k, 0)]
 
 
 class GetHistoryArgs(BaseModel):
