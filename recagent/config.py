@@ -52,6 +52,13 @@ class LLMConfig(Section):
     backoff_max_s: float = Field(8.0, gt=0)
     temperature: float = Field(0.0, ge=0, le=2)
     max_tokens: int = Field(1024, ge=16)
+    concurrency: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="LLM requests in flight at most in an evaluation (its --workers threads "
+        "or Ray workers together).",
+    )
 
 
 class AgentConfig(Section):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,31 +12,89 @@ from rich.markup import escape
 
 from recagent.commands.context import AppContext, get_context
 from recagent.commands.tables import print_fitted
+from recagent.config import Settings
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.evals.pipelines import LLM_PIPELINES, PIPELINES
 from recagent.evals.runs import RunConfig, RunDir, list_runs, new_run_id
 from recagent.evals.summary import HEADLINE, load_prices, summarize
+from recagent.progress import Reporter
+from recagent.workspace import Workspace
 
 if TYPE_CHECKING:  # the harness loads the agent, torch and scipy: only when a command runs
     from recagent.evals.env import EvalEnv
+    from recagent.evals.ray_runner import RayOptions
 
 PROTOCOLS = ("full-rank", "candidates", "conversation", "dialogues", "requests")
+RayFlag = Annotated[
+    bool,
+    typer.Option(
+        "--ray",
+        help="Fan the cases out over Ray workers, each loading the data, models and index "
+        "once (needs the ray extra). Records are the same as a run in one process.",
+    ),
+]
+AddressFlag = Annotated[
+    str | None,
+    typer.Option(
+        help="With --ray: join this Ray cluster (e.g. auto, or ray://host:10001; its machines "
+        "must see the workspace at the same path) instead of starting one on this machine."
+    ),
+]
+WorkersFlag = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        max=256,
+        help="Parallel workers: threads in this process, or Ray workers with --ray (one CPU "
+        "each). LLM requests in flight stay within \\[llm] concurrency. \\[default: 1; with "
+        "--ray every CPU]",
+    ),
+]
 
 
-def _env(app_ctx: AppContext, config: RunConfig) -> EvalEnv:
+def open_env(
+    workspace: Workspace, settings: Settings, config: RunConfig, reporter: Reporter | None = None
+) -> EvalEnv:
+    """What `config`'s run evaluates against (also how each Ray worker builds its own)."""
     from recagent.app import eval_services
     from recagent.evals.env import EvalEnv
 
-    dataset = Dataset.load(app_ctx.workspace, config.dataset)
+    dataset = Dataset.load(workspace, config.dataset)
     services = eval_services(
-        app_ctx.workspace,
-        app_ctx.settings,
+        workspace,
+        settings,
         dataset,
-        app_ctx.reporter,
+        reporter,
         train_only=config.protocol not in ("dialogues", "requests"),
     )
     return EvalEnv(services, config.llm, config.use_cache, config.llm_rpm)
+
+
+def worker_env(root: Path, settings: dict[str, Any], config: RunConfig) -> EvalEnv:
+    """`open_env` on a Ray worker: settings travel as plain values (the loaded settings'
+    class is made per call and does not pickle), exactly as the driver resolved them."""
+    return open_env(Workspace(root), Settings.model_validate(settings), config)
+
+
+def _env(app_ctx: AppContext, config: RunConfig) -> EvalEnv:
+    return open_env(app_ctx.workspace, app_ctx.settings, config, app_ctx.reporter)
+
+
+def _ray_options(
+    app_ctx: AppContext, config: RunConfig, ray: bool, address: str | None, workers: int | None
+) -> RayOptions | None:
+    """--ray's options (Ray must be importable), or None for a run in this process."""
+    if not ray:
+        if address is not None:
+            raise ConfigError("--address is for --ray")
+        return None
+    from recagent.evals.ray_runner import RayOptions, import_ray
+
+    import_ray()
+    settings = app_ctx.settings.model_dump()
+    make_env = partial(worker_env, app_ctx.workspace.root, settings, config)
+    return RayOptions(make_env, address, workers)
 
 
 def _finish(app_ctx: AppContext, run_dir: RunDir, env: EvalEnv) -> None:
@@ -58,10 +117,16 @@ def _finish(app_ctx: AppContext, run_dir: RunDir, env: EvalEnv) -> None:
     app_ctx.out.print(f"[green]run {config.run_id}[/] -> {escape(str(report))}")
 
 
-def _harness(config: RunConfig, env: EvalEnv, run_dir: RunDir, app_ctx: AppContext) -> None:
+def _harness(
+    config: RunConfig,
+    env: EvalEnv,
+    run_dir: RunDir,
+    app_ctx: AppContext,
+    ray: RayOptions | None = None,
+) -> None:
     from recagent.evals.harness import run
 
-    run(config, env, run_dir, app_ctx.reporter)
+    run(config, env, run_dir, app_ctx.reporter, ray=ray)
 
 
 def _print_summary(app_ctx: AppContext, summary: dict) -> None:
@@ -108,9 +173,7 @@ def run_cmd(
     k: Annotated[
         int, typer.Option(min=1, max=100, help="List length for list-based pipelines.")
     ] = 50,
-    workers: Annotated[
-        int, typer.Option(min=1, max=32, help="Parallel requests (LLM pipelines).")
-    ] = 1,
+    workers: WorkersFlag = None,
     candidates_from: Annotated[
         str, typer.Option(help="random | hybrid (candidates protocol)")
     ] = "random",
@@ -131,6 +194,8 @@ def run_cmd(
             "file other than the packaged one (see the README)."
         ),
     ] = None,
+    ray: RayFlag = False,
+    address: AddressFlag = None,
 ) -> None:
     """Evaluate pipelines on one protocol, saved as runs/<id>/ in the workspace.
 
@@ -180,7 +245,7 @@ def run_cmd(
         users=users,  # type: ignore[arg-type]
         seed=seed,
         k=k,
-        workers=workers,
+        workers=workers or 1,
         candidates_from=candidates_from,  # type: ignore[arg-type]
         simulator=simulator,
         llm=llm,
@@ -188,6 +253,7 @@ def run_cmd(
         use_cache=not no_cache,
         llm_rpm=llm_rpm,  # type: ignore[arg-type]
     )
+    ray_options = _ray_options(app_ctx, config, ray, address, workers)
     env = _env(app_ctx, config)
     if any(p in LLM_PIPELINES for p in names) or simulator == "llm":
         env.llm  # noqa: B018 - fail now, not after the offline pipelines ran
@@ -196,7 +262,7 @@ def run_cmd(
     run_dir.create(config)
     app_ctx.err.print(f"run {config.run_id} ({escape(str(run_dir.path))})")
     try:
-        _harness(config, env, run_dir, app_ctx)
+        _harness(config, env, run_dir, app_ctx, ray_options)
     except KeyboardInterrupt:
         app_ctx.err.print(
             f"[yellow]interrupted[/]: resume with `recagent eval resume {config.run_id}`"
@@ -205,11 +271,29 @@ def run_cmd(
     _finish(app_ctx, run_dir, env)
 
 
-def resume_cmd(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
-    """Continue a run that crashed or was interrupted; finished users are not redone."""
+def resume_cmd(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    ray: RayFlag = False,
+    address: AddressFlag = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=256,
+            help="Ray workers with --ray \\[default: every CPU]; without --ray the run's own "
+            "--workers.",
+        ),
+    ] = None,
+) -> None:
+    """Continue a run that crashed or was interrupted; finished users are not redone (in this
+    process, or over Ray with --ray, whichever the run started with)."""
     app_ctx = get_context(ctx)
     run_dir = RunDir(app_ctx.workspace.runs_dir, run_id)
     config = run_dir.config()
+    if workers is not None and not ray:
+        raise ConfigError("resume --workers is for --ray (a run keeps its own --workers)")
+    ray_options = _ray_options(app_ctx, config, ray, address, workers)
     env = _env(app_ctx, config)
     changed = env.changes(config)
     if changed:
@@ -218,7 +302,7 @@ def resume_cmd(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="R
             "since); start a new run"
         )
     before = len(run_dir.records())
-    _harness(config, env, run_dir, app_ctx)
+    _harness(config, env, run_dir, app_ctx, ray_options)
     app_ctx.err.print(f"resumed: {len(run_dir.records()) - before} new records")
     _finish(app_ctx, run_dir, env)
 

@@ -1,6 +1,10 @@
 """Every LLM request in an evaluation, cached by a hash of the request (model, messages, tools,
 parameters), so a rerun makes no new calls and gives the same numbers. Also a simple
-rate limit for API models.
+rate limit for API models, and a bound on the calls in flight.
+
+The cache is one SQLite file: processes (Ray workers) share it safely, SQLite locks it, and
+the first reply stored for a request wins, so processes racing on one request go on with
+the same reply.
 
 `CachedChatModel` wraps any chat model: `bind_tools` records the tools in the request, and a
 cache miss calls the wrapped model with them.
@@ -13,7 +17,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +53,36 @@ class LLMCache:
         message = messages_from_dict([json.loads(row[0])])[0]
         return message if isinstance(message, AIMessage) else None
 
-    def put(self, key: str, reply: AIMessage) -> None:
+    def put(self, key: str, reply: AIMessage) -> AIMessage:
+        """Store `reply` unless another thread or process stored one for `key` first; return
+        the stored one."""
         data = json.dumps(messages_to_dict([reply])[0])
         with self._lock, self._connect() as conn:
-            conn.execute("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", (key, data))
+            conn.execute("INSERT OR IGNORE INTO replies (key, reply) VALUES (?, ?)", (key, data))
+            row = conn.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
+        if row is None or row[0] == data:
+            return reply
+        stored = messages_from_dict([json.loads(row[0])])[0]
+        return stored if isinstance(stored, AIMessage) else reply
 
 
 class RateLimiter:
-    """At most `per_minute` calls per minute across threads (0 = unlimited)."""
+    """At most `per_minute` calls per minute (0 = unlimited) and at most `concurrency` in
+    flight (0 = unlimited), across threads."""
 
-    def __init__(self, per_minute: float) -> None:
+    def __init__(self, per_minute: float, concurrency: int = 0) -> None:
         self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self.concurrency = concurrency
         self._next = 0.0
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(concurrency) if concurrency > 0 else None
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the `concurrency` slots, and start no sooner than the rate allows."""
+        with self._slots or nullcontext():
+            self.wait()
+            yield
 
     def wait(self) -> None:
         if not self.interval:
@@ -111,6 +133,12 @@ class CachedChatModel(BaseChatModel):
     def stats(self) -> dict[str, int]:
         return dict(self._stats)
 
+    def add_stats(self, stats: dict[str, int]) -> None:
+        """Count hits and misses made elsewhere (by the workers of a Ray run)."""
+        with self._lock:
+            for name in self._stats:
+                self._stats[name] += int(stats.get(name, 0))
+
     def bind_tools(self, tools: Sequence[Any], tool_choice: Any = None, **kwargs: Any) -> Any:
         return self.bind(
             tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice, **kwargs
@@ -130,17 +158,16 @@ class CachedChatModel(BaseChatModel):
             with self._lock:
                 self._stats["hits"] += 1
             return ChatResult(generations=[ChatGeneration(message=cached)])
-        if self.limiter:
-            self.limiter.wait()
         model = self.inner
         tools = params.pop("tools", None)
         tool_choice = params.pop("tool_choice", None)
         runnable: Any = model.bind_tools(tools, tool_choice=tool_choice) if tools else model
-        reply = runnable.invoke(messages, stop=stop, **params)
+        with self.limiter.slot() if self.limiter else nullcontext():
+            reply = runnable.invoke(messages, stop=stop, **params)
         with self._lock:
             self._stats["misses"] += 1
         if self.store is not None and isinstance(reply, AIMessage):
-            self.store.put(key, reply)
+            reply = self.store.put(key, reply)
         return ChatResult(generations=[ChatGeneration(message=reply)])
 
 

@@ -107,7 +107,7 @@ class EvalEnv:
             inner=make_chat_model(choice, self.settings.llm),
             model_name=choice.model or "",
             store=cache,
-            limiter=RateLimiter(self.llm_rpm),
+            limiter=RateLimiter(self.llm_rpm, self.settings.llm.concurrency),
         )
 
     def session(self, with_llm: bool) -> ChatSession:

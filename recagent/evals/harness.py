@@ -1,15 +1,20 @@
 """Runs pipelines over a protocol's users, one record per (pipeline, user), appended as it
 goes. A pipeline that fails on a user is recorded as that user's failure and the run
-continues; `resume` skips every (pipeline, user) already recorded."""
+continues; `resume` skips every (pipeline, user) already recorded. The cases run in this
+process (one at a time or in threads) or over Ray workers (`ray_runner`); either way each
+case's record is the same."""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -22,15 +27,17 @@ from recagent.evals.env import EvalEnv
 from recagent.evals.pipelines import SessionRecommender
 from recagent.evals.protocols import Case, base_cases, random_candidates, shuffled
 from recagent.evals.recommender import Recommendation, Recommender
-from recagent.evals.requests import RequestCase, answer_request, load_request_cases
-from recagent.evals.runs import Record, RunConfig, RunDir
+from recagent.evals.requests import answer_request, load_request_cases
+from recagent.evals.runs import VARIANTS, Record, RunConfig, RunDir
 from recagent.evals.simulator import LLMSimulator, RulesSimulator, redact
 from recagent.evals.tally import tally_turn
 from recagent.evals.titles import TitlesRecommender
 from recagent.progress import Reporter
 
+if TYPE_CHECKING:
+    from recagent.evals.ray_runner import RayOptions
+
 CONVERSATION_K = 10
-VARIANTS = ("attrs", "no-attrs")  # conversation: simulator knows / does not know attributes
 C = TypeVar("C")
 
 
@@ -227,164 +234,165 @@ def env_title(session: object, item_id: str) -> str:
     return session.dataset.catalog[item_id].title  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class Unit:
+    """One pipeline's share of a run (in the conversation protocol, one simulator variant)."""
+
+    pipeline: str
+    variant: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What its records are called."""
+        return f"{self.pipeline}[{self.variant}]" if self.variant else self.pipeline
+
+
+def case_key(case: Any) -> int:
+    """The number a case's records carry as `user_idx`: the user, or the case's line."""
+    return case.user_idx if isinstance(case, Case) else int(case.index)
+
+
+def plan(config: RunConfig, env: EvalEnv) -> list[tuple[Unit, list[Any]]]:
+    """Every unit of the run with every case it answers (recorded or not), in run order."""
+    cases: list[Any]
+    if config.protocol == "dialogues":
+        cases = dialogue_cases(config, env)
+    elif config.protocol == "requests":
+        path = Path(config.cases) if config.cases else None
+        cases = sample_cases(load_request_cases(path, env.dataset), config)
+    else:
+        cases = build_cases(config, env)
+    variants: tuple[str | None, ...] = VARIANTS if config.protocol == "conversation" else (None,)
+    return [(Unit(p, v), cases) for p in config.pipelines for v in variants]
+
+
+class CaseRunner:
+    """Answers (unit, case) pairs against one `EvalEnv`: each unit's pipeline is built once
+    (per process), and may be called from several threads."""
+
+    def __init__(self, config: RunConfig, env: EvalEnv) -> None:
+        self.config = config
+        self.env = env
+        self._pipelines: dict[str, Recommender] = {}
+        self._lock = threading.Lock()
+        self._reader: RuleReader | None = None
+
+    def pipeline(self, unit: Unit) -> Recommender:
+        with self._lock:
+            if unit.label not in self._pipelines:
+                pipeline = self.env.pipeline(unit.pipeline)
+                if self.config.protocol == "requests" and not isinstance(
+                    pipeline, SessionRecommender
+                ):
+                    raise ConfigError(
+                        f"the requests protocol evaluates the agent, not {unit.pipeline!r}"
+                    )
+                self._pipelines[unit.label] = pipeline
+            return self._pipelines[unit.label]
+
+    def reader(self) -> RuleReader:
+        with self._lock:
+            if self._reader is None:
+                ds = self.env.dataset
+                self._reader = RuleReader(ds.catalog, ds.titles, ds.genres)
+            return self._reader
+
+    def __call__(self, unit: Unit, case: Any) -> Record:
+        pipeline, config = self.pipeline(unit), self.config
+        if config.protocol == "dialogues":
+            record = answer_dialogue(pipeline, case, config, self.reader())
+        elif config.protocol == "requests":
+            assert isinstance(pipeline, SessionRecommender)
+            record = answer_request(pipeline, case, config, pipeline.name)
+        elif unit.variant is not None:
+            record = converse(pipeline, case, config, self._simulator(unit.variant == "attrs"))
+        else:
+            record = evaluate_case(pipeline, case, config)
+        record.pipeline = unit.label
+        return record
+
+    def _simulator(self, with_attrs: bool) -> object:
+        env = self.env
+        domain = env.settings.agent.domain
+        if self.config.simulator == "llm":
+            return LLMSimulator(
+                env.llm, env.dataset.catalog, env.registry, env.settings.llm, with_attrs, domain
+            )
+        return RulesSimulator(env.dataset.catalog, with_attrs, domain)
+
+
+class Engine(Protocol):
+    """Computes a unit's records, in any order (threads here, Ray workers elsewhere)."""
+
+    def records(self, unit: Unit, cases: list[Any]) -> Iterator[Record]: ...
+
+
+class ThreadEngine:
+    """This process: one case at a time, or `workers` threads."""
+
+    def __init__(self, runner: CaseRunner, workers: int) -> None:
+        self.runner = runner
+        self.workers = workers
+
+    def records(self, unit: Unit, cases: list[Any]) -> Iterator[Record]:
+        self.runner.pipeline(unit)  # a pipeline that cannot be built stops the run here
+        if self.workers <= 1:
+            for case in cases:
+                yield self.runner(unit, case)
+            return
+        with ThreadPoolExecutor(self.workers) as pool:
+            yield from pool.map(lambda case: self.runner(unit, case), cases)
+
+
 def run(
     config: RunConfig,
     env: EvalEnv,
     run_dir: RunDir,
     reporter: Reporter,
     on_record: Callable[[Record], None] | None = None,
+    ray: RayOptions | None = None,
 ) -> list[Record]:
-    """Evaluate every pipeline on every case not yet recorded in `run_dir`."""
+    """Evaluate every pipeline on every case not yet recorded in `run_dir`: in this process
+    (`config.workers` threads), or over Ray workers when `ray` is given. Records are
+    appended as they arrive; `run_dir.records()` gives them in the run's order."""
     run_dir.repair()
     done = {r.key for r in run_dir.records()}
-    if config.protocol == "dialogues":
-        _run_dialogues(config, env, run_dir, reporter, done, on_record)
+    work = [
+        (unit, todo)
+        for unit, cases in plan(config, env)
+        if (todo := [c for c in cases if (unit.label, case_key(c)) not in done])
+    ]
+    if not work:
         return run_dir.records()
-    if config.protocol == "requests":
-        _run_requests(config, env, run_dir, reporter, done, on_record)
-        return run_dir.records()
-    cases = build_cases(config, env)
-    units: list[tuple[str, str | None]] = [(p, None) for p in config.pipelines]
-    if config.protocol == "conversation":
-        units = [(p, v) for p in config.pipelines for v in VARIANTS]
-    for pipeline_name, variant in units:
-        label = f"{pipeline_name}[{variant}]" if variant else pipeline_name
-        todo = [c for c in cases if (label, c.user_idx) not in done]
-        if not todo:
-            continue
-        pipeline = env.pipeline(pipeline_name)
-        with reporter.stage(f"{label} ({config.protocol})", total=len(todo)) as advance:
-            work = _worker(pipeline, label, variant, config, env)
+    engine: AbstractContextManager[Engine]
+    if ray is None:
+        engine = nullcontext(ThreadEngine(CaseRunner(config, env), config.workers))
+    else:
+        from recagent.evals.ray_runner import RayEngine
 
-            def finish(record: Record) -> None:
-                run_dir.append(record)
-                if on_record:
-                    on_record(record)
-                advance(1)
-
-            if config.workers > 1:
-                with ThreadPoolExecutor(config.workers) as pool:
-                    for record in pool.map(work, todo):
-                        finish(record)
-            else:
-                for case in todo:
-                    finish(work(case))
+        engine = RayEngine(ray, config, env, [unit for unit, _ in work], reporter)
+    with engine as running:
+        for unit, todo in work:
+            with reporter.stage(f"{unit.label} ({config.protocol})", total=len(todo)) as advance:
+                for record in running.records(unit, todo):
+                    run_dir.append(record)
+                    if on_record:
+                        on_record(record)
+                    advance(1)
     return run_dir.records()
 
 
-def _run_dialogues(
-    config: RunConfig,
-    env: EvalEnv,
-    run_dir: RunDir,
-    reporter: Reporter,
-    done: set[tuple[str, int]],
-    on_record: Callable[[Record], None] | None,
-) -> None:
-    cases = dialogue_cases(config, env)
-    reader = RuleReader(env.dataset.catalog, env.dataset.titles, env.dataset.genres)
-    for name in config.pipelines:
-        todo = [c for c in cases if (name, c.index) not in done]
-        if not todo:
-            continue
-        pipeline = env.pipeline(name)
-        with reporter.stage(f"{name} (dialogues)", total=len(todo)) as advance:
-
-            def one(case: DialogueCase, p: Recommender = pipeline) -> Record:
-                return answer_dialogue(p, case, config, reader)
-
-            def finish(record: Record) -> None:
-                run_dir.append(record)
-                if on_record:
-                    on_record(record)
-                advance(1)
-
-            if config.workers > 1:
-                with ThreadPoolExecutor(config.workers) as pool:
-                    for record in pool.map(one, todo):
-                        finish(record)
-            else:
-                for case in todo:
-                    finish(one(case))
-
-
-def _run_requests(
-    config: RunConfig,
-    env: EvalEnv,
-    run_dir: RunDir,
-    reporter: Reporter,
-    done: set[tuple[str, int]],
-    on_record: Callable[[Record], None] | None,
-) -> None:
-    cases = sample_cases(
-        load_request_cases(Path(config.cases) if config.cases else None, env.dataset), config
-    )
-    for name in config.pipelines:
-        todo = [c for c in cases if (name, c.index) not in done]
-        if not todo:
-            continue
-        pipeline = env.pipeline(name)
-        if not isinstance(pipeline, SessionRecommender):
-            raise ConfigError(f"the requests protocol evaluates the agent, not {name!r}")
-        with reporter.stage(f"{name} (requests)", total=len(todo)) as advance:
-
-            def one(case: RequestCase, p: SessionRecommender = pipeline) -> Record:
-                return answer_request(p, case, config, p.name)
-
-            def finish(record: Record) -> None:
-                run_dir.append(record)
-                if on_record:
-                    on_record(record)
-                advance(1)
-
-            if config.workers > 1:
-                with ThreadPoolExecutor(config.workers) as pool:
-                    for record in pool.map(one, todo):
-                        finish(record)
-            else:
-                for case in todo:
-                    finish(one(case))
-
-
-def _worker(
-    pipeline: Recommender, label: str, variant: str | None, config: RunConfig, env: EvalEnv
-) -> Callable[[Case], Record]:
-    if variant is None:
-
-        def one(case: Case) -> Record:
-            record = evaluate_case(pipeline, case, config)
-            record.pipeline = label
-            return record
-
-        return one
-
-    def talk(case: Case) -> Record:
-        with_attrs = variant == "attrs"
-        sim: object
-        if config.simulator == "llm":
-            sim = LLMSimulator(
-                env.llm,
-                env.dataset.catalog,
-                env.registry,
-                env.settings.llm,
-                with_attrs,
-                env.settings.agent.domain,
-            )
-        else:
-            sim = RulesSimulator(env.dataset.catalog, with_attrs, env.settings.agent.domain)
-        record = converse(pipeline, case, config, sim)
-        record.pipeline = label
-        return record
-
-    return talk
-
-
 __all__ = [
+    "CaseRunner",
+    "Unit",
     "answer_dialogue",
     "build_cases",
+    "case_key",
     "converse",
     "dialogue_cases",
     "evaluate_case",
     "list_errors",
+    "plan",
     "rank_in",
     "run",
 ]

@@ -91,6 +91,15 @@ class Record(BaseModel):
         return (self.pipeline, self.user_idx)
 
 
+VARIANTS = ("attrs", "no-attrs")  # conversation: the simulator knows / does not know attributes
+
+
+def run_order(pipelines: list[str]) -> dict[str, int]:
+    """Each record label's place in a run (a conversation run's labels carry the variant)."""
+    labels = [label for p in pipelines for label in (p, *(f"{p}[{v}]" for v in VARIANTS))]
+    return {label: i for i, label in enumerate(labels)}
+
+
 def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
@@ -139,7 +148,9 @@ class RunDir:
             os.fsync(fh.fileno())
 
     def records(self) -> list[Record]:
-        """Every complete record (a line cut off by a crash is ignored)."""
+        """Every complete record (a line cut off by a crash is ignored), in the run's order:
+        pipelines as configured, then cases, however the workers of a parallel run happened to
+        finish them."""
         if not self.records_path.is_file():
             return []
         out, seen = [], set()
@@ -151,6 +162,9 @@ class RunDir:
             if record.key not in seen:
                 seen.add(record.key)
                 out.append(record)
+        if self.config_path.is_file():
+            order = run_order(self.config().pipelines)
+            out.sort(key=lambda r: (order.get(r.pipeline, len(order)), r.user_idx))
         return out
 
     def write_summary(self, summary: dict[str, Any]) -> None:
@@ -172,4 +186,4 @@ def list_runs(root: Path) -> list[RunDir]:
     return [RunDir(root, p.name) for p in folders]
 
 
-__all__ = ["Record", "RunConfig", "RunDir", "list_runs", "new_run_id"]
+__all__ = ["VARIANTS", "Record", "RunConfig", "RunDir", "list_runs", "new_run_id", "run_order"]
