@@ -215,9 +215,7 @@ def _year(value: str, path: Path, row: int, line_of: LineOf, col: str) -> int | 
     except ValueError:
         year = math.nan
     if not (math.isfinite(year) and abs(year) < 10_000):
-        raise DataError(
-            path, f"column '{col}' should be a year, got {shown(value)}", line_of(row)
-        )
+        raise DataError(path, f"column '{col}' should be a year, got {shown(value)}", line_of(row))
     return int(year)
 
 
