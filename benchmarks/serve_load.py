@@ -2,6 +2,7 @@
 the same machine (the server is its own process, as in use).
 
     python benchmarks/serve_load.py load [--sessions 50 --messages 5 --think 0 --ramp 0]
+                                         [--workers 1 2]
     python benchmarks/serve_load.py isolation [--llm-sleep 5]
 
 load: one conversation alone (its p95 is the yardstick), then N conversations at once, each
@@ -9,6 +10,9 @@ sending M messages one after another (after `--think` seconds of "reading" each 
 `--ramp S`: each starts at a random moment within S seconds, as people do, instead of all
 in the same instant): errors, p50/p95 latency per message, throughput. Target (issue 12):
 zero errors and a p95 under load no worse than 10x the single conversation's.
+`--workers 1 2` runs the whole load once per count, each on a fresh `recagent serve
+--workers N` (after all its workers serve and each has answered a warm-up), and compares
+them in one record (issue 21: several server processes behind one port).
 
 isolation: the server with an LLM that is a local OpenAI-compatible fake taking
 `--llm-sleep` seconds per call; one conversation waits on it while a planner conversation
@@ -69,8 +73,12 @@ def ms(values: list[float]) -> dict[str, float]:
 class Server:
     """`recagent serve --port 0` as a child process (niced like the rest of this script)."""
 
-    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, home: Path, *args: str, env: dict[str, str] | None = None, workers: int = 1
+    ) -> None:
         command = [sys.executable, "-m", "recagent", "--home", str(home), "serve", "--port", "0"]
+        if workers > 1:
+            command += ["--workers", str(workers)]
         self.proc = subprocess.Popen(
             [*command, *args],
             stdout=subprocess.PIPE,
@@ -78,15 +86,18 @@ class Server:
             text=True,
             env={**os.environ, **(env or {})},
         )
+        self.workers = workers
         self.url = ""
 
     def __enter__(self) -> Server:
+        """Once it serves: its URL printed, and with workers, all of them serving."""
         assert self.proc.stdout is not None
         seen = []
         for line in self.proc.stdout:
             seen.append(line)
             if found := URL.search(line):
                 self.url = found.group(1).rstrip("/")
+            if self.url and (self.workers == 1 or "workers are serving" in line):
                 threading.Thread(target=self.proc.stdout.read, daemon=True).start()
                 return self
         raise SystemExit("recagent serve did not start:\n" + "".join(seen))
@@ -132,14 +143,23 @@ async def conversation(
 
 
 async def run_load(
-    url: str, sessions: int, messages: int, think: float, ramp: float, seed: int
+    url: str,
+    sessions: int,
+    messages: int,
+    think: float,
+    ramp: float,
+    seed: int,
+    workers: int = 1,
 ) -> dict:
     rng = random.Random(seed)
     limits = httpx.Limits(max_connections=sessions + 5)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
         errors: list[str] = []
         empty: list[str] = []
-        await conversation(client, rng, 3, 0, errors, empty)  # warm-up
+        warm_up = 1 if workers == 1 else 4 * workers  # at once: every worker gets some
+        await asyncio.gather(
+            *(conversation(client, rng, 3, 0, errors, empty) for _ in range(warm_up))
+        )
         single = await conversation(client, rng, 20, 0, errors, empty)
         started = time.perf_counter()
         starts = [rng.uniform(0, ramp) for _ in range(sessions)]
@@ -152,6 +172,7 @@ async def run_load(
         wall = time.perf_counter() - started
     loaded = [x for r in results for x in r]
     out = {
+        "workers": workers,
         "single": ms(single),
         "load": ms(loaded),
         "sessions": sessions,
@@ -281,6 +302,24 @@ async def run_isolation(url: str, sleep_s: float, rounds: int) -> dict:
     }
 
 
+def compare(runs: list[dict]) -> list[dict]:
+    """One line per worker count: what the issue's target is about."""
+    base = runs[0]
+    return [
+        {
+            "workers": r["workers"],
+            "errors": r["errors"],
+            "single_p95_ms": r["single"]["p95_ms"],
+            "load_p50_ms": r["load"]["p50_ms"],
+            "load_p95_ms": r["load"]["p95_ms"],
+            "p95_ratio": r["p95_ratio"],
+            "messages_per_s": r["messages_per_s"],
+            "load_p95_vs_first": round(r["load"]["p95_ms"] / base["load"]["p95_ms"], 2),
+        }
+        for r in runs
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["load", "isolation"])
@@ -293,7 +332,17 @@ def main() -> None:
     )
     parser.add_argument("--llm-sleep", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="server processes; load takes several counts (one run each, compared), "
+        "isolation the first",
+    )
     args = parser.parse_args()
+    if min(args.workers) < 1:
+        parser.error("--workers: each count must be at least 1")
     if args.home == common.HOME:
         common.prepare_dataset("ml-100k")
     record: dict[str, Any] = {
@@ -301,13 +350,27 @@ def main() -> None:
         "args": {**vars(args), "home": str(args.home)},
     }
     if args.what == "load":
-        with Server(args.home, "--llm", "offline") as server:
-            record["result"] = asyncio.run(
-                run_load(server.url, args.sessions, args.messages, args.think, args.ramp, args.seed)
-            )
+        runs = []
+        for workers in args.workers:
+            with Server(args.home, "--llm", "offline", workers=workers) as server:
+                runs.append(
+                    asyncio.run(
+                        run_load(
+                            server.url,
+                            args.sessions,
+                            args.messages,
+                            args.think,
+                            args.ramp,
+                            args.seed,
+                            workers,
+                        )
+                    )
+                )
+        record["result"] = runs[0] if len(runs) == 1 else {"runs": runs, "compared": compare(runs)}
+        counts = "" if args.workers == [1] else "-workers" + "-".join(map(str, args.workers))
         name = (
             f"serve-load-{args.sessions}x{args.messages}-think{args.think:g}"
-            f"-ramp{args.ramp:g}-seed{args.seed}"
+            f"-ramp{args.ramp:g}-seed{args.seed}{counts}"
         )
     else:
         fake = slow_llm(args.llm_sleep)
@@ -316,7 +379,9 @@ def main() -> None:
             "OPENAI_API_KEY": "not-needed",
             "RECAGENT_LLM__TIMEOUT_S": str(args.llm_sleep * 4),
         }
-        with Server(args.home, "--llm", "openai:slow-fake", env=env) as server:
+        with Server(
+            args.home, "--llm", "openai:slow-fake", env=env, workers=args.workers[0]
+        ) as server:
             record["result"] = asyncio.run(run_isolation(server.url, args.llm_sleep, 20))
         fake.shutdown()
         name = f"serve-isolation-sleep{args.llm_sleep:g}"

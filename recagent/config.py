@@ -195,8 +195,28 @@ class ServerConfig(Section):
     max_live_sessions: int = Field(
         1000, ge=1, description="Conversations kept in memory; older ones wait in the store."
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Server processes sharing the port and the stored conversations (each "
+        "loads the dataset's models).",
+    )
     turn_threads: int = Field(
-        32, ge=1, le=256, description="Turns that may run at once (worker threads)."
+        32, ge=1, le=256, description="Turns that may run at once in each process (threads)."
+    )
+    lookup_threads: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Quick lookups (items, profiles, a conversation's state) that may run at "
+        "once in each process, apart from turns: slow turns never hold them up.",
+    )
+    sse_keepalive_s: float = Field(
+        15.0,
+        gt=0,
+        description="A streamed turn sends an SSE comment after this many quiet seconds, so "
+        "that proxies keep the connection open.",
     )
     stream_tokens: bool = Field(
         True, description="Stream the model's tokens as it writes (LLM mode, SSE clients)."

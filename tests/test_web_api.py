@@ -4,11 +4,15 @@ with a JSON error and the right 4xx status (never a traceback)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,11 +21,13 @@ from recagent.app import Services, load_services
 from recagent.config import load_settings
 from recagent.data.prepare import PrepareConfig, prepare
 from recagent.web.server import create_app
+from recagent.web.turns import KEEP_ALIVE
 from recagent.workspace import Workspace
 from tests.conftest import Stack
 from tests.webkit import LOCAL, make_backend, sse_events
 
 SSE = {"Accept": "text/event-stream"}
+BASIC = {"Authorization": "Basic azN5"}
 EXTERNAL = re.compile(
     r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import|"""
     r"""fetch\(\s*["'`](?:https?:)?//"""
@@ -294,3 +300,59 @@ def test_a_second_dataset_is_picked_and_loaded_on_first_use(
         tiny = next(d for d in client.get("/v1/info").json()["datasets"] if d["name"] == "tiny")
         assert tiny["loaded"] and tiny["users"] == 4 and tiny["sample_users"][0] == "1"
         assert any("ranking by popularity" in n for n in tiny["notes"])  # no SASRec trained
+
+
+def test_a_slow_streamed_turn_keeps_the_connection_alive(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a turn is quiet, SSE comments go out every `sse_keepalive_s` (a proxy would cut a
+    silent stream); clients skip them and still read one answer last."""
+    real_ask = ChatSession.ask
+
+    def slow(self: ChatSession, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.6)
+        return real_ask(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChatSession, "ask", slow)
+    backend = make_backend(services, tmp_path / "s.sqlite", sse_keepalive_s=0.1)
+    with TestClient(create_app(backend), base_url=LOCAL) as client:
+        sid = _session(client)
+        with client.stream(
+            "POST", f"/v1/sessions/{sid}/messages", json={"text": "a comedy"}, headers=SSE
+        ) as response:
+            raw = "".join(response.iter_text())
+        assert raw.count(KEEP_ALIVE) >= 3 and raw.startswith(KEEP_ALIVE)
+        events = sse_events(httpx.Response(200, text=raw))
+        assert events[-1][0] == "answer" and [k for k, _ in events].count("answer") == 1
+        chat = {"messages": [{"role": "user", "content": "a comedy"}], "stream": True}
+        with client.stream("POST", "/v1/chat/completions", json=chat) as response:
+            chunks = "".join(response.iter_text())
+        assert KEEP_ALIVE in chunks and chunks.rstrip().endswith("data: [DONE]")
+
+
+def test_openapi_declares_the_api_key_as_bearer_security(
+    services: Services, tmp_path: Path
+) -> None:
+    """With a key, `/docs` can send it (an Authorize button): the API's operations declare
+    HTTP bearer security; without one, nothing is declared."""
+    keyed = make_backend(services, tmp_path / "k.sqlite", api_key="k3y")
+    with TestClient(create_app(keyed), base_url=LOCAL) as client:
+        spec = client.get("/openapi.json").json()
+        schemes = spec["components"]["securitySchemes"]
+        assert schemes["bearerAuth"]["type"] == "http"
+        assert schemes["bearerAuth"]["scheme"] == "bearer"
+        for path, method in (
+            ("/v1/info", "get"),
+            ("/v1/sessions/{session_id}/messages", "post"),
+            ("/v1/chat/completions", "post"),
+        ):
+            assert spec["paths"][path][method]["security"] == [{"bearerAuth": []}], path
+        assert "security" not in spec["paths"]["/healthz"]["get"]
+        assert "k3y" not in json.dumps(spec)
+        missing = client.get("/v1/info")  # the rule itself is as before
+        assert "needs an API key" in _error(missing, 401)
+        assert "wrong API key" in _error(client.get("/v1/info", headers=BASIC), 401)
+        assert client.get("/v1/info", headers={"Authorization": "Bearer k3y"}).status_code == 200
+    keyless = make_backend(services, tmp_path / "o.sqlite")
+    with TestClient(create_app(keyless), base_url=LOCAL) as client:
+        assert "securitySchemes" not in client.get("/openapi.json").json().get("components", {})

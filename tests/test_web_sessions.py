@@ -5,20 +5,25 @@ kept across a server restart."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from recagent.agent.conversation import Conversation
 from recagent.agent.runlog import RunLog
 from recagent.agent.session import ChatSession
 from recagent.app import Services, load_services
 from recagent.config import load_settings
+from recagent.web import sessions as sessions_module
 from recagent.web.server import create_app
+from recagent.web.sessions import MAX_TURNS, SessionStore, StoredSession
 from tests.conftest import Stack
 from tests.webkit import LOCAL, make_backend, running
 
@@ -168,3 +173,106 @@ def test_too_many_conversations_wait_in_the_store(services: Services, tmp_path: 
         again = client.get(f"/v1/sessions/{first}").json()
         assert again["user_id"] == "3" and [t["text"] for t in again["turns"]] == ["a comedy"]
         assert len(backend.sessions) == 2
+
+
+def test_memory_keeps_the_turns_the_store_keeps(services: Services, tmp_path: Path) -> None:
+    """Only the last MAX_TURNS turns are stored, so only those stay in memory: a restart
+    shows the conversation as it was."""
+    db = tmp_path / "sessions.sqlite"
+    backend = make_backend(services, db)
+    extra = 5
+    with TestClient(create_app(backend), base_url=LOCAL) as client:
+        sid = client.post("/v1/sessions", json={}).json()["session_id"]
+        ids = services.dataset.catalog.item_ids
+        said = []
+        for n in range(MAX_TURNS + extra):
+            item_id, feeling = ids[n % len(ids)], "like" if n % 2 else "dislike"
+            out = client.post(
+                f"/v1/sessions/{sid}/feedback", json={"item_id": item_id, "feedback": feeling}
+            )
+            assert out.status_code == 200, out.text
+            said.append(out.json()["said"])
+        before = client.get(f"/v1/sessions/{sid}").json()
+    assert [t["text"] for t in before["turns"]] == said[extra:]  # the last MAX_TURNS
+    with TestClient(create_app(make_backend(services, db)), base_url=LOCAL) as client:
+        assert client.get(f"/v1/sessions/{sid}").json() == before
+
+
+def test_every_store_connection_is_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[sqlite3.Connection] = []
+    real_connect = sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(sessions_module.sqlite3, "connect", connect)
+    store = SessionStore(tmp_path / "sessions.sqlite")
+    record = StoredSession(
+        session_id="s1",
+        created_at=1.0,
+        updated_at=2.0,
+        conversation=Conversation(dataset="ml-100k"),
+        version=1,
+    )
+    store.save(record, expected=0)
+    assert store.load("s1") is not None and store.version("s1") == 1
+    assert store.try_lock("s1", "me", 30) and store.renew_lock("s1", "me", 30)
+    store.unlock("s1", "me")
+    store.delete_idle(0.0)
+    store.delete("s1")
+    assert len(opened) >= 8
+    for conn in opened:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
+
+
+def test_lookups_answer_while_every_turn_slot_is_busy(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turns and quick lookups have separate thread pools: with every turn slot held by a
+    turn that does not end, the catalog, profiles and conversations still answer."""
+    release = threading.Event()
+    busy = threading.Semaphore(0)
+    real_ask = ChatSession.ask
+
+    def stuck(self: ChatSession, *args: Any, **kwargs: Any) -> Any:
+        busy.release()
+        release.wait(30)
+        return real_ask(self, *args, **kwargs)
+
+    monkeypatch.setattr(ChatSession, "ask", stuck)
+    backend = make_backend(services, tmp_path / "s.sqlite", turn_threads=2)
+
+    async def scenario(url: str) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            sids = [
+                (await client.post("/v1/sessions", json={})).json()["session_id"] for _ in "abc"
+            ]
+            turns = [
+                asyncio.create_task(_say(client, sid, "a comedy")) for sid in sids[:2]
+            ]  # one per slot
+            for _ in turns:
+                assert await asyncio.to_thread(busy.acquire, True, 10)
+            quick = httpx.AsyncClient(base_url=url, timeout=5)  # a stuck lookup fails fast
+            async with quick:
+                found = await quick.get("/v1/items", params={"q": "Toy Story"})
+                assert found.status_code == 200 and found.json()["items"]
+                assert (await quick.get("/v1/users/3/profile")).status_code == 200
+                shown = await quick.get(f"/v1/sessions/{sids[2]}")
+                assert shown.status_code == 200 and shown.json()["turns"] == []
+                liked = await quick.post(
+                    f"/v1/sessions/{sids[2]}/feedback", json={"item_id": "1", "feedback": "like"}
+                )
+                assert liked.status_code == 200
+                assert (await quick.post("/v1/sessions", json={})).status_code == 201
+            assert not any(t.done() for t in turns)  # the turns were held all along
+            release.set()
+            await asyncio.gather(*turns)
+
+    try:
+        with running(backend) as url:
+            asyncio.run(scenario(url))
+    finally:
+        release.set()

@@ -31,7 +31,7 @@ from recagent.web.models import (
     WhyOut,
 )
 from recagent.web.sessions import Live, UnknownSession
-from recagent.web.turns import answer, feedback, stream
+from recagent.web.turns import answer, feedback, keep_alive, stream
 from recagent.web.views import item_out, why_out
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -54,7 +54,7 @@ def backend_of(request: Request) -> Backend:
 
 async def live_session(backend: Backend, session_id: str) -> Live:
     try:
-        return await backend.run(backend.sessions.get, session_id)
+        return await backend.lookup(backend.sessions.get, session_id)
     except UnknownSession:
         raise ApiError(
             404,
@@ -65,7 +65,7 @@ async def live_session(backend: Backend, session_id: str) -> Live:
 
 async def services_of(backend: Backend, dataset: str | None) -> Services:
     try:
-        return await backend.run(backend.services, dataset)
+        return await backend.lookup(backend.services, dataset)
     except UnknownDataset as exc:
         raise ApiError(404, str(exc)) from None
 
@@ -108,7 +108,7 @@ async def new_session(body: NewSession, request: Request) -> SessionInfo:
     """Start a conversation, for a known user, a new user, or nobody in particular."""
     backend = backend_of(request)
     try:
-        live, note = await backend.run(
+        live, note = await backend.lookup(
             backend.sessions.create, body.dataset or backend.default, body.user_id, body.offline
         )
     except UnknownDataset as exc:
@@ -120,8 +120,10 @@ async def new_session(body: NewSession, request: Request) -> SessionInfo:
 async def get_session(session_id: SessionId, request: Request) -> SessionInfo:
     """The conversation so far (after a reload or a server restart); during a turn, once
     it is answered."""
-    live = await live_session(backend_of(request), session_id)
+    backend = backend_of(request)
+    live = await live_session(backend, session_id)
     async with live.lock:  # a consistent view: not halfway through a turn
+        await backend.lookup(backend.sessions.refresh, live)  # another worker's turns too
         return session_info(live)
 
 
@@ -136,7 +138,8 @@ async def get_session(session_id: SessionId, request: Request) -> SessionInfo:
                     "schema": {
                         "type": "string",
                         "description": "event: step|token|answer|error, data: JSON "
-                        "({text}, {text}, RankedList, {message}); the last is answer or error",
+                        "({text}, {text}, RankedList, {message}); the last is answer or error; "
+                        "comment lines (': keep-alive') while a turn is quiet",
                     }
                 }
             }
@@ -148,12 +151,13 @@ async def message(
 ) -> RankedList | StreamingResponse:
     """Say something; the answer is a RankedList. With `Accept: text/event-stream` the turn
     streams: `step` events (what the agent is doing, in words), `token` events (the model's
-    text, LLM mode), then one `answer` (or one `error`)."""
+    text, LLM mode), then one `answer` (or one `error`); a comment (`: keep-alive`) every
+    `sse_keepalive_s` seconds that nothing else is sent."""
     backend = backend_of(request)
     live = await live_session(backend, session_id)
     if "text/event-stream" in request.headers.get("accept", ""):
         return StreamingResponse(
-            stream(backend, live, body),
+            keep_alive(stream(backend, live, body), backend.settings.server.sse_keepalive_s),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -178,7 +182,11 @@ async def why(
     """Why an item of this conversation's answers was recommended (in the latest answer
     that holds it): its explanation and each piece of evidence, in words, with the items
     it cites."""
-    live = await live_session(backend_of(request), session_id)
+    backend = backend_of(request)
+    live = await live_session(backend, session_id)
+    if not live.lock.locked():  # else a turn runs here, and this copy is the newest
+        async with live.lock:
+            await backend.lookup(backend.sessions.refresh, live)
     answers = [t.answer for t in reversed(live.turns) if t.answer is not None]
     for ranked in answers:
         for it in ranked.items:
@@ -226,7 +234,7 @@ async def items(
         unique = list(dict.fromkeys(found))[:limit]
         return [item_out(ds.catalog[i]) for i in unique]
 
-    return ItemsOut(query=q, items=await backend.run(search))
+    return ItemsOut(query=q, items=await backend.lookup(search))
 
 
 @router.get("/items/{item_id}", response_model=ItemOut, tags=["catalog"])
@@ -269,7 +277,7 @@ async def profile(
             profile=result.profile,
         )
 
-    return await backend.run(summarize)
+    return await backend.lookup(summarize)
 
 
 __all__ = ["router"]

@@ -1,6 +1,7 @@
 """What the HTTP layer serves: the prepared datasets' services (built by `recagent.app`), the
-LLM when one is configured, the live conversations, and the worker threads that run the
-blocking agent work off the event loop."""
+LLM when one is configured, the live conversations, and the threads that run the blocking
+work off the event loop: turns in one pool, quick lookups in another, so that slow turns
+never keep a lookup waiting."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ class Backend:
             max_live=settings.server.max_live_sessions,
         )
         self.limiter = anyio.CapacityLimiter(settings.server.turn_threads)
+        self.lookups = anyio.CapacityLimiter(settings.server.lookup_threads)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ---- datasets ----------------------------------------------------------------------
@@ -104,8 +106,14 @@ class Backend:
         )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking work in a worker thread, so the event loop keeps serving others."""
+        """Run a turn (blocking, maybe minutes with a model) in a thread, so the event loop
+        keeps serving others; at most `turn_threads` at once."""
         return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.limiter)
+
+    async def lookup(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run quick blocking work (a search, a profile, a conversation from the store) in a
+        thread of its own pool (`lookup_threads`), never queued behind turns."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self.lookups)
 
     def keep(self, task: asyncio.Task[Any]) -> None:
         """Hold a turn that runs on after its client left until it is done."""

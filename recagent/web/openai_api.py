@@ -29,7 +29,7 @@ from recagent.errors import RecagentError
 from recagent.web.backend import Backend, UnknownDataset
 from recagent.web.errors import ApiError
 from recagent.web.models import MAX_ID, MAX_TEXT, ErrorBody
-from recagent.web.turns import error_message
+from recagent.web.turns import error_message, keep_alive
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,8 @@ async def chat_completions(
         )
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(chunks(), media_type="text/event-stream")
+    every = backend.settings.server.sse_keepalive_s
+    return StreamingResponse(keep_alive(chunks(), every), media_type="text/event-stream")
 
 
 __all__ = ["ChatCompletion", "ChatCompletionIn", "reply_text", "router"]

@@ -1,6 +1,6 @@
 """The FastAPI app of `recagent serve`: the chat page at `/`, the API under `/v1`, OpenAPI
-docs at `/docs`; errors as JSON; an API key when the server has one; idle conversations
-swept in the background."""
+docs at `/docs`; errors as JSON; an API key when the server has one (declared as HTTP bearer
+security in OpenAPI, so `/docs` can send it); idle conversations swept in the background."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 from importlib.resources import files
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Header
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
@@ -26,6 +27,12 @@ from recagent.web.models import Health
 log = logging.getLogger(__name__)
 STATIC = files("recagent.web") / "static"
 SWEEP_EVERY_S = 60.0
+BEARER = HTTPBearer(  # declares the scheme; `check_key` says what is wrong with a bad key
+    scheme_name="bearerAuth",
+    description="The server's API key (`recagent serve --api-key`), sent as "
+    "`Authorization: Bearer <key>`.",
+    auto_error=False,
+)
 
 
 def create_app(backend: Backend) -> FastAPI:
@@ -33,16 +40,19 @@ def create_app(backend: Backend) -> FastAPI:
     key = server.api_key.get_secret_value() if server.api_key is not None else None
 
     async def authorized(
-        authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
     ) -> None:
-        check_key(key, authorization)
+        check_key(key, request.headers.get("authorization"))  # the header as sent
+
+    # with a key, the API's routes declare bearer security in OpenAPI (/docs can send it)
+    guarded = [Depends(authorized)] if key is not None else []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async def sweep() -> None:
             while True:
                 await asyncio.sleep(min(SWEEP_EVERY_S, server.session_ttl_s))
-                gone = await backend.run(backend.sessions.sweep)
+                gone = await backend.lookup(backend.sessions.sweep)
                 if gone:
                     log.info("forgot %d idle conversations", gone)
 
@@ -63,8 +73,8 @@ def create_app(backend: Backend) -> FastAPI:
     app.add_middleware(BodyLimit, limit=server.max_body_bytes)
     if key is None:  # no key: loopback only, and no other site's name may reach it
         app.add_middleware(LoopbackHost, allowed=(*LOOPBACK_HOSTS, server.host))
-    app.include_router(api.router, dependencies=[Depends(authorized)])
-    app.include_router(openai_api.router, dependencies=[Depends(authorized)])
+    app.include_router(api.router, dependencies=guarded)
+    app.include_router(openai_api.router, dependencies=guarded)
 
     @app.get("/healthz", response_model=Health, tags=["server"])
     async def healthz() -> Health:
