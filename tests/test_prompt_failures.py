@@ -118,3 +118,18 @@ def test_item_text_template_errors_name_the_template() -> None:
             "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}"
         )
     assert time.monotonic() - start < 5
+
+
+def test_the_render_budget_counts_the_templates_cpu_not_waiting() -> None:
+    """A render waiting (for a busy CPU, here for a sleep) is not cut short; one computing
+    past the budget is."""
+    from recagent.prompts.sandbox import BoundedSandbox, RenderFailure, render_bounded
+
+    env = BoundedSandbox()
+    waiting = env.from_string("{{ wait() }}{{ wait() }} done")
+    assert render_bounded(waiting, {"wait": lambda: time.sleep(0.3) or ""}, 0.2) == " done"
+    spinning = env.from_string(
+        "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}"
+    )
+    with pytest.raises(RenderFailure, match="render budget"):
+        render_bounded(spinning, {}, 0.2)

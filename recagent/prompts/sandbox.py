@@ -5,7 +5,9 @@ does not stop is work: nested loops, self-calling macros, `'x' * 10**9`. `Bounde
 adds a render budget:
 
 - time: every `{% for %}` loop, function, macro and filter call checks a deadline
-  (`RENDER_BUDGET_S` by default), so no template runs past it;
+  (`RENDER_BUDGET_S` by default) in the rendering thread's CPU time, so no template runs past
+  it, and a render is not cut short because the machine is busy (a wall-clock budget failed
+  ordinary explanations on a loaded 2-core machine, and changed evaluation results);
 - size: repeating a string or list (`*`), powers (`**`), `%`/`format` widths and numeric
   arguments to calls and filters may not produce more than `MAX_OUTPUT_CHARS` characters, and
   neither may the rendered text.
@@ -48,7 +50,7 @@ class BudgetExceeded(RenderFailure):
 
 def _check_deadline() -> None:
     deadline = _DEADLINE.get()
-    if deadline is not None and time.monotonic() > deadline:
+    if deadline is not None and time.thread_time() > deadline:
         raise BudgetExceeded("it ran past its render budget (endless loops or recursion?)")
 
 
@@ -162,9 +164,9 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 def render_bounded(
     template: Template, context: Mapping[str, Any], budget_s: float = RENDER_BUDGET_S
 ) -> str:
-    """Render `template` (compiled by a `BoundedSandbox`) within `budget_s` seconds and
+    """Render `template` (compiled by a `BoundedSandbox`) within `budget_s` CPU seconds and
     `MAX_OUTPUT_CHARS` characters; `RenderFailure` says why it could not."""
-    token = _DEADLINE.set(time.monotonic() + budget_s)
+    token = _DEADLINE.set(time.thread_time() + budget_s)
     try:
         parts: list[str] = []
         size = 0
