@@ -248,3 +248,38 @@ def test_hit_texts_are_the_stored_documents(recall_index: ItemIndex) -> None:
     documents = dict(zip(stored["ids"], stored["documents"], strict=True))
     assert recall_index.template is not None  # rendered here, not fetched
     assert [h.text for h in hits] == [documents[h.item_id] for h in hits]
+
+
+def test_a_selective_filter_is_scored_from_the_vector_table(
+    recall_index: ItemIndex, recall_dataset: Dataset
+) -> None:
+    """The build writes every vector beside the embedded store (row i = item i + 1); a filter
+    that keeps at most `exact_max_items` of a larger catalog is scored exactly from it, never
+    by Chroma's `where` (which reads every record: seconds at a million items), with the
+    same answer."""
+    import numpy as np
+
+    table = recall_index._table
+    assert table is not None and table.shape[0] == len(recall_dataset.catalog)
+    ids = recall_dataset.catalog.item_ids
+    assert np.allclose(table, recall_index.embeddings(ids), atol=1e-6)
+
+    f = Constraints(genres_any=["Sci-Fi", "Horror"], year_min=1960)
+    kept = int(recall_index._mask.allowed(f.resolve(recall_dataset.catalog)).sum())
+    assert 0 < kept <= 6 < len(ids)
+    config = recall_index.config
+    recall_index.config = config.model_copy(update={"max_overfetch": 0, "exact_max_items": 0})
+    where = recall_index.search("robot space horror", 3, f)
+    calls: list[object] = []
+    real = recall_index.collection.query
+    recall_index.collection.query = lambda *a, **kw: calls.append(kw) or real(*a, **kw)  # type: ignore[method-assign]
+    recall_index.config = config.model_copy(update={"max_overfetch": 0, "exact_max_items": 6})
+    hits = recall_index.search("robot space horror", 3, f)
+    assert calls == []
+    assert [h.item_id for h in hits] == [h.item_id for h in where]
+    assert [h.score for h in hits] == pytest.approx([h.score for h in where], abs=1e-5)
+    recall_index.__dict__["_table"] = None  # an index built before the table: Chroma answers
+    assert [h.item_id for h in recall_index.search("robot space horror", 3, f)] == [
+        h.item_id for h in where
+    ]
+    assert calls

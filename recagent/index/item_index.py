@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
@@ -192,6 +193,7 @@ class ItemIndex:
         self.where = where
         self._client = client
         self.lease: Lease | None = None  # keeps the version being read on disk until close
+        self.table_path: Path | None = None  # the vectors as a table beside the store, if any
         self.parts: list[VectorPart] = []  # a blended space's parts (see `_carried`)
         self.ranking: PartRanking | None = None  # and how it ranks (see `_nearest`)
         self.history_ranking: PartRanking | None = None  # near a history, if not the same
@@ -411,7 +413,7 @@ class ItemIndex:
                     "open it again"
                 )
             self.collection, self.meta = collection, meta
-            for cached in ("_matrix", "_part_matrix", "match_threshold"):
+            for cached in ("_matrix", "_part_matrix", "_table", "match_threshold"):
                 self.__dict__.pop(cached, None)
             self._alike_memo = {}
             self._generation += 1
@@ -665,10 +667,15 @@ class ItemIndex:
         count = int(allowed.sum())
         if count == 0:
             return [[] for _ in queries]
+        if count <= self.config.exact_max_items and self._table is not None:
+            return self._exact_rows(queries, n, np.flatnonzero(allowed))
         if f.include_ids is not None and count <= EXACT_LIMIT:
             ids = [self.catalog.id_at(int(i) + 1) for i in np.flatnonzero(allowed)]
             return self._exact(queries, n, ids)
-        passing = max(int(self._mask.allowed(f, ids=False).sum()), 1)
+        plain = allowed if f.include_ids is None and not f.exclude_ids else None
+        passing = max(
+            int((plain if plain is not None else self._mask.allowed(f, ids=False)).sum()), 1
+        )
         # enough unfiltered neighbours that ~n of them pass, plus every excluded id
         fetch = math.ceil(n * total / passing * OVERFETCH_SAFETY) + len(f.exclude_ids) + 10
         limit = max(self.config.max_overfetch, 0)
@@ -699,9 +706,33 @@ class ItemIndex:
         ]
 
     @cached_property
+    def _table(self) -> np.ndarray | None:
+        """The vectors written beside the embedded store at build time, memory-mapped (None:
+        an index on a server, or one built before the table existed)."""
+        if self.table_path is None or not self.table_path.is_file():
+            return None
+        try:
+            table = np.load(self.table_path, mmap_mode="r")
+        except (OSError, ValueError):
+            return None
+        return table if table.shape == (len(self.catalog), self.meta.dim) else None
+
+    def _exact_rows(self, queries: np.ndarray, n: int, rows: np.ndarray) -> list[list[_Found]]:
+        """Top-`n` among catalog `rows` (item_idx - 1, ascending), scored exactly against the
+        vector table; ties by catalog order."""
+        assert self._table is not None
+        vectors = np.asarray(self._table[rows], dtype=np.float32)
+        return [
+            [(self.catalog.id_at(int(rows[j]) + 1), float(row[j])) for j in _top(row, n)]
+            for row in np.asarray(queries, dtype=np.float32) @ vectors.T
+        ]
+
+    @cached_property
     def _matrix(self) -> np.ndarray:
         """Every stored vector, row i = the catalog's item i + 1 (read once, for exact search
-        over small catalogs)."""
+        over small catalogs: from the vector table when there is one, else from Chroma)."""
+        if self._table is not None:
+            return np.array(self._table, dtype=np.float32)
         with chroma_errors(self.where):
             got = self.collection.get(include=["embeddings"])
         ids = self.catalog.item_ids

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from contextlib import suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 from pydantic import BaseModel
 
 from recagent.config import IndexConfig
@@ -55,6 +57,11 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 CHROMA_DIR = "chroma"
+# Beside the embedded store: every item's vector as a .npy table (row i = the catalog's item
+# i + 1), memory-mapped when the index opens, so a filter that keeps a few thousand of a
+# million items is scored exactly in milliseconds instead of by Chroma's `where`, which reads
+# every record.
+VECTORS_FILE = "vectors.npy"
 State = Literal["fresh", "missing", "foreign", "mismatch", "stale"]
 
 
@@ -250,7 +257,7 @@ def _build(
     with workspace.index(location.folder).stage() as staging:
         client = local_client(staging / CHROMA_DIR)
         try:
-            job.into(client, location.collection)
+            job.into(client, location.collection, staging / VECTORS_FILE)
         finally:
             _close(client)
         Manifest(
@@ -290,9 +297,10 @@ class _Fill:
     report: Reporter
     where: str
 
-    def into(self, client: ClientAPI, name: str) -> None:
-        """Create collection `name` and embed every item into it; on any failure, delete
-        it."""
+    def into(self, client: ClientAPI, name: str, table: Path | None = None) -> None:
+        """Create collection `name` and embed every item into it (and, given `table`, write
+        the vectors there too, row i = the catalog's item i + 1: see `VECTORS_FILE`); on any
+        failure, delete it."""
         config, where = self.config, self.where
         with chroma_errors(where):
             collection = client.create_collection(
@@ -309,20 +317,26 @@ class _Fill:
                 embedding_function=None,
             )
         try:
-            self._embed(collection)
+            self._embed(collection, table)
         except BaseException:
             with suppress(IndexUnavailableError):
                 drop_collections(client, [name], where)
             raise
 
-    def _embed(self, collection: Collection) -> None:
+    def _embed(self, collection: Collection, table: Path | None) -> None:
         items, step = list(self.catalog), self.config.batch_size
         label = f"indexing {len(items):,} items ({self.embedder.name})"
+        rows = None
+        if table is not None:
+            shape = (len(items), self.meta.dim)
+            rows = np.lib.format.open_memmap(table, mode="w+", dtype=np.float32, shape=shape)
         with self.report.stage(label, len(items)) as adv:
             for start in range(0, len(items), step):
                 batch = items[start : start + step]
                 texts = self.template.render_all(batch)
                 vectors = checked_embed(self.embedder, texts, self.meta.dim)
+                if rows is not None:
+                    rows[start : start + len(batch)] = vectors
                 with chroma_errors(self.where):
                     collection.upsert(
                         ids=[it.item_id for it in batch],
@@ -331,6 +345,9 @@ class _Fill:
                         documents=texts,
                     )
                 adv(len(batch))
+        if rows is not None:
+            rows.flush()
+            del rows
         with chroma_errors(self.where):
             count = collection.count()
         if count != len(items):
@@ -372,6 +389,8 @@ def open_index(
                 live, catalog, embedder, have, config, location.describe(), client, template
             )
             index.lease = lease  # released when the index is closed
+            if lease is not None:
+                index.table_path = lease.folder / VECTORS_FILE
             if location.server:  # a rebuild may retire the version read: follow the pointer
                 index.reopen = lambda: _live(client, location)
             return index
