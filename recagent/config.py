@@ -157,7 +157,8 @@ class IndexConfig(Section):
         ge=0,
         description="Catalogs up to this size are searched exactly over an in-memory copy "
         "of their vectors (faster than HNSW there, and exact); larger ones through Chroma's "
-        "HNSW graph. 0: always HNSW.",
+        "HNSW graph, except that a filter keeping at most this many items is scored exactly "
+        "from the index's vector table. 0: always HNSW.",
     )
     max_overfetch: int = Field(
         1000,

@@ -68,7 +68,7 @@ def test_local_filtering_and_chroma_where_agree(
 ) -> None:
     results = {}
     # 1000: over-fetch the whole catalog; 8 and 5: over-fetch comes up short, retry, then
-    # Chroma's where; 0: always Chroma's where
+    # the vector table (or Chroma's where without one); 0: no over-fetch
     for limit in (1000, 8, 5, 0):
         recall_index.config = recall_index.config.model_copy(update={"max_overfetch": limit})
         hits = recall_index.search("space horror romance", 5, filters)
@@ -251,12 +251,12 @@ def test_hit_texts_are_the_stored_documents(recall_index: ItemIndex) -> None:
 
 
 def test_a_selective_filter_is_scored_from_the_vector_table(
-    recall_index: ItemIndex, recall_dataset: Dataset
+    recall_index: ItemIndex, recall_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The build writes every vector beside the embedded store (row i = item i + 1); a filter
-    that keeps at most `exact_max_items` of a larger catalog is scored exactly from it, never
-    by Chroma's `where` (which reads every record: seconds at a million items), with the
-    same answer."""
+    that keeps at most `exact_max_items` of a larger catalog, or one the over-fetch comes up
+    short on, is scored exactly from it, never by Chroma's `where` (which reads every
+    record: 1.5 s at a million items), with the same answer."""
     import numpy as np
 
     table = recall_index._table
@@ -267,19 +267,23 @@ def test_a_selective_filter_is_scored_from_the_vector_table(
     f = Constraints(genres_any=["Sci-Fi", "Horror"], year_min=1960)
     kept = int(recall_index._mask.allowed(f.resolve(recall_dataset.catalog)).sum())
     assert 0 < kept <= 6 < len(ids)
-    config = recall_index.config
-    recall_index.config = config.model_copy(update={"max_overfetch": 0, "exact_max_items": 0})
-    where = recall_index.search("robot space horror", 3, f)
     calls: list[object] = []
     real = recall_index.collection.query
     recall_index.collection.query = lambda *a, **kw: calls.append(kw) or real(*a, **kw)  # type: ignore[method-assign]
-    recall_index.config = config.model_copy(update={"max_overfetch": 0, "exact_max_items": 6})
-    hits = recall_index.search("robot space horror", 3, f)
-    assert calls == []
-    assert [h.item_id for h in hits] == [h.item_id for h in where]
-    assert [h.score for h in hits] == pytest.approx([h.score for h in where], abs=1e-5)
-    recall_index.__dict__["_table"] = None  # an index built before the table: Chroma answers
-    assert [h.item_id for h in recall_index.search("robot space horror", 3, f)] == [
-        h.item_id for h in where
-    ]
-    assert calls
+
+    def search(**config: int) -> list[tuple[str, float]]:
+        recall_index.config = recall_index.config.model_copy(update=config)
+        hits = recall_index.search("robot space horror", 3, f)
+        return [(h.item_id, h.score) for h in hits]
+
+    recall_index.__dict__["_table"] = None  # as an index built before the table
+    where = search(max_overfetch=0, exact_max_items=0)
+    assert calls and calls[-1]["where"]  # type: ignore[index]
+    del recall_index.__dict__["_table"]
+    calls.clear()
+    for config in ({"exact_max_items": 6}, {"exact_max_items": 0}, {"exact_max_items": 0}):
+        got = search(max_overfetch=0, **config)  # kept <= 6; no over-fetch, then by chunks
+        monkeypatch.setattr("recagent.index.item_index.TABLE_CHUNK", 4)
+        assert calls == []
+        assert [i for i, _ in got] == [i for i, _ in where]
+        assert [s for _, s in got] == pytest.approx([s for _, s in where], abs=1e-5)

@@ -61,6 +61,7 @@ MAX_QUERY_CHARS = 4000
 MAX_INPUT_ITEMS = 500
 MAX_HISTORY = 10_000
 EXACT_LIMIT = 2048  # include_ids lists up to this size are scored exactly
+TABLE_CHUNK = 65_536  # rows of the vector table scored at once (64 MB of 256-d vectors)
 OVERFETCH_SAFETY = 2.0
 BECAUSE_MARGIN = 0.05  # input items within this similarity of the best one also count
 # Queries that mean nothing in any catalog: how similar they come out is the noise floor
@@ -688,6 +689,8 @@ class ItemIndex:
             if fetch >= limit:
                 break
             fetch = min(fetch * 4, limit)  # try bigger before the O(catalog) `where`
+        if self._table is not None:  # every passing item, exactly: far cheaper than `where`
+            return self._exact_rows(queries, n, np.flatnonzero(allowed))
         return self._query(queries, min(n, count), where_clause(f))
 
     def _query(
@@ -719,13 +722,26 @@ class ItemIndex:
 
     def _exact_rows(self, queries: np.ndarray, n: int, rows: np.ndarray) -> list[list[_Found]]:
         """Top-`n` among catalog `rows` (item_idx - 1, ascending), scored exactly against the
-        vector table; ties by catalog order."""
+        vector table, `TABLE_CHUNK` rows at a time; ties by catalog order."""
         assert self._table is not None
-        vectors = np.asarray(self._table[rows], dtype=np.float32)
+        queries = np.asarray(queries, dtype=np.float32)
+        best: list[tuple[np.ndarray, np.ndarray]] = []  # (rows, scores) per query so far
+        for start in range(0, len(rows), TABLE_CHUNK):
+            part = rows[start : start + TABLE_CHUNK]
+            scores = queries @ np.asarray(self._table[part], dtype=np.float32).T
+            for q, row in enumerate(scores):
+                keep = _top(row, n)
+                if start == 0:
+                    best.append((part[keep], row[keep]))
+                    continue
+                ids = np.concatenate([best[q][0], part[keep]])
+                vals = np.concatenate([best[q][1], row[keep]])
+                order = np.lexsort((ids, -vals))[:n]
+                best[q] = (ids[order], vals[order])
         return [
-            [(self.catalog.id_at(int(rows[j]) + 1), float(row[j])) for j in _top(row, n)]
-            for row in np.asarray(queries, dtype=np.float32) @ vectors.T
-        ]
+            [(self.catalog.id_at(int(r) + 1), float(v)) for r, v in zip(*found, strict=True)]
+            for found in best
+        ] or [[] for _ in queries]
 
     @cached_property
     def _matrix(self) -> np.ndarray:
