@@ -12,6 +12,9 @@ from recagent.data.split import EvalCase
 from recagent.metrics import target_ranks
 from recagent.models.base import Scorer
 
+SCORES_PER_BATCH = 2**27  # at most this many scores at once (0.5 GB of float32): 1,024
+# users of a 100k-item catalog, 134 of a million-item one (1,024 of those took 18 GB)
+
 
 def rank_cases(
     scorer: Scorer,
@@ -20,8 +23,9 @@ def rank_cases(
     advance: Callable[..., None] | None = None,
 ) -> np.ndarray:
     """Rank of each case's target (order of `cases`; inf = miss), scored `batch_size` users
-    at a time (with each case's timestamps, for models that read time); `advance(n)` is
-    called after each batch."""
+    at a time, fewer for a large catalog (`SCORES_PER_BATCH`), with each case's timestamps
+    for models that read time; `advance(n)` is called after each batch."""
+    batch_size = max(1, min(batch_size, SCORES_PER_BATCH // max(scorer.n_items + 1, 1)))
     ranks = []
     for start in range(0, len(cases), batch_size):
         chunk = cases[start : start + batch_size]
