@@ -51,6 +51,7 @@ from recagent.index.embedders import Embedder, checked_embed
 from recagent.index.filters import CatalogMask, catalog_mask, where_clause
 from recagent.index.text import ItemTemplate
 from recagent.locks import Lease
+from recagent.topk import top_k
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -810,11 +811,7 @@ def _part_cosines(
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
     """Column indices of the `n` highest `scores`, best first, ties by column order."""
-    n = min(n, len(scores))
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-    return top[np.lexsort((top, -scores[top]))]
+    return top_k(scores, n)
 
 
 def _because(ranked: list[tuple[float, str]]) -> list[str]:

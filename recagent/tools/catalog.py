@@ -9,6 +9,7 @@ from recagent.data.catalog import Catalog, Item
 from recagent.data.constraints import ConstraintError, Constraints
 from recagent.index.filters import REASONS, catalog_mask
 from recagent.tools.base import Evidence, ItemRef, ToolContext, ToolError, tool_spec
+from recagent.topk import top_k
 
 MAX_IDS = 500
 
@@ -183,12 +184,7 @@ def _catalog_pass(
 def most_popular(counts: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     """The `k` of `rows` with the highest `counts[row]`, highest first; ties: the later row
     first (the order of a stable ascending sort, reversed)."""
-    values = counts[rows]
-    if len(rows) > k > 0:
-        kth = np.partition(values, len(values) - k)[len(values) - k]
-        keep = values >= kth
-        rows, values = rows[keep], values[keep]
-    return rows[np.lexsort((-rows, -values))][: max(k, 0)]
+    return rows[top_k(counts[rows], k, later_first=True)]  # rows ascending
 
 
 class GetHistoryArgs(BaseModel):
