@@ -17,6 +17,7 @@ from recagent.commands import (
     eval_runs,
     evaluate,
     index,
+    knowledge,
     logs,
     models,
     prompts,
@@ -65,6 +66,7 @@ app.add_typer(train.app, name="train")
 app.add_typer(index.app, name="index")
 eval_runs.register(evaluate.app)
 app.add_typer(evaluate.app, name="eval")
+app.add_typer(knowledge.app, name="knowledge")
 app.add_typer(prompts.app, name="prompts")
 app.command("logs")(logs.logs_cmd)
 app.command("models")(models.models_cmd)

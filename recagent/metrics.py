@@ -98,6 +98,27 @@ def recall(items: Sequence[str], gold: Sequence[str], k: int) -> float:
     return len(wanted & set(items[:k])) / len(wanted)
 
 
+def ndcg_of_list(items: Sequence[str], relevant: set[str], k: int) -> float:
+    """NDCG@k of one list against several relevant items, each worth 1."""
+    gains = sum(1.0 / np.log2(r + 2) for r, i in enumerate(items[:k]) if i in relevant)
+    ideal = sum(1.0 / np.log2(r + 2) for r in range(min(k, len(relevant))))
+    return float(gains / ideal) if ideal else 0.0
+
+
+def roc_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC-AUC of `scores` for the boolean labels `positive` (tied scores count half); None
+    when only one class is present."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if not n_pos or not n_neg:
+        return None
+    values, inverse = np.unique(np.asarray(scores, dtype=float), return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(values))
+    mid = np.cumsum(counts) - (counts - 1) / 2  # average 1-based rank of each distinct value
+    ranks = mid[inverse]
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def summarize(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
     """Mean of every metric in `per_user` over the users (an empty `ranks` is an error)."""
     if len(ranks) == 0:

@@ -467,3 +467,20 @@ def test_requests_protocol_end_to_end(cli, mini_stack: Stack, tmp_path: Path) ->
     assert failed.exit_code == 2 and "line 1" in failed.output and "Nope (2050)" in failed.output
     wrong = cli(*home, "eval", "run", "--protocol", "requests", "--pipelines", "sasrec")
     assert wrong.exit_code == 2 and "planner,llm" in wrong.output
+
+
+def test_palr_writes_keywords_then_orders_the_candidates(mini_stack: Stack, tmp_path: Path) -> None:
+    users = 5
+    keywords = AIMessage(content="dark, 1980s, sci-fi, slow burn")
+    scripted = ScriptedChatModel(script=[keywords, _ranking_reply] * users)
+    config = _config(mini_stack, protocol="candidates", pipelines=["palr"], users=users)
+    env = _env(mini_stack)
+    env.__dict__["llm"] = CachedChatModel(inner=scripted, model_name="fake-model", store=None)
+    _, records, summary = _run(mini_stack, tmp_path, config, env)
+    assert len(scripted.calls) == 2 * users and all(r.llm_calls == 2 for r in records)
+    first, second = (scripted.calls[i]["messages"][-1].content for i in (0, 1))
+    assert "keywords" in first and " | " in first  # step 1 sees the history
+    assert "A user's preferences: dark, 1980s, sci-fi, slow burn" in second  # step 2 uses them
+    errors = summary["pipelines"]["palr"]["ranker_errors"]
+    assert errors["outside_per_request"] == 1.0 and errors["missing_per_request"] == 0.0
+    assert all(r.rank is not None and len(r.items) == 10 for r in records)

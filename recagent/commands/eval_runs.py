@@ -16,8 +16,10 @@ from recagent.config import Settings
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.evals.pipelines import LLM_PIPELINES, PIPELINES
+from recagent.evals.ratings import LLM_PREDICTORS, PREDICTORS
 from recagent.evals.runs import RunConfig, RunDir, list_runs, new_run_id
 from recagent.evals.summary import HEADLINE, load_prices, summarize
+from recagent.evals.tags import SPACES
 from recagent.progress import Reporter
 from recagent.workspace import Workspace
 
@@ -25,7 +27,12 @@ if TYPE_CHECKING:  # the harness loads the agent, torch and scipy: only when a c
     from recagent.evals.env import EvalEnv
     from recagent.evals.ray_runner import RayOptions
 
-PROTOCOLS = ("full-rank", "candidates", "conversation", "dialogues", "requests")
+PROTOCOLS = ("full-rank", "candidates", "conversation", "dialogues", "requests", "tags", "ratings")
+DEFAULT_PIPELINES = {
+    "tags": "plain,knowledge,shuffled-knowledge",
+    "ratings": "global-mean,item-mean,biases,mf",
+}
+"""Protocols whose pipelines are their own (text spaces, rating predictors), with defaults."""
 RayFlag = Annotated[
     bool,
     typer.Option(
@@ -154,11 +161,21 @@ def _print_summary(app_ctx: AppContext, summary: dict) -> None:
 def run_cmd(
     ctx: typer.Context,
     protocol: Annotated[
-        str, typer.Option(help="full-rank | candidates | conversation | dialogues | requests")
+        str,
+        typer.Option(
+            help="full-rank | candidates | conversation | dialogues | requests | tags | ratings"
+        ),
     ] = "full-rank",
     pipelines: Annotated[
-        str, typer.Option(help=f"Comma-separated: {', '.join(PIPELINES)}.")
-    ] = "popularity,sasrec,vector,hybrid,planner",
+        str | None,
+        typer.Option(
+            help=f"Comma-separated: {', '.join(PIPELINES)}; tags: {', '.join(SPACES)}; "
+            f"ratings: {', '.join(PREDICTORS)} \\[default: popularity,sasrec,vector,hybrid,"
+            f"planner; tags: {DEFAULT_PIPELINES['tags']}; ratings: "
+            f"{DEFAULT_PIPELINES['ratings']}].",
+            show_default=False,
+        ),
+    ] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", "-d")] = None,
     split: Annotated[str, typer.Option(help="test | valid")] = "test",
     users: Annotated[
@@ -201,12 +218,15 @@ def run_cmd(
 
     Ctrl-C keeps everything done so far: continue with `recagent eval resume <id>`."""
     app_ctx = get_context(ctx)
+    if pipelines is None:
+        pipelines = DEFAULT_PIPELINES.get(protocol, "popularity,sasrec,vector,hybrid,planner")
     names = [p.strip() for p in pipelines.split(",") if p.strip()]
-    unknown = [p for p in names if p not in PIPELINES]
+    allowed_names = {"tags": tuple(SPACES), "ratings": PREDICTORS}.get(protocol, PIPELINES)
+    unknown = [p for p in names if p not in allowed_names]
     if unknown or not names:
         raise ConfigError(
-            f"unknown pipeline(s) {', '.join(unknown) or '(none)'}; "
-            f"choose from {', '.join(PIPELINES)}"
+            f"unknown pipeline(s) {', '.join(unknown) or '(none)'} for the {protocol} protocol; "
+            f"choose from {', '.join(allowed_names)}"
         )
     for value, allowed, what in (
         (protocol, PROTOCOLS, "protocol"),
@@ -234,8 +254,14 @@ def run_cmd(
         if not {"planner", "llm"} >= set(names):
             raise ConfigError("the requests protocol evaluates the agent: --pipelines planner,llm")
         cases = cases.resolve() if cases is not None else None
+    elif protocol == "tags":
+        if cases is None:
+            raise ConfigError("the tags protocol needs --cases path/to/tags.csv (MovieLens)")
+        if not cases.is_file():
+            raise ConfigError(f"--cases {cases}: no such file")
+        cases = cases.resolve()
     elif cases is not None:
-        raise ConfigError("--cases is for the dialogues and requests protocols")
+        raise ConfigError("--cases is for the dialogues, requests and tags protocols")
     config = RunConfig(
         run_id=new_run_id(),
         protocol=protocol,
@@ -255,8 +281,13 @@ def run_cmd(
     )
     ray_options = _ray_options(app_ctx, config, ray, address, workers)
     env = _env(app_ctx, config)
-    if any(p in LLM_PIPELINES for p in names) or simulator == "llm":
+    if any(p in (*LLM_PIPELINES, *LLM_PREDICTORS) for p in names) or simulator == "llm":
         env.llm  # noqa: B018 - fail now, not after the offline pipelines ran
+    if protocol == "tags":  # a space that cannot be built stops the run before it starts
+        from recagent.evals.tags import make_space
+
+        for name in names:
+            make_space(name, env.dataset, env.text_embedder, env.workspace)
     env.stamp(config)
     run_dir = RunDir(app_ctx.workspace.runs_dir, config.run_id)
     run_dir.create(config)

@@ -23,6 +23,11 @@ class Item(BaseModel):
     genres: tuple[str, ...] = ()
     text: str = Field("", description="Free text: description, tags, plot...")
     attrs: dict[str, AttrValue] = Field(default_factory=dict)
+    knowledge: str = Field(
+        "",
+        description="What an LLM knows about the item (`recagent knowledge build`); kept in "
+        "the workspace's knowledge store, not in the prepared catalog file.",
+    )
 
     @property
     def label(self) -> str:
@@ -110,7 +115,7 @@ class Catalog:
     def save_jsonl(self, path: Path) -> None:
         with path.open("w", encoding="utf-8") as fh:
             for item in self._items:
-                fh.write(item.model_dump_json(exclude_defaults=True) + "\n")
+                fh.write(item.model_dump_json(exclude_defaults=True, exclude={"knowledge"}) + "\n")
 
     @classmethod
     def load_jsonl(cls, path: Path) -> Catalog:
@@ -123,6 +128,12 @@ class Catalog:
         return cls(items)
 
 
-_DEFAULTS: dict[str, object] = {"year": None, "genres": (), "text": "", "attrs": {}}
+_DEFAULTS: dict[str, object] = {
+    "year": None,
+    "genres": (),
+    "text": "",
+    "attrs": {},
+    "knowledge": "",
+}
 
 __all__ = ["AttrValue", "Catalog", "Item"]

@@ -101,7 +101,11 @@ class Dataset:
                 f"`recagent data prepare --dataset {name}`"
             )
         with lease:  # a new version committed meanwhile does not delete this one under us
-            return cls.load_folder(name, lease.folder)
+            dataset = cls.load_folder(name, lease.folder)
+        from recagent.knowledge.attach import with_knowledge
+
+        dataset.catalog = with_knowledge(dataset.catalog, workspace, name)
+        return dataset
 
     @classmethod
     def load_folder(cls, name: str, folder: Path) -> Dataset:

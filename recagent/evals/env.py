@@ -24,9 +24,12 @@ from recagent.evals.pipelines import (
     SessionRecommender,
     VectorRecommender,
 )
+from recagent.evals.ratings import Training, training
 from recagent.evals.recommender import Recommender
-from recagent.evals.rerank import LLMRanker
+from recagent.evals.rerank import LLMRanker, PALRRanker
 from recagent.evals.runs import RunConfig
+from recagent.index.chroma import catalog_fingerprint
+from recagent.index.embedders import Embedder, make_embedder
 from recagent.manifest import file_sha256
 from recagent.models import leaderboard
 from recagent.prompts.registry import PromptRegistry
@@ -110,6 +113,16 @@ class EvalEnv:
             limiter=RateLimiter(self.llm_rpm, self.settings.llm.concurrency),
         )
 
+    @cached_property
+    def text_embedder(self) -> Embedder:
+        """The configured embedder (the tags protocol's spaces embed with it)."""
+        return make_embedder(self.settings.index)
+
+    @cached_property
+    def rating_training(self) -> Training:
+        """The training ratings the ratings protocol's predictors learn from."""
+        return training(self.dataset)
+
     def session(self, with_llm: bool) -> ChatSession:
         if with_llm:
             return self.services.session(self.llm, self.llm.model_name)
@@ -117,7 +130,7 @@ class EvalEnv:
 
     def fingerprints(self, pipelines: list[str]) -> dict[str, str]:
         out = {"data": self.dataset.fingerprint}
-        agents = ("hybrid", "planner", "llm", "llm-rerank")
+        agents = ("hybrid", "planner", "llm", "llm-rerank", "palr")
         used = {p for p in pipelines if p in MODEL_PIPELINES and p != "popularity"}
         if any(p in pipelines for p in agents):
             used.add(self.default_name)
@@ -136,6 +149,11 @@ class EvalEnv:
         """Record on a new run what it runs against: data, model, index and case-file
         fingerprints, and the hash of every prompt."""
         config.fingerprints = self.fingerprints(config.pipelines)
+        if config.protocol == "tags":  # what the spaces embed: the items and their knowledge
+            config.fingerprints["catalog"] = catalog_fingerprint(self.dataset.catalog)
+            config.fingerprints["embedder"] = self.text_embedder.name
+        if config.protocol == "ratings" and any(p.startswith("llm-") for p in config.pipelines):
+            config.fingerprints["llm"] = self.llm.model_name
         if config.cases:
             config.fingerprints["cases"] = file_sha256(Path(config.cases))
         config.prompt_hashes = self.registry.hashes()
@@ -183,6 +201,16 @@ class EvalEnv:
             )
             recall = HybridRecommender(self.similar_index, self.default_scorer)
             return LLMRerankRecommender(ranker, recall)
+        if name == "palr":
+            palr = PALRRanker(
+                self.llm,
+                self.dataset.catalog,
+                self.registry,
+                self.settings.llm,
+                self.settings.agent.domain,
+            )
+            retriever = ScorerRecommender(self.default_name, self.default_scorer)
+            return LLMRerankRecommender(palr, retriever, name="palr")
         raise ConfigError(f"unknown pipeline {name!r}; choose from {', '.join(PIPELINES)}")
 
 

@@ -26,10 +26,12 @@ from recagent.evals.dialogues import DialogueCase, liked_history, load_cases
 from recagent.evals.env import EvalEnv
 from recagent.evals.pipelines import SessionRecommender
 from recagent.evals.protocols import Case, base_cases, random_candidates, shuffled
+from recagent.evals.ratings import Predictor, RatingCase, make_predictor, rating_cases
 from recagent.evals.recommender import Recommendation, Recommender
 from recagent.evals.requests import answer_request, load_request_cases
 from recagent.evals.runs import VARIANTS, Record, RunConfig, RunDir
 from recagent.evals.simulator import LLMSimulator, RulesSimulator, redact
+from recagent.evals.tags import TagCase, TextSpace, make_space, tag_cases, universe_of
 from recagent.evals.tally import tally_turn
 from recagent.evals.titles import TitlesRecommender
 from recagent.progress import Reporter
@@ -202,6 +204,49 @@ def answer_dialogue(
     return record
 
 
+def answer_tag(space: TextSpace, case: TagCase, config: RunConfig) -> Record:
+    """One tag: the space ranks its items for the tag; `gold` is what people tagged."""
+    record = Record(
+        pipeline=space.name,
+        user_idx=case.index,
+        user_id=case.tag,
+        target=case.items[0],
+        gold=case.items,
+    )
+    started = time.perf_counter()
+    try:
+        record.items = space.recommend(case.tag, config.k).item_ids
+        ranks = [record.items.index(g) + 1 for g in case.items if g in record.items]
+        record.rank = float(min(ranks)) if ranks else None
+    except Exception as exc:
+        record.failure = f"{type(exc).__name__}: {exc}"[:500]
+    record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    return record
+
+
+def answer_rating(name: str, predictor: Predictor, case: RatingCase, env: EvalEnv) -> Record:
+    """One held-out rating: what the predictor says against what the user gave."""
+    record = Record(
+        pipeline=name,
+        user_idx=case.user_idx,
+        user_id=case.user_id,
+        target=case.item,
+        rating=case.rating,
+    )
+    started = time.perf_counter()
+    try:
+        got = predictor(case, env.dataset)
+        record.prediction = got.stars
+        record.llm_calls, record.model = got.llm_calls, got.model
+        record.input_tokens, record.output_tokens = got.input_tokens, got.output_tokens
+        if not got.parsed:
+            record.errors["unparsed"] = 1
+    except Exception as exc:
+        record.failure = f"{type(exc).__name__}: {exc}"[:500]
+    record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    return record
+
+
 def only_suggested(item: RankedItem) -> bool:
     """The item was found by the model's own titles and by no other recall (the sequence
     model scoring every candidate at the end does not count)."""
@@ -249,7 +294,7 @@ class Unit:
 
 def case_key(case: Any) -> int:
     """The number a case's records carry as `user_idx`: the user, or the case's line."""
-    return case.user_idx if isinstance(case, Case) else int(case.index)
+    return case.user_idx if isinstance(case, Case | RatingCase) else int(case.index)
 
 
 def plan(config: RunConfig, env: EvalEnv) -> list[tuple[Unit, list[Any]]]:
@@ -260,6 +305,14 @@ def plan(config: RunConfig, env: EvalEnv) -> list[tuple[Unit, list[Any]]]:
     elif config.protocol == "requests":
         path = Path(config.cases) if config.cases else None
         cases = sample_cases(load_request_cases(path, env.dataset), config)
+    elif config.protocol == "tags":
+        if not config.cases:
+            raise ConfigError("the tags protocol needs --cases path/to/tags.csv (MovieLens)")
+        universe = {it.item_id for it in universe_of(env.dataset)}
+        cases = sample_cases(tag_cases(Path(config.cases), env.dataset, universe), config)
+    elif config.protocol == "ratings":
+        users = 200 if config.users is None else config.users
+        cases = rating_cases(env.dataset, config.split, users, config.seed)
     else:
         cases = build_cases(config, env)
     variants: tuple[str | None, ...] = VARIANTS if config.protocol == "conversation" else (None,)
@@ -277,10 +330,19 @@ class CaseRunner:
         self._lock = threading.Lock()
         self._reader: RuleReader | None = None
 
-    def pipeline(self, unit: Unit) -> Recommender:
+    def pipeline(self, unit: Unit) -> Any:
         with self._lock:
             if unit.label not in self._pipelines:
-                pipeline = self.env.pipeline(unit.pipeline)
+                pipeline: Any
+                if self.config.protocol == "tags":
+                    env = self.env
+                    pipeline = make_space(
+                        unit.pipeline, env.dataset, env.text_embedder, env.workspace
+                    )
+                elif self.config.protocol == "ratings":
+                    pipeline = make_predictor(unit.pipeline, self.env)
+                else:
+                    pipeline = self.env.pipeline(unit.pipeline)
                 if self.config.protocol == "requests" and not isinstance(
                     pipeline, SessionRecommender
                 ):
@@ -299,6 +361,10 @@ class CaseRunner:
 
     def __call__(self, unit: Unit, case: Any) -> Record:
         pipeline, config = self.pipeline(unit), self.config
+        if config.protocol == "tags":
+            return answer_tag(pipeline, case, config)
+        if config.protocol == "ratings":
+            return answer_rating(unit.pipeline, pipeline, case, self.env)
         if config.protocol == "dialogues":
             record = answer_dialogue(pipeline, case, config, self.reader())
         elif config.protocol == "requests":
@@ -386,6 +452,8 @@ __all__ = [
     "CaseRunner",
     "Unit",
     "answer_dialogue",
+    "answer_rating",
+    "answer_tag",
     "build_cases",
     "case_key",
     "converse",

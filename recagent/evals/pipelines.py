@@ -8,6 +8,8 @@ hybrid              vector recall from the history, then the default model (the 
 planner             the offline agent (rule-based planner over the tools)
 llm                 the LLM agent through the configured model ([agent] mode: plan or loop)
 llm-rerank          an LLM orders a candidate list handed to it (as in LLM-ranking papers)
+palr                PALR-lite: the LLM writes the user's preference keywords, then orders the
+                    candidates (full ranking: the default model's top 20) given them
 llm-titles          the model alone: the titles it names, found in the catalog, in its order
 """
 
@@ -30,8 +32,11 @@ if TYPE_CHECKING:
 HYBRID_RECALL = 200
 RERANK_CANDIDATES = 20
 MODEL_PIPELINES = ("popularity", "sasrec", "lrurec", "hstu", "bert4rec", "bst", "fusion")
-PIPELINES = (*MODEL_PIPELINES, "vector", "hybrid", "planner", "llm", "llm-rerank", "llm-titles")
-LLM_PIPELINES = ("llm", "llm-rerank", "llm-titles")
+PIPELINES = (
+    *MODEL_PIPELINES,
+    *("vector", "hybrid", "planner", "llm", "llm-rerank", "palr", "llm-titles"),
+)
+LLM_PIPELINES = ("llm", "llm-rerank", "palr", "llm-titles")
 
 
 def _top(ids: Sequence[str], scores: np.ndarray, k: int, exclude: set[str]) -> list[str]:
@@ -183,11 +188,12 @@ class SessionRecommender:
 @dataclass
 class LLMRerankRecommender:
     """An LLM orders a candidate list it is handed (candidates protocol: the shuffled 20;
-    full ranking: the hybrid pipeline's top 20). Its raw output is kept so the harness can
-    count items outside the list, duplicates, seen and missing items."""
+    full ranking: the retriever's top 20, the hybrid pipeline's for llm-rerank). Its raw
+    output is kept so the harness can count items outside the list, duplicates, seen and
+    missing items."""
 
     rank_fn: Callable[[list[str], list[str], int], tuple[list[str], dict[str, int]]]
-    hybrid: HybridRecommender | None = None
+    recall: Recommender | None = None
     name: str = "llm-rerank"
 
     def recommend(
@@ -200,9 +206,9 @@ class LLMRerankRecommender:
     ) -> Recommendation:
         pool = candidates
         if pool is None:
-            if self.hybrid is None:
-                raise ValueError("llm-rerank needs candidates or a hybrid retriever")
-            pool = self.hybrid.recommend(history, RERANK_CANDIDATES).item_ids
+            if self.recall is None:
+                raise ValueError(f"{self.name} needs candidates or a retriever")
+            pool = self.recall.recommend(history, RERANK_CANDIDATES).item_ids
         ranked, usage = self.rank_fn(history, list(pool), k)
         return Recommendation(
             item_ids=ranked,

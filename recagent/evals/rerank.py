@@ -1,4 +1,6 @@
-"""The `llm-rerank` pipeline's ranker: one LLM call orders a numbered candidate list.
+"""The `llm-rerank` pipeline's ranker: one LLM call orders a numbered candidate list; and the
+`palr` pipeline's (PALR-lite, after Yang et al. 2023): a first call writes the user's
+preference keywords from their history, a second orders the candidates given them.
 
 The raw order the model wrote is returned (ids outside the list, repeats and all), so the
 harness can measure how often an LLM ranker breaks the list; the metric itself only counts
@@ -20,6 +22,7 @@ from recagent.data.catalog import Catalog
 from recagent.prompts.registry import PromptRegistry
 
 HISTORY_SHOWN = 15
+KEYWORD_CHARS = 300
 _JSON_LIST = re.compile(r"\[[^\[\]]*\]", re.S)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -57,24 +60,53 @@ class LLMRanker:
         year = f" ({item.year})" if item.year else ""
         return f"{item_id} | {item.title}{year} | {', '.join(item.genres)}"
 
+    def _history(self, history: Sequence[str]) -> str:
+        shown = [i for i in history if i in self.catalog][-HISTORY_SHOWN:]
+        return "\n".join(self._line(i) for i in shown) or "(nothing yet)"
+
+    def _ask(self, name: str, usage: dict[str, int], **values: Any) -> str:
+        text, reply = complete(self.model, self.registry.render(name, **values), self.cfg)
+        used: dict[str, Any] = dict(reply.usage_metadata or {})
+        usage["calls"] = usage.get("calls", 0) + 1
+        for key in ("input_tokens", "output_tokens"):
+            usage[key] = usage.get(key, 0) + int(used.get(key, 0))
+        return text
+
     def __call__(
         self, history: Sequence[str], candidates: list[str], k: int
     ) -> tuple[list[str], dict[str, int]]:
-        shown = [i for i in history if i in self.catalog][-HISTORY_SHOWN:]
-        prompt = self.registry.render(
+        usage: dict[str, int] = {}
+        text = self._ask(
             "rerank",
+            usage,
             domain=self.domain,
             n=len(candidates),
-            history="\n".join(self._line(i) for i in shown) or "(nothing yet)",
+            history=self._history(history),
             candidates="\n".join(self._line(i) for i in candidates),
         )
-        text, reply = complete(self.model, prompt, self.cfg)
-        usage: dict[str, Any] = dict(reply.usage_metadata or {})
-        return parse_ids(text), {
-            "calls": 1,
-            "input_tokens": int(usage.get("input_tokens", 0)),
-            "output_tokens": int(usage.get("output_tokens", 0)),
-        }
+        return parse_ids(text), usage
 
 
-__all__ = ["LLMRanker", "parse_ids"]
+class PALRRanker(LLMRanker):
+    """PALR-lite: the user's preference keywords first, then the ordering given them."""
+
+    def __call__(
+        self, history: Sequence[str], candidates: list[str], k: int
+    ) -> tuple[list[str], dict[str, int]]:
+        usage: dict[str, int] = {}
+        shown = self._history(history)
+        keywords = self._ask("palr_keywords", usage, domain=self.domain, history=shown)
+        keywords = " ".join(keywords.split())[:KEYWORD_CHARS] or "(none)"
+        text = self._ask(
+            "palr_rank",
+            usage,
+            domain=self.domain,
+            keywords=keywords,
+            n=len(candidates),
+            history=shown,
+            candidates="\n".join(self._line(i) for i in candidates),
+        )
+        return parse_ids(text), usage
+
+
+__all__ = ["LLMRanker", "PALRRanker", "parse_ids"]

@@ -23,7 +23,9 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     run_id: str
-    protocol: Literal["full-rank", "candidates", "conversation", "dialogues", "requests"]
+    protocol: Literal[
+        "full-rank", "candidates", "conversation", "dialogues", "requests", "tags", "ratings"
+    ]
     pipelines: list[str]
     dataset: str
     split: Literal["valid", "test"] = "test"
@@ -34,7 +36,9 @@ class RunConfig(BaseModel):
     candidates_from: Literal["random", "hybrid"] = "random"
     simulator: Literal["rules", "llm"] = "rules"
     max_turns: int = 5
-    cases: str | None = Field(None, description="The dialogues (or requests) protocol's case file.")
+    cases: str | None = Field(
+        None, description="The dialogues (or requests) protocol's case file; tags: tags.csv."
+    )
     llm: str | None = None
     use_cache: bool = True
     llm_rpm: float = 0.0
@@ -85,6 +89,9 @@ class Record(BaseModel):
     model_gold: list[str] = Field(
         default_factory=list, description="dialogues: gold items only the model's titles found."
     )
+    # the ratings protocol
+    rating: float | None = Field(None, description="ratings: the stars the user gave")
+    prediction: float | None = Field(None, description="ratings: the stars predicted")
 
     @property
     def key(self) -> tuple[str, int]:

@@ -13,8 +13,9 @@ import yaml
 
 from recagent.data.dataset import Dataset
 from recagent.evals import beyond
+from recagent.evals.ratings import POSITIVE
 from recagent.evals.runs import Record, RunConfig
-from recagent.metrics import per_user, recall
+from recagent.metrics import ndcg_of_list, per_user, recall, roc_auc
 
 KS = {
     "full-rank": (10, 20, 50),
@@ -22,6 +23,8 @@ KS = {
     "conversation": (1, 5, 10),
     "dialogues": (1, 5, 10, 20, 50),
     "requests": (),
+    "tags": (10, 50),
+    "ratings": (),
 }
 HEADLINE = {
     "full-rank": "NDCG@10",
@@ -29,6 +32,8 @@ HEADLINE = {
     "conversation": "hit_rate",
     "dialogues": "Recall@10",
     "requests": "outcome_checks",
+    "tags": "NDCG@10",
+    "ratings": "MAE",
 }
 PRICES = Path(__file__).with_name("prices.yaml")
 
@@ -62,6 +67,17 @@ def values_of(records: Sequence[Record], protocol: str) -> dict[str, np.ndarray]
                 [nan if r.plan_ok is None else float(r.plan_ok) for r in records]
             ),
         }
+    if protocol == "tags":
+        return {
+            "NDCG@10": np.array([ndcg_of_list(r.items, set(r.gold), 10) for r in records]),
+            "Recall@10": np.array([recall(r.items, r.gold, 10) for r in records]),
+            "Recall@50": np.array([recall(r.items, r.gold, 50) for r in records]),
+        }
+    if protocol == "ratings":
+        err = np.array(
+            [np.nan if r.prediction is None else r.prediction - (r.rating or 0.0) for r in records]
+        )
+        return {"MAE": np.abs(err), "MSE": err**2}
     if protocol == "dialogues":
         out = {}
         for k in KS[protocol]:
@@ -141,6 +157,40 @@ def _errors(records: Sequence[Record]) -> dict[str, float]:
     return out
 
 
+def rating_summary(records: Sequence[Record], seed: int) -> dict[str, Any]:
+    """RMSE (the interval: the square roots of MSE's), ROC-AUC of the predicted stars for
+    4+ stars with a bootstrap interval, and how many answers were unreadable."""
+    scored = [r for r in records if r.prediction is not None and r.rating is not None]
+    truth = np.array([r.rating for r in scored], dtype=float)
+    pred = np.array([r.prediction for r in scored], dtype=float)
+    sq = (pred - truth) ** 2
+    out: dict[str, Any] = {
+        "cases": len(scored),
+        "unparsed": sum(r.errors.get("unparsed", 0) for r in records),
+        "positives": float((truth >= POSITIVE).mean()) if len(truth) else None,
+    }
+    if len(sq):
+        lo, hi = beyond.bootstrap_ci(sq, seed=seed)
+        out["RMSE"] = {
+            "mean": float(np.sqrt(sq.mean())),
+            "ci": [float(np.sqrt(lo)), float(np.sqrt(hi))],
+        }
+        auc = roc_auc(truth >= POSITIVE, pred)
+        if auc is not None:
+            rng = np.random.default_rng(seed)
+            draws = []
+            for _ in range(1000):
+                pick = rng.integers(0, len(truth), len(truth))
+                value = roc_auc(truth[pick] >= POSITIVE, pred[pick])
+                if value is not None:
+                    draws.append(value)
+            out["ROC-AUC"] = {
+                "mean": auc,
+                "ci": [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))],
+            }
+    return out
+
+
 def summarize(
     config: RunConfig,
     records: Sequence[Record],
@@ -184,6 +234,8 @@ def summarize(
                 "failed_cases": [r.user_id for r in recs if not all(r.checks.values() or [False])],
                 "model_steps_per_request": sum(r.model_steps for r in ok) / max(1, len(ok)),
             }
+        if config.protocol == "ratings":
+            entry["ratings"] = rating_summary(ok, config.seed)
         if config.protocol == "conversation":
             hits = [r.hit_turn for r in ok if r.hit_turn is not None]
             entry["conversation"] = {

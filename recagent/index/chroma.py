@@ -113,12 +113,11 @@ def catalog_fingerprint(catalog: Catalog) -> str:
     """Hash of everything about the items that the index stores."""
     fp = Fingerprint()
     for item in catalog:
-        fp.text(
-            json.dumps(
-                [item.item_id, item.title, item.year, item.genres, item.text, item.attrs],
-                default=str,
-            )
-        )
+        fields: list[object] = [item.item_id, item.title, item.year, item.genres, item.text]
+        fields.append(item.attrs)
+        if item.knowledge:  # (catalogs without knowledge keep the fingerprints they had)
+            fields.append(item.knowledge)
+        fp.text(json.dumps(fields, default=str))
     return fp.hexdigest()
 
 

@@ -4,9 +4,10 @@ A template is Jinja (sandboxed: no attribute access to Python internals, no code
 and a render budget per item)
 over these variables: ``item_id``, ``title``, ``year`` (or none), ``label`` ("Title (1995)"),
 ``genres`` (a list), ``genre_text`` ("Action, Comedy"), ``text`` (free text: tags,
-description) and ``attrs`` (a dict of the item's other columns). Whitespace in the result is
-collapsed to single spaces. `load_template` accepts a preset name, an inline template, or
-``@path`` to a file, so people can index their own catalogs with their own fields.
+description), ``attrs`` (a dict of the item's other columns) and ``knowledge`` (what an LLM
+wrote about the item, `recagent knowledge build`; empty where none was built). Whitespace in
+the result is collapsed to single spaces. `load_template` accepts a preset name, an inline
+template, or ``@path`` to a file, so people can index their own catalogs with their own fields.
 """
 
 from __future__ import annotations
@@ -34,6 +35,15 @@ PRESETS: dict[str, str] = {
         "{{ label }}.{% if genres %} Genres: {{ genre_text }}.{% endif %}"
         "{% if text %} {{ text }}{% endif %}"
         "{% for key, value in attrs.items() %} {{ key }}: {{ value }}.{% endfor %}"
+    ),
+    # with what an LLM knows about the item (`recagent knowledge build`), where it has any
+    "title_genres_knowledge": (
+        "{{ label }}.{% if genres %} Genres: {{ genre_text }}.{% endif %}"
+        "{% if knowledge %} {{ knowledge }}{% endif %}"
+    ),
+    "title_genres_text_knowledge": (
+        "{{ label }}.{% if genres %} Genres: {{ genre_text }}.{% endif %}"
+        "{% if text %} {{ text }}{% endif %}{% if knowledge %} {{ knowledge }}{% endif %}"
     ),
     # NoteLLM's compression prompt (WWW'24), for an LLM behind an embeddings endpoint: the
     # hidden state after the opening quote is the item's embedding
@@ -93,6 +103,7 @@ def variables(item: Item) -> dict[str, object]:
         "genre_text": ", ".join(item.genres),
         "text": item.text,
         "attrs": dict(item.attrs),
+        "knowledge": item.knowledge,
     }
 
 
