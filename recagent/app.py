@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from recagent.index.item_index import ItemIndex
     from recagent.models.base import Scorer
     from recagent.models.popularity import PopularityScorer
+    from recagent.models.ratings import RatingModel
     from recagent.models.scorers import ScorerShelf
 
 log = logging.getLogger(__name__)
@@ -307,6 +308,7 @@ class Services:
                     profile_cache,
                     self.settings.llm,
                     self.settings.agent.domain,
+                    self.dataset.catalog,
                 )
         return ChatSession(
             self.dataset,
@@ -323,7 +325,15 @@ class Services:
             similar_index=self.similar_index,
             popularity=self.popularity,
             scorers=self.scorers,
+            rating_model=lambda: self.rating_model,
         )
+
+    @cached_property
+    def rating_model(self) -> RatingModel | None:
+        """The best rating predictor on valid, fitted on the training split (`judge`)."""
+        from recagent.models.ratings import choose_on_valid
+
+        return choose_on_valid(self.workspace, self.dataset)
 
 
 def open_services(

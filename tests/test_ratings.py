@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from recagent.evals.ratings import ClassicalPredictor, Training, parse_stars
+from recagent.evals.ratings import parse_stars
 from recagent.metrics import roc_auc
+from recagent.models.ratings import ClassicalPredictor, Training
 from tests.conftest import Stack
 from tests.fakes import FakeOpenAIServer
 

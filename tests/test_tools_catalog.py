@@ -167,3 +167,32 @@ def test_the_catalog_mask_refuses_exactly_what_admits_refuses(ml100k: Dataset) -
     assert result.kept == len(kept) and result.removed == removed
     assert [ref.item_id for ref in result.items] == kept[:40]
     assert np.isin(kept[:40], ctx.candidates.ids()).all()
+
+
+def test_profile_reasoning_reads_what_the_items_are_like(
+    mini_movies: Dataset, tmp_path: Path
+) -> None:
+    """KAR's preference reasoning: with item knowledge, the profile prompt says what the
+    person's items are like; cached per history like any profile."""
+    from recagent.data.catalog import Catalog
+
+    history = mini_movies.user_history("3")
+    knowledge = {history[-1]: "Mood tone: bleak. Themes: survival."}  # the latest item
+    catalog = Catalog(
+        [
+            it.model_copy(update={"knowledge": knowledge.get(it.item_id, "")})
+            for it in mini_movies.catalog
+        ]
+    )
+    model = ScriptedChatModel(script=[AIMessage(content="Likes bleak survival stories.")] * 2)
+    writer = ProfileWriter(
+        model, "fake", PromptRegistry(), tmp_path / "profiles", LLMConfig(), catalog=catalog
+    )
+    profile = compute_profile(catalog, history, user_id="3")
+    assert writer(profile) == writer(profile) == "Likes bleak survival stories."
+    assert len(model.calls) == 1
+    human = model.calls[0]["messages"][1].content
+    assert "what_their_items_are_like" in human and "Themes: survival." in human
+    longer = compute_profile(catalog, [*history, catalog.id_at(40)], user_id="3")
+    writer(longer)  # another history: written again
+    assert len(model.calls) == 2

@@ -139,3 +139,37 @@ def test_the_packaged_requests_pass_with_the_planner(ml100k_stack: Stack, pairs:
     failed = {r.user_id: [k for k, v in r.checks.items() if not v] for r in records}
     assert sum(checks) >= 0.9 * len(checks), {k: v for k, v in failed.items() if v}
     assert all(r.plan_ok for r in records), [r.user_id for r in records if not r.plan_ok]
+
+
+def test_a_verdict_predicts_stars_with_the_best_rating_predictor_on_valid(
+    ml100k_stack: Stack, pairs: ItemPairs, tmp_path
+) -> None:
+    from recagent.models.ratings import CHOICE_FILE, CLASSICAL, choose_on_valid
+    from recagent.workspace import Workspace
+
+    ws = Workspace(tmp_path / "home")
+    chosen = choose_on_valid(ws, ml100k_stack.dataset)
+    assert chosen is not None and set(chosen.valid) == set(CLASSICAL)
+    assert chosen.valid[chosen.name] == min(chosen.valid.values())
+    assert chosen.valid["biases"] < chosen.valid["global-mean"]  # ratings carry signal
+    assert (ws.models_dir(ml100k_stack.dataset.name) / CHOICE_FILE).is_file()
+    session = ChatSession(
+        ml100k_stack.dataset,
+        PromptRegistry(),
+        AgentConfig(),
+        scorer=ml100k_stack.scorer,  # type: ignore[arg-type]
+        pairs=pairs,
+        rating_model=lambda: chosen,
+    )
+    session.set_user("42")
+    verdict = session.ask("would I like Casino?").verdict
+    assert verdict is not None and verdict.rating_model == chosen.name
+    expected = round(chosen.stars(ml100k_stack.dataset, "42", CASINO), 1)
+    assert verdict.predicted_stars == expected
+    assert f"about {expected:g} of 5 stars" in " ".join(verdict.reasons)
+    session.set_user(None)  # a new person: no sequence model place, the stars decide
+    fresh = session.ask("is Titanic a good pick for me?").verdict
+    assert fresh is not None and fresh.predicted_stars is not None
+    stars = fresh.predicted_stars
+    want = "good_pick" if stars >= 4.0 else "maybe" if stars >= 3.5 else "not_for_you"
+    assert fresh.label == want

@@ -1,5 +1,8 @@
 """PALR-style profiles: an LLM words the computed profile, cached per (user, history, prompt,
-model) so a profile is written once."""
+model) so a profile is written once. Where the catalog has item knowledge (KAR,
+`recagent knowledge build`), what the person's top-rated and recent items are like goes into
+the facts, so the model reasons about their preferences from what the items are, not only
+their titles and genres."""
 
 from __future__ import annotations
 
@@ -12,11 +15,13 @@ from langchain_core.language_models import BaseChatModel
 
 from recagent.agent.llm import LLMUnavailable, complete
 from recagent.config import LLMConfig
+from recagent.data.catalog import Catalog
 from recagent.data.profile import UserProfile
 from recagent.prompts.registry import PromptRegistry
 from recagent.workspace import atomic_write_text
 
 log = logging.getLogger(__name__)
+KNOWLEDGE_ITEMS = 6
 
 
 class ProfileWriter:
@@ -28,7 +33,9 @@ class ProfileWriter:
         cache_dir: Path,
         cfg: LLMConfig,
         domain: str = "movies",
+        catalog: Catalog | None = None,
     ) -> None:
+        self.catalog = catalog
         self.model = model
         self.model_name = model_name
         self.registry = registry
@@ -39,6 +46,9 @@ class ProfileWriter:
 
     def __call__(self, profile: UserProfile) -> str | None:
         facts = profile.model_dump(mode="json", exclude={"text"})
+        known = self._knowledge(profile)
+        if known:
+            facts["what_their_items_are_like"] = known
         prompt = self.registry.render(
             "profile_summary", domain=self.domain, profile=json.dumps(facts, indent=1)
         )
@@ -59,6 +69,18 @@ class ProfileWriter:
             return None
         atomic_write_text(path, text)
         return text
+
+    def _knowledge(self, profile: UserProfile) -> dict[str, str]:
+        """title -> knowledge, for the top-rated then recent items that have any."""
+        if self.catalog is None:
+            return {}
+        out: dict[str, str] = {}
+        for it in [*profile.top_rated, *profile.recent_items]:
+            if it.item_id in self.catalog and len(out) < KNOWLEDGE_ITEMS:
+                knowledge = self.catalog[it.item_id].knowledge
+                if knowledge:
+                    out.setdefault(self.catalog[it.item_id].label, knowledge)
+        return out
 
 
 __all__ = ["ProfileWriter"]

@@ -63,6 +63,10 @@ class Verdict(BaseModel):
         None, description="Its place among the catalog's unseen items for this person."
     )
     catalog_size: int | None = None
+    predicted_stars: float | None = Field(
+        None, description="The stars the best rating predictor on valid expects them to give."
+    )
+    rating_model: str | None = Field(None, description="Which predictor that was.")
 
 
 class ProfileAnswer(BaseModel):

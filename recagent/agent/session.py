@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from recagent.agent.profile_writer import ProfileWriter
     from recagent.data.pairs import ItemPairs
     from recagent.index.item_index import ItemIndex
+    from recagent.models.ratings import RatingModel
     from recagent.models.scorers import ScorerShelf
 
 SHORTLIST_EXTRA = 5  # candidates the model sees beyond the ones it must pick
@@ -91,6 +92,7 @@ class ChatSession:
         similar_index: ItemIndex | None = None,
         loop: ToolLoop | None = None,
         blend: BlendConfig | None = None,
+        rating_model: Callable[[], RatingModel | None] | None = None,
     ) -> None:
         self.dataset = dataset
         self.registry = registry
@@ -111,6 +113,7 @@ class ChatSession:
             popularity=popularity,
             scorers=scorers,
             similar_index=similar_index,
+            rating_model=rating_model,
         )
         self.user_history: list[str] = []
         self.user_ratings: list[float | None] | None = None

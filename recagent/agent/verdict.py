@@ -4,8 +4,9 @@ recommended (why_not), each a plain verdict with its evidence in words.
 A title the person has seen, disliked, or that the last request's constraints rule out gets
 that as its verdict. Otherwise the verdict is the title's place among every catalog title the
 person has not seen, as the sequence model scores their history (good pick: the top tenth;
-maybe: the top 40%; else not for them), or, with no history, how popular it is lately and how
-it fits the genres they like.
+maybe: the top 40%; else not for them), or, with no history, the stars the best rating
+predictor on valid expects (4+: good pick, 3.5+: maybe), else how popular it is lately and how
+it fits the genres they like. The predicted stars are among the reasons either way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from recagent.tools.base import ToolContext
 
 GOOD_PICK = 0.9  # share of the catalog it must beat
 MAYBE = 0.6
+GOOD_STARS, MAYBE_STARS = 4.0, 3.5  # predicted stars, where no sequence model ranks it
+RATING_NAMES = {
+    "global-mean": "the mean rating",
+    "item-mean": "its mean rating",
+    "biases": "your and its rating biases",
+    "mf": "matrix factorisation of the ratings",
+}
 _WHY = {
     "genre": "it is not of the genres asked for ({asked})",
     "excluded_genre": "it is {genres}, which the request ruled out",
@@ -109,7 +117,18 @@ def judge_item(
     share = _popularity_share(ctx, item_id)
     if share >= 0.8:
         reasons.append("popular lately")
+    rating = ctx.rating_model() if ctx.rating_model else None
+    stars = None
+    if rating is not None:
+        stars = round(rating.stars(ctx.dataset, ctx.user_id, item_id), 1)
+        rmse = rating.valid[rating.name]
+        reasons.append(
+            f"you would rate it about {stars:g} of 5 stars ({RATING_NAMES[rating.name]}, the "
+            f"best rating predictor on valid: RMSE {rmse:.2f})"
+        )
     if label == "maybe":
+        if pct is None and stars is not None:  # no sequence model place: the stars decide
+            pct = 1.0 if stars >= GOOD_STARS else 0.7 if stars >= MAYBE_STARS else 0.0
         score = pct if pct is not None else 0.5 * share + (0.5 if fit else 0.0)
         if score >= GOOD_PICK:
             label, summary = "good_pick", f"Yes: {item.title} looks like a good pick for you."
@@ -125,6 +144,8 @@ def judge_item(
         reasons=reasons,
         catalog_rank=place,
         catalog_size=size,
+        predicted_stars=stars,
+        rating_model=rating.name if rating is not None else None,
     )
 
 

@@ -24,7 +24,6 @@ from recagent.evals.pipelines import (
     SessionRecommender,
     VectorRecommender,
 )
-from recagent.evals.ratings import Training, training
 from recagent.evals.recommender import Recommender
 from recagent.evals.rerank import LLMRanker, PALRRanker
 from recagent.evals.runs import RunConfig
@@ -32,6 +31,7 @@ from recagent.index.chroma import catalog_fingerprint
 from recagent.index.embedders import Embedder, make_embedder
 from recagent.manifest import file_sha256
 from recagent.models import leaderboard
+from recagent.models.ratings import Training, training
 from recagent.prompts.registry import PromptRegistry
 from recagent.workspace import Workspace
 

@@ -5,10 +5,7 @@ A case is a sampled user's split target (valid: the second-to-last item, test: t
 the rating they gave it. Every predictor learns from the training part of the leave-one-out
 split only (each user's items but the last two):
 
-global-mean   the mean training rating
-item-mean     the item's mean training rating, shrunk to the global mean (10 pseudo-ratings)
-biases        global mean + user bias + item bias (regularised alternating least squares)
-mf            biases + a small matrix factorisation (rank 16, alternating least squares)
+global-mean, item-mean, biases, mf   the classical predictors (`recagent.models.ratings`)
 llm-zero      the LLM, told the titles the user watched last and the item (no ratings)
 llm-few       the LLM, also shown `FEW_SHOT` of the user's own most recent ratings
 
@@ -20,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +27,7 @@ from recagent.config import LLMConfig
 from recagent.data.dataset import Dataset
 from recagent.data.split import Split
 from recagent.errors import ConfigError
+from recagent.models.ratings import CLASSICAL, ClassicalPredictor
 from recagent.prompts.registry import PromptRegistry
 
 if TYPE_CHECKING:  # the CLI reads this module's names without loading LangChain
@@ -37,11 +35,10 @@ if TYPE_CHECKING:  # the CLI reads this module's names without loading LangChain
 
     from recagent.evals.env import EvalEnv
 
-PREDICTORS = ("global-mean", "item-mean", "biases", "mf", "llm-zero", "llm-few")
+PREDICTORS = (*CLASSICAL, "llm-zero", "llm-few")
 LLM_PREDICTORS = ("llm-zero", "llm-few")
 FEW_SHOT = 5
 HISTORY_SHOWN = 10
-ITEM_SHRINK = 10.0
 POSITIVE = 4.0
 _NUMBER = re.compile(r"(?<![\d.])([0-5](?:\.\d+)?)(?![\d.])")
 
@@ -63,42 +60,6 @@ class Prediction:
     input_tokens: int = 0
     output_tokens: int = 0
     model: str | None = None
-
-
-@dataclass
-class Training:
-    """The training ratings as (user_idx, item_idx, rating) arrays."""
-
-    users: np.ndarray
-    items: np.ndarray
-    ratings: np.ndarray
-    n_users: int
-    n_items: int
-    mean: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.mean = float(self.ratings.mean()) if len(self.ratings) else 3.0
-
-
-def training(dataset: Dataset) -> Training:
-    data = dataset.interactions
-    if not data.has_ratings:
-        raise ConfigError(f"{dataset.name!r} has no ratings: the ratings protocol needs them")
-    users, items, ratings = [], [], []
-    for u in range(1, data.n_users + 1):
-        seq = dataset.split.train_sequence(u)
-        stars = data.ratings_of(u)[: len(seq)]
-        keep = ~np.isnan(stars)
-        users.append(np.full(int(keep.sum()), u))
-        items.append(seq[keep])
-        ratings.append(stars[keep])
-    return Training(
-        np.concatenate(users).astype(np.int64),
-        np.concatenate(items).astype(np.int64),
-        np.concatenate(ratings).astype(np.float64),
-        data.n_users,
-        dataset.n_items,
-    )
 
 
 def rating_cases(dataset: Dataset, split: Split, users: int | None, seed: int) -> list[RatingCase]:
@@ -125,84 +86,6 @@ def rating_cases(dataset: Dataset, split: Split, users: int | None, seed: int) -
             )
         )
     return cases
-
-
-def _biases(t: Training, reg: float = 5.0, sweeps: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    bu, bi = np.zeros(t.n_users + 1), np.zeros(t.n_items + 1)
-    for _ in range(sweeps):
-        resid = t.ratings - t.mean - bu[t.users]
-        bi = np.bincount(t.items, resid, t.n_items + 1) / (
-            np.bincount(t.items, minlength=t.n_items + 1) + reg
-        )
-        resid = t.ratings - t.mean - bi[t.items]
-        bu = np.bincount(t.users, resid, t.n_users + 1) / (
-            np.bincount(t.users, minlength=t.n_users + 1) + reg
-        )
-    return bu, bi
-
-
-def _groups(keys: np.ndarray, n: int) -> list[tuple[int, np.ndarray]]:
-    """(key, rows with that key) for every key that has rows."""
-    order = np.argsort(keys, kind="stable")
-    bounds = np.searchsorted(keys[order], np.arange(n + 1))
-    return [(k, order[bounds[k] : bounds[k + 1]]) for k in range(n) if bounds[k + 1] > bounds[k]]
-
-
-@dataclass
-class ClassicalPredictor:
-    """global-mean, item-mean, biases and mf, fitted once on the training ratings."""
-
-    name: str
-    t: Training
-    seed: int = 0
-    rank: int = 16
-    sweeps: int = 8
-    reg: float = 0.1
-
-    def __post_init__(self) -> None:
-        t = self.t
-        counts = np.bincount(t.items, minlength=t.n_items + 1)
-        sums = np.bincount(t.items, t.ratings, t.n_items + 1)
-        self.item_mean = (sums + ITEM_SHRINK * t.mean) / (counts + ITEM_SHRINK)
-        if self.name in ("biases", "mf"):
-            self.bu, self.bi = _biases(t)
-        if self.name == "mf":
-            self._fit_mf()
-
-    def _fit_mf(self) -> None:
-        """Alternating least squares on what the biases leave, weighted-lambda regularised."""
-        t, rng = self.t, np.random.default_rng(self.seed)
-        resid = t.ratings - t.mean - self.bu[t.users] - self.bi[t.items]
-        self.p = np.zeros((t.n_users + 1, self.rank))
-        self.q = rng.normal(0, 0.1, (t.n_items + 1, self.rank))
-        by_user = _groups(t.users, t.n_users + 1)
-        by_item = _groups(t.items, t.n_items + 1)
-        eye = np.eye(self.rank)
-        for _ in range(self.sweeps):
-            for fixed, solved, groups, other in (
-                (self.q, self.p, by_user, t.items),
-                (self.p, self.q, by_item, t.users),
-            ):
-                for key, rows in groups:
-                    f = fixed[other[rows]]
-                    solved[key] = np.linalg.solve(
-                        f.T @ f + self.reg * len(rows) * eye, f.T @ resid[rows]
-                    )
-
-    def stars(self, user_idx: int, item_idx: int) -> float:
-        t = self.t
-        if self.name == "global-mean":
-            value = t.mean
-        elif self.name == "item-mean":
-            value = float(self.item_mean[item_idx])
-        else:
-            value = t.mean + self.bu[user_idx] + self.bi[item_idx]
-            if self.name == "mf":
-                value += float(self.p[user_idx] @ self.q[item_idx])
-        return float(np.clip(value, 0.5, 5.0))
-
-    def __call__(self, case: RatingCase, dataset: Dataset) -> Prediction:
-        return Prediction(self.stars(case.user_idx, dataset.catalog.idx(case.item)))
 
 
 def parse_stars(text: str) -> float | None:
@@ -282,7 +165,10 @@ def make_predictor(name: str, env: EvalEnv) -> Predictor:
             shots=FEW_SHOT if name == "llm-few" else 0,
             domain=env.settings.agent.domain,
         )
-    return ClassicalPredictor(name, t)
+    fitted = ClassicalPredictor(name, t)
+    return lambda case, dataset: Prediction(
+        fitted.stars(case.user_idx, dataset.catalog.idx(case.item))
+    )
 
 
 __all__ = [
@@ -290,7 +176,6 @@ __all__ = [
     "LLM_PREDICTORS",
     "POSITIVE",
     "PREDICTORS",
-    "ClassicalPredictor",
     "LLMPredictor",
     "Prediction",
     "Predictor",
@@ -298,5 +183,4 @@ __all__ = [
     "make_predictor",
     "parse_stars",
     "rating_cases",
-    "training",
 ]

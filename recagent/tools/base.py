@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from recagent.data.pairs import ItemPairs
     from recagent.data.profile import UserProfile
     from recagent.index.item_index import ItemIndex
+    from recagent.models.ratings import RatingModel
     from recagent.models.scorers import ScorerShelf
 
 EvidenceKind = Literal[
@@ -205,6 +206,8 @@ class ToolContext:
     profile_writer: Callable[[UserProfile], str | None] | None = None  # an LLM words profiles
     history_ratings: list[float | None] | None = None  # aligned with `history` when known
     popularity: np.ndarray | None = None  # counts per item_idx (evaluation: train only)
+    # the best rating predictor on valid, fitted on first use (None: the data has no ratings)
+    rating_model: Callable[[], RatingModel | None] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     on_call: Callable[[str, dict[str, Any]], None] | None = None  # told of each call as it starts
 
