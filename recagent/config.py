@@ -84,6 +84,12 @@ class AgentConfig(Section):
         "(grounded by construction; the model picks and writes one message) or the model "
         "(a sentence per item, held to its evidence by the guard; slower on a CPU).",
     )
+    palr: bool = Field(
+        False,
+        description="LLM mode, PALR-lite: before it picks, the model writes the person's "
+        "preference keywords from their history (one more call, cached per history) and "
+        "picks with them in view.",
+    )
     order: Literal["tools", "llm"] = Field(
         "tools",
         description="Order of an LLM turn's answer: the tools' blended scores, or the order "

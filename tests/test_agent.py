@@ -449,3 +449,26 @@ def test_the_models_kind_stands_only_where_the_message_bears_it_out(
         assert len(ranked.items) == 3 and ranked.repairs.get("intent_overridden", 0) == 1
     else:
         assert ranked.verdict is not None and ranked.verdict.item_id == "4"
+
+
+def test_palr_keywords_are_written_once_per_history_and_shown_when_picking(
+    mini_movies: Dataset, tmp_path
+) -> None:
+    keywords = AIMessage(content="bleak, survival, 1980s")
+    model = ScriptedChatModel(
+        script=[read(wanted_genres=["Sci-Fi"]), keywords, choose(3), read(), choose(3)]
+    )
+    registry = PromptRegistry()
+    cfg = AgentConfig(palr=True)
+    agent = ToolCallingAgent(model, registry, FAST, cfg)
+    session = ChatSession(mini_movies, registry, cfg, agent=agent, model_name="scripted")
+    session.set_user("3")
+    session.ask("some sci-fi please", k=3)
+    assert len(model.calls) == 3 and "tool_choice" not in model.calls[1]  # no tools bound
+    asked = model.calls[1]["messages"][-1].content
+    assert "keywords" in asked and " | " in asked  # written from the history
+    picked = model.calls[2]["messages"][-1].content
+    assert picked.startswith("The person's preferences, from their history: bleak, survival")
+    session.ask("and more?", k=3)  # the same history: no second keywords call
+    assert len(model.calls) == 5
+    assert "bleak, survival" in model.calls[4]["messages"][-1].content
