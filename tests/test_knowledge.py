@@ -235,3 +235,31 @@ def test_tags_protocol_measures_the_knowledge_space_and_its_control(
     unknown = cli(*home, "eval", "run", "-d", "small", "--protocol", "tags", "--cases",
                   str(tags), "--pipelines", "sasrec")  # fmt: skip
     assert unknown.exit_code == 2 and "plain" in unknown.stderr
+
+
+def test_the_index_finds_items_by_their_knowledge(
+    cli, tagged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """search_items' index, built with a knowledge template, finds what the items are; one
+    built before the knowledge is stale, not silently out of date."""
+    from recagent.config import IndexConfig
+    from recagent.errors import ArtifactError
+    from recagent.index.store import open_index
+
+    ws, before, _ = tagged
+    config = IndexConfig(template="title_genres_knowledge")
+    open_index(ws, before, config, build_if_missing=True).close()
+    with FakeOpenAIServer([knows] * 200) as server:
+        llm_env(monkeypatch, server)
+        assert cli("--home", str(ws.root), "knowledge", "build", "-d", "small").exit_code == 0
+    ds = Dataset.load(ws, "small")
+    with pytest.raises(ArtifactError, match="stale"):
+        open_index(ws, ds, config)
+    index = open_index(ws, ds, config, rebuild_if_stale=True)
+    try:
+        hits = index.search("a bank robbery crew", k=5)
+    finally:
+        index.close()
+    heists = {str(i) for i in range(1, 13)}
+    assert {h.item_id for h in hits} <= heists
+    assert "Themes: bank robbery crew." in hits[0].text
