@@ -102,6 +102,12 @@ def test_reading_answers() -> None:
     assert read_knowledge("no idea", aspects).status == "unparsed"
     lines = read_knowledge("sub_genre: neo-noir\n- themes: memory, identity", aspects)
     assert lines.aspects == {"sub_genre": "neo-noir", "themes": "memory, identity"}
+    asks = {"mood_tone": "adjectives for its mood and tone", "themes": "its main themes"}
+    echo = read_knowledge(
+        '{"mood_tone": "adjective for its mood and tone", "themes": "heist"}', asks
+    )
+    assert echo.aspects == {"themes": "heist"}  # a value that repeats the question is none
+    assert read_knowledge('{"mood_tone": "dark and moody in tone"}', asks).aspects
 
 
 def test_build_sends_only_title_year_genres_stores_every_answer_and_resumes(
@@ -179,6 +185,8 @@ def test_a_changed_prompt_or_item_asks_again_and_nothing_else(
     assert out.exit_code == 2 and "nope" in out.stderr
     offline = cli(*home, "knowledge", "build", "-d", "small", "--llm", "offline")
     assert offline.exit_code == 2 and "needs an LLM" in offline.stderr
+    reread = cli(*home, "knowledge", "build", "-d", "small", "--reread", "--llm", "offline")
+    assert reread.exit_code == 0 and "0 stored answers read differently" in reread.stdout
 
 
 def test_knowledge_reaches_the_catalog_and_the_index_template(

@@ -90,3 +90,36 @@ def test_loop_mode_with_a_real_model(
     assert len(ranked["items"]) == 5
     for item in ranked["items"]:
         assert ok(item), item
+
+
+def test_knowledge_ratings_and_palr_with_a_real_model(
+    cli, live_env, ml100k_stack: Stack, tmp_path
+) -> None:
+    """A real model writes knowledge for three items (answers stored, a rerun asks nothing),
+    predicts stars for a few held-out ratings and runs PALR-lite on a few users: whatever it
+    writes is read or counted, never a crash."""
+    import shutil
+
+    from recagent.knowledge.store import KnowledgeStore
+
+    home = tmp_path / "home"
+    shutil.copytree(ml100k_stack.workspace.root, home)
+    args = ["--home", str(home)]
+    built = cli(*args, "knowledge", "build", "--items", "3", "--workers", "1")
+    assert built.exit_code == 0, built.output
+    answers = KnowledgeStore.of(ml100k_stack.workspace.__class__(home), "ml-100k").answers()
+    assert len(answers) == 3 and all(a.model for a in answers)
+    print([(a.item_id, a.status, a.aspects) for a in answers])
+    again = cli(*args, "knowledge", "build", "--items", "3")
+    assert "3 answered before, 0 to ask" in again.stderr
+    ratings = cli(
+        *args, "eval", "run", "--protocol", "ratings", "--users", "3", "--pipelines",
+        "biases,llm-zero,llm-few",
+    )  # fmt: skip
+    assert ratings.exit_code == 0, ratings.output
+    palr = cli(
+        *args, "eval", "run", "--protocol", "candidates", "--users", "2", "--pipelines", "palr"
+    )
+    assert palr.exit_code == 0, palr.output
+    runs = json.loads(cli(*args, "eval", "list", "--json").stdout)
+    assert [r["status"] for r in runs[-2:]] == ["complete", "complete"]

@@ -19,7 +19,14 @@ from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.evals.summary import load_prices
 from recagent.knowledge.attach import item_hashes
-from recagent.knowledge.build import PROMPT, BuildReport, Job, KnowledgeBuilder
+from recagent.knowledge.build import (
+    PROMPT,
+    BuildReport,
+    Job,
+    KnowledgeBuilder,
+    template_aspects,
+)
+from recagent.knowledge.build import reread as reread_answers
 from recagent.knowledge.store import KnowledgeStore, store_path
 from recagent.prompts.registry import PromptRegistry
 
@@ -86,6 +93,14 @@ def build_cmd(
     llm: Annotated[
         str | None, typer.Option(help="openai:<model>, or leave to \\[llm] spec.")
     ] = None,
+    reread: Annotated[
+        bool,
+        typer.Option(
+            "--reread",
+            help="Only read the stored answers again (after a change to how answers are read "
+            "or to the aspects); asks the model nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Ask the LLM, once per item, what it knows (prompt `item_knowledge`, editable with
     `recagent prompts edit item_knowledge`).
@@ -100,6 +115,11 @@ def build_cmd(
     settings = app_ctx.settings
     name = app_ctx.dataset_name(dataset)
     data = Dataset.load(app_ctx.workspace, name)
+    if reread:
+        store = KnowledgeStore.of(app_ctx.workspace, name)
+        changed = reread_answers(store, template_aspects(_registry(app_ctx)))
+        app_ctx.out.print(f"{changed} stored answers read differently now")
+        return
     choice = resolve_llm(llm, settings.llm)
     if choice.mode != "openai" or not choice.model:
         raise ConfigError(

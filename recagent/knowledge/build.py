@@ -70,6 +70,30 @@ class BuildReport:
         return self.ok + self.unknown + self.unparsed
 
 
+def template_aspects(registry: PromptRegistry) -> dict[str, str]:
+    """The aspects the knowledge prompt in effect names: name -> what it asks for."""
+    aspects = registry.get(PROMPT).variables.get("aspects")
+    default = aspects.default if aspects is not None else None
+    if isinstance(default, dict):
+        return {str(k): str(v) for k, v in default.items()}
+    if isinstance(default, list):
+        return {str(a): "" for a in default}
+    return {}
+
+
+def reread(store: KnowledgeStore, aspects: dict[str, str]) -> int:
+    """Read every stored answer again (no request); returns how many read differently."""
+    changed = 0
+    for answer in store.answers():
+        reading = read_knowledge(answer.raw, aspects)
+        if (reading.status, reading.aspects) != (answer.status, answer.aspects):
+            store.put(
+                answer.model_copy(update={"status": reading.status, "aspects": reading.aspects})
+            )
+            changed += 1
+    return changed
+
+
 class KnowledgeBuilder:
     def __init__(
         self,
@@ -86,9 +110,7 @@ class KnowledgeBuilder:
         self.cfg = cfg
         self.store = store
         self.domain = domain
-        aspects = registry.get(PROMPT).variables.get("aspects")
-        default = aspects.default if aspects is not None else None
-        self.aspects = [str(a) for a in default] if isinstance(default, dict | list) else []
+        self.aspects = template_aspects(registry)
 
     def prompt(self, item: Item) -> RenderedPrompt:
         return self.registry.render(PROMPT, domain=self.domain, item=item_line(item))
@@ -194,4 +216,6 @@ __all__ = [
     "BuildStopped",
     "Job",
     "KnowledgeBuilder",
+    "reread",
+    "template_aspects",
 ]

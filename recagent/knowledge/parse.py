@@ -62,9 +62,22 @@ def _from_lines(text: str) -> dict[str, object]:
     return out
 
 
-def read_knowledge(text: str, aspects: list[str]) -> Reading:
+def _echoes(value: str, ask: str) -> bool:
+    """The value repeats what the prompt asked for ('adjectives for its mood and tone'),
+    as small models do: most of its words are the question's."""
+    words = re.findall(r"[a-z]+", value.lower())
+    asked = set(re.findall(r"[a-z]+", ask.lower()))
+    return len(words) >= 2 and sum(
+        w.rstrip("s") in {a.rstrip("s") for a in asked} for w in words
+    ) >= 0.6 * len(words)
+
+
+def read_knowledge(text: str, aspects: list[str] | dict[str, str]) -> Reading:
     """The aspects named in the template that the answer filled in (in the template's order),
-    plus any others it gave (after them)."""
+    plus any others it gave (after them). With `aspects` as name -> what the prompt asks, a
+    value that only repeats the question is no knowledge."""
+    asks = dict(aspects) if isinstance(aspects, dict) else {}
+    aspects = list(aspects)
     data = _from_json(text)
     if data is None:
         data = _from_lines(text)
@@ -77,7 +90,7 @@ def read_knowledge(text: str, aspects: list[str]) -> Reading:
     for key, raw in data.items():
         name = wanted.get(str(key).strip().lower().replace(" ", "_"), str(key).strip())
         value = _value(raw)
-        if value and name != "unknown":
+        if value and name != "unknown" and not _echoes(value, asks.get(name, "")):
             found[name] = value
     if not found:
         return Reading(status="unknown")
