@@ -60,7 +60,10 @@ def run(arm: str, seeds: list[int], source: Path, dataset: str) -> None:
     home = workspace(arm, source, dataset)
     for seed in seeds:
         started = time.perf_counter()
-        _recagent(home, TEMPLATES[arm], "train", "sasrec", "-d", dataset, "--seed", str(seed))
+        _recagent(
+            home, TEMPLATES[arm], "train", "sasrec", "-d", dataset, "--seed", str(seed),
+            "--replace",  # each seed's own model, not the best so far (that would select)
+        )  # fmt: skip
         trained = time.perf_counter() - started
         _recagent(
             home, TEMPLATES[arm], "eval", "run", "-d", dataset, "--protocol", "full-rank",

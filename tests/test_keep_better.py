@@ -122,6 +122,11 @@ def test_a_finished_worse_run_keeps_the_old_model_unless_replace(cli, trained: P
     assert retention["new"]["value"] < good
     assert _digest(path) == before
     assert "kept the existing model" in " ".join(kept.stderr.split())
+    # the table, for a text-aligned run that kept the old model (no projection was fitted)
+    aligned = [a for a in NO_LEARNING if a not in PLAIN]
+    table = cli(*home, "train", "sasrec", *aligned, "--epochs", "2")
+    assert table.exit_code == 0, table.output
+    assert "valid NDCG@10" in table.stdout and _digest(path) == before
 
     replaced = cli(*home, "train", "sasrec", *NO_LEARNING, "--epochs", "2", "--replace", "--json")
     assert replaced.exit_code == 0, replaced.output

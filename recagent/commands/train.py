@@ -204,8 +204,9 @@ def _report(app_ctx: AppContext, result: Any, title: str, as_json: bool) -> None
         table.add_row("time", f"{result.seconds:.1f} s (best after {result.seconds_to_best:.1f} s)")
         if result.processes > 1:
             table.add_row("processes", str(result.processes))
-        if result.alignment:
-            found = max(v for k, v in result.alignment.items() if k.startswith("heldout_found"))
+        found_at = [v for k, v in result.alignment.items() if k.startswith("heldout_found")]
+        if found_at:  # (none when the saved model was better and kept: no projection fitted)
+            found = max(found_at)
             table.add_row(
                 "text projection",
                 f"temperature {result.alignment['projection_temperature']:g}, finds held-out "
