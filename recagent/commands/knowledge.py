@@ -5,30 +5,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from recagent.agent.llm import make_chat_model, resolve_llm
 from recagent.commands.context import AppContext, DatasetOpt, get_context
 from recagent.data.catalog import Item
 from recagent.data.dataset import Dataset
 from recagent.errors import ConfigError
 from recagent.evals.summary import load_prices
+from recagent.knowledge import PROMPT
 from recagent.knowledge.attach import item_hashes
-from recagent.knowledge.build import (
-    PROMPT,
-    BuildReport,
-    Job,
-    KnowledgeBuilder,
-    template_aspects,
-)
-from recagent.knowledge.build import reread as reread_answers
 from recagent.knowledge.store import KnowledgeStore, store_path
 from recagent.prompts.registry import PromptRegistry
+
+if TYPE_CHECKING:  # the build loads LangChain: only when a build runs
+    from recagent.knowledge.build import BuildReport, Job
+
 
 app = typer.Typer(
     help="Item knowledge written by an LLM (KAR): build it, see how much there is, read it.",
@@ -109,6 +105,9 @@ def build_cmd(
     a crash loses nothing, and the same command goes on where it stopped. A changed prompt or
     item is asked again; nothing else is. Then use a template with the knowledge, e.g.
     `recagent index build --template title_genres_knowledge --rebuild`."""
+    from recagent.agent.llm import make_chat_model, resolve_llm
+    from recagent.knowledge.build import KnowledgeBuilder, reread_answers, template_aspects
+
     app_ctx = get_context(ctx)
     if items is not None and ids is not None:
         raise ConfigError("use --items or --ids, not both")

@@ -23,13 +23,13 @@ from recagent.agent.llm import LLMUnavailable, complete
 from recagent.config import LLMConfig
 from recagent.data.catalog import Item
 from recagent.errors import RecagentError
+from recagent.knowledge import PROMPT
 from recagent.knowledge.attach import item_line
 from recagent.knowledge.parse import read_knowledge
 from recagent.knowledge.store import Answer, KnowledgeStore, answer_key, text_hash
 from recagent.progress import Reporter, SilentReporter
 from recagent.prompts.registry import PromptRegistry, RenderedPrompt
 
-PROMPT = "item_knowledge"
 FAILURES_IN_A_ROW = 5
 """Consecutive failed requests that stop a build (the server is down, not one item odd)."""
 
@@ -81,7 +81,7 @@ def template_aspects(registry: PromptRegistry) -> dict[str, str]:
     return {}
 
 
-def reread(store: KnowledgeStore, aspects: dict[str, str]) -> int:
+def reread_answers(store: KnowledgeStore, aspects: dict[str, str]) -> int:
     """Read every stored answer again (no request); returns how many read differently."""
     changed = 0
     for answer in store.answers():
@@ -216,6 +216,6 @@ __all__ = [
     "BuildStopped",
     "Job",
     "KnowledgeBuilder",
-    "reread",
+    "reread_answers",
     "template_aspects",
 ]
