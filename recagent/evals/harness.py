@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -58,6 +58,24 @@ def build_cases(config: RunConfig, env: EvalEnv) -> list[Case]:
     return cases
 
 
+@contextmanager
+def recorded(record: Record) -> Iterator[None]:
+    """Times the block into `record.latency_ms`; an exception in it becomes the record's
+    failure, and the run goes on (Ctrl-C still stops it)."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception as exc:
+        record.failure = f"{type(exc).__name__}: {exc}"[:500]
+    record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+
+
+def first_rank(items: list[str], gold: list[str]) -> float | None:
+    """1-based rank of the first of `gold` in `items`; None when none is there."""
+    ranks = [items.index(g) + 1 for g in gold if g in items]
+    return float(min(ranks)) if ranks else None
+
+
 def rank_in(items: list[str], target: str) -> float | None:
     try:
         return float(items.index(target) + 1)
@@ -100,8 +118,7 @@ def evaluate_case(pipeline: Recommender, case: Case, config: RunConfig) -> Recor
     record = Record(
         pipeline=pipeline.name, user_idx=case.user_idx, user_id=case.user_id, target=case.target
     )
-    started = time.perf_counter()
-    try:
+    with recorded(record):
         if config.protocol == "full-rank" and hasattr(pipeline, "full_rank"):
             rank, items = pipeline.full_rank(case.history, case.target, config.k)
             record.rank, record.items = (None if math.isinf(rank) else rank), items
@@ -117,9 +134,6 @@ def evaluate_case(pipeline: Recommender, case: Case, config: RunConfig) -> Recor
                 record.target_in_candidates = case.target in case.candidates
             record.items = items[: config.k]
             record.rank = rank_in(items, case.target)
-    except Exception as exc:
-        record.failure = f"{type(exc).__name__}: {exc}"[:500]
-    record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     return record
 
 
@@ -128,8 +142,7 @@ def converse(pipeline: Recommender, case: Case, config: RunConfig, simulator: ob
     record = Record(
         pipeline=pipeline.name, user_idx=case.user_idx, user_id=case.user_id, target=case.target
     )
-    started = time.perf_counter()
-    try:
+    with recorded(record):
         session = pipeline.session()  # type: ignore[attr-defined]
         session.set_user(None)
         session.ctx.user_id = case.user_id
@@ -149,9 +162,6 @@ def converse(pipeline: Recommender, case: Case, config: RunConfig, simulator: ob
                 break
         record.items = shown
         record.llm_calls += getattr(simulator, "calls", 0)
-    except Exception as exc:
-        record.failure = f"{type(exc).__name__}: {exc}"[:500]
-    record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     return record
 
 
@@ -168,8 +178,7 @@ def answer_dialogue(
         gold=case.gold_ids,
         gold_new=case.new_gold,
     )
-    started = time.perf_counter()
-    try:
+    with recorded(record):
         if isinstance(pipeline, SessionRecommender):
             session = pipeline.session()
             session.set_user(None)
@@ -196,11 +205,7 @@ def answer_dialogue(
             items = [i for i in rec.item_ids if i not in named][: config.k]
             _from(rec, record)
         record.items = items
-        ranks = [items.index(g) + 1 for g in record.gold_new if g in items]
-        record.rank = float(min(ranks)) if ranks else None
-    except Exception as exc:
-        record.failure = f"{type(exc).__name__}: {exc}"[:500]
-    record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        record.rank = first_rank(items, record.gold_new)
     return record
 
 
@@ -213,14 +218,9 @@ def answer_tag(space: TextSpace, case: TagCase, config: RunConfig) -> Record:
         target=case.items[0],
         gold=case.items,
     )
-    started = time.perf_counter()
-    try:
+    with recorded(record):
         record.items = space.recommend(case.tag, config.k).item_ids
-        ranks = [record.items.index(g) + 1 for g in case.items if g in record.items]
-        record.rank = float(min(ranks)) if ranks else None
-    except Exception as exc:
-        record.failure = f"{type(exc).__name__}: {exc}"[:500]
-    record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        record.rank = first_rank(record.items, case.items)
     return record
 
 
@@ -233,17 +233,13 @@ def answer_rating(name: str, predictor: Predictor, case: RatingCase, env: EvalEn
         target=case.item,
         rating=case.rating,
     )
-    started = time.perf_counter()
-    try:
+    with recorded(record):
         got = predictor(case, env.dataset)
         record.prediction = got.stars
         record.llm_calls, record.model = got.llm_calls, got.model
         record.input_tokens, record.output_tokens = got.input_tokens, got.output_tokens
         if not got.parsed:
             record.errors["unparsed"] = 1
-    except Exception as exc:
-        record.failure = f"{type(exc).__name__}: {exc}"[:500]
-    record.latency_ms = round((time.perf_counter() - started) * 1000, 3)
     return record
 
 
