@@ -12,10 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
+from recagent.commands.knowledge import chosen_items
 from recagent.data.dataset import Dataset
 from recagent.evals.tags import tagged_items
 from recagent.workspace import Workspace
@@ -32,9 +31,8 @@ def main() -> None:
     ds = Dataset.load(Workspace(home), args.dataset)
     tagged = tagged_items(args.tags, ds)
     taken = set(tagged)
-    order = np.argsort(-ds.popularity[1:], kind="stable")
-    others = [ds.catalog.id_at(int(i) + 1) for i in order]
-    distractors = [i for i in others if i not in taken][: args.distractors]
+    by_popularity = [it.item_id for it in chosen_items(ds, None, None)]  # as --items orders
+    distractors = [i for i in by_popularity if i not in taken][: args.distractors]
     print("\n".join(tagged + distractors))
 
 
