@@ -29,7 +29,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from recagent.agent.events import Event, no_events
-from recagent.agent.llm import LLMUnavailable, complete, describe_error, with_retries
+from recagent.agent.llm import LLMUnavailable, describe_error, with_retries
+from recagent.agent.palr import latest, write_keywords
 from recagent.agent.planner import strong_rank
 from recagent.agent.reading import READ_TOOL, Reading, parse_reading, to_request
 from recagent.agent.request import Request
@@ -49,9 +50,7 @@ MODEL_TITLES_MIN = 3  # ... and at least
 PLAN_STEPS = 4  # the most steps a model's plan may have (the planner adds what it leaves out)
 TITLE_CHARS = 60
 TASTE_CHARS = 80
-PALR_HISTORY = 15  # the latest items the keywords are written from
 PALR_CACHE = 256  # histories whose keywords are kept
-KEYWORD_CHARS = 300
 EVIDENCE_WORDS = {
     "co_watched": "people who liked {titles} also liked it",
     "similar_to_items": "similar to {titles}",
@@ -347,22 +346,16 @@ class ToolCallingAgent:
     def keywords(self, ctx: ToolContext, llm: AgentTurn) -> str:
         """PALR-lite: the person's preference keywords, written by the model from their
         latest items (prompt `palr_keywords`), once per history; '' when the model fails."""
-        shown = tuple(i for i in ctx.history if i in ctx.catalog)[-PALR_HISTORY:]
+        shown = latest(ctx.catalog, ctx.history)
         if shown in self._keywords:
             return self._keywords[shown]
-        lines = []
-        for item_id in shown:
-            item = ctx.catalog[item_id]
-            lines.append(f"{item_id} | {item.label} | {', '.join(item.genres)}")
-        prompt = self.registry.render(
-            "palr_keywords", domain=self.agent_cfg.domain, history="\n".join(lines)
-        )
         try:
-            text, reply = complete(self.model, prompt, self.llm_cfg)
+            words, reply = write_keywords(
+                self.model, self.registry, self.llm_cfg, self.agent_cfg.domain, ctx.catalog, shown
+            )
         except LLMUnavailable:
             return ""
         llm.count(reply)
-        words = " ".join(text.split())[:KEYWORD_CHARS]
         if len(self._keywords) >= PALR_CACHE:
             self._keywords.pop(next(iter(self._keywords)))
         self._keywords[shown] = words

@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
 
 from recagent.agent.llm import complete
+from recagent.agent.palr import item_line, write_keywords
 from recagent.config import LLMConfig
 from recagent.data.catalog import Catalog
 from recagent.prompts.registry import PromptRegistry
 
 HISTORY_SHOWN = 15
-KEYWORD_CHARS = 300
 _JSON_LIST = re.compile(r"\[[^\[\]]*\]", re.S)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -38,6 +39,14 @@ def parse_ids(text: str) -> list[str]:
         if isinstance(values, list) and values:
             return [str(v).strip() for v in values if isinstance(v, str | int)]
     return _TOKEN.findall(text)
+
+
+def _count(usage: dict[str, int], reply: AIMessage) -> None:
+    """Add one call and its tokens to `usage`."""
+    used: dict[str, Any] = dict(reply.usage_metadata or {})
+    usage["calls"] = usage.get("calls", 0) + 1
+    for key in ("input_tokens", "output_tokens"):
+        usage[key] = usage.get(key, 0) + int(used.get(key, 0))
 
 
 class LLMRanker:
@@ -56,9 +65,7 @@ class LLMRanker:
         self.domain = domain
 
     def _line(self, item_id: str) -> str:
-        item = self.catalog[item_id]
-        year = f" ({item.year})" if item.year else ""
-        return f"{item_id} | {item.title}{year} | {', '.join(item.genres)}"
+        return item_line(self.catalog, item_id)
 
     def _history(self, history: Sequence[str]) -> str:
         shown = [i for i in history if i in self.catalog][-HISTORY_SHOWN:]
@@ -66,10 +73,7 @@ class LLMRanker:
 
     def _ask(self, name: str, usage: dict[str, int], **values: Any) -> str:
         text, reply = complete(self.model, self.registry.render(name, **values), self.cfg)
-        used: dict[str, Any] = dict(reply.usage_metadata or {})
-        usage["calls"] = usage.get("calls", 0) + 1
-        for key in ("input_tokens", "output_tokens"):
-            usage[key] = usage.get(key, 0) + int(used.get(key, 0))
+        _count(usage, reply)
         return text
 
     def __call__(
@@ -94,14 +98,16 @@ class PALRRanker(LLMRanker):
         self, history: Sequence[str], candidates: list[str], k: int
     ) -> tuple[list[str], dict[str, int]]:
         usage: dict[str, int] = {}
+        keywords, reply = write_keywords(
+            self.model, self.registry, self.cfg, self.domain, self.catalog, history
+        )
+        _count(usage, reply)
         shown = self._history(history)
-        keywords = self._ask("palr_keywords", usage, domain=self.domain, history=shown)
-        keywords = " ".join(keywords.split())[:KEYWORD_CHARS] or "(none)"
         text = self._ask(
             "palr_rank",
             usage,
             domain=self.domain,
-            keywords=keywords,
+            keywords=keywords or "(none)",
             n=len(candidates),
             history=shown,
             candidates="\n".join(self._line(i) for i in candidates),
